@@ -1,0 +1,167 @@
+"""Model configuration: one dataclass, saved as ``config.json`` next to every set of weights."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .errors import CheckpointError
+
+# Spellings used by the official release and by Wan2.1 for the same constructor arguments.
+_ALIASES = {"temperal_downsample": "temporal_downsample", "fe": "first_frame_highres", "tokens_per_position": "num_codebooks"}
+# Keys of official config files that describe the network but are derived here (checked, then dropped).
+_DERIVED = {"temporal_factor", "spatial_factor", "embed_dim"}
+
+
+@dataclass
+class OneVAEConfig:
+    """Architecture of a OneVAE tokenizer (a Wan2.1-style causal video VAE with an optional FSQ bottleneck).
+
+    ``fsq_levels=None`` makes a continuous-only VAE (the Wan2.1 preset). Otherwise each latent position gives
+    ``num_codebooks`` tokens, each from ``len(fsq_levels)`` FSQ channels and a vocabulary of ``prod(fsq_levels)``.
+    """
+
+    name: str = "custom"
+    dim: int = 96
+    z_dim: int = 256
+    dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    num_res_blocks: int = 2
+    attn_scales: list[float] = field(default_factory=list)
+    temporal_downsample: list[bool] = field(default_factory=lambda: [True, True, True])
+    dropout: float = 0.0
+    first_frame_highres: bool = False
+    fsq_levels: Optional[list[int]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
+    num_codebooks: int = 2
+
+    def __post_init__(self) -> None:
+        self.dim_mult = [int(m) for m in self.dim_mult]
+        self.temporal_downsample = [bool(t) for t in self.temporal_downsample]
+        if len(self.temporal_downsample) != len(self.dim_mult) - 1:
+            raise ValueError(
+                f"temporal_downsample needs {len(self.dim_mult) - 1} entries (one per down stage), "
+                f"got {len(self.temporal_downsample)}"
+            )
+        if self.first_frame_highres and len(self.dim_mult) < 3:
+            raise ValueError("first_frame_highres needs at least two down stages")
+        if self.fsq_levels is not None:
+            self.fsq_levels = [int(level) for level in self.fsq_levels]
+            if any(level < 2 for level in self.fsq_levels):
+                raise ValueError(f"every FSQ level must be >= 2, got {self.fsq_levels}")
+
+    # ----------------------------------------------------------------------------------------- derived
+    @property
+    def discrete(self) -> bool:
+        """Whether the model has an FSQ bottleneck (tokens); every model has continuous latents."""
+        return self.fsq_levels is not None
+
+    @property
+    def embed_dim(self) -> int:
+        """Channels of the quantized bottleneck: FSQ channels per token times tokens per position."""
+        return len(self.fsq_levels) * self.num_codebooks if self.fsq_levels else 0
+
+    @property
+    def vocab_size(self) -> int:
+        return math.prod(self.fsq_levels) if self.fsq_levels else 0
+
+    @property
+    def temporal_factor(self) -> int:
+        return 2 ** sum(self.temporal_downsample)
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.dim_mult) - 1)
+
+    @property
+    def first_frame_spatial_factor(self) -> int:
+        return self.spatial_factor // 2 if self.first_frame_highres else self.spatial_factor
+
+    def latent_shapes(self, num_frames: int, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(t, h, w) of each latent grid for a valid input: [all] or [first frame, rest]."""
+        t = 1 + (num_frames - 1) // self.temporal_factor
+        h, w = height // self.spatial_factor, width // self.spatial_factor
+        if not self.first_frame_highres:
+            return [(t, h, w)]
+        f = self.first_frame_spatial_factor
+        return [(1, height // f, width // f), (t - 1, h, w)]
+
+    def tokens_per_clip(self, num_frames: int, height: int, width: int) -> int:
+        return sum(t * h * w for t, h, w in self.latent_shapes(num_frames, height, width)) * self.num_codebooks
+
+    # -------------------------------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OneVAEConfig":
+        """Build from our ``config.json`` or from an official-style config (``temperal_downsample`` ...)."""
+        data = {_ALIASES.get(k, k): v for k, v in data.items()}
+        derived = {k: data.pop(k) for k in list(data) if k in _DERIVED}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"unknown model config keys: {', '.join(unknown)}")
+        config = cls(**data)
+        for key, value in derived.items():
+            if value is not None and getattr(config, key) != value:
+                raise CheckpointError(f"config says {key}={value} but its architecture gives {getattr(config, key)}")
+        return config
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "OneVAEConfig":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path}: not a valid JSON config ({exc})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: a config must be a JSON object")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "OneVAEConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# ------------------------------------------------------------------------------------------------ presets
+_OFFICIAL_BASE = dict(dim=96, z_dim=256, num_res_blocks=2, fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2)
+
+PRESETS: dict[str, OneVAEConfig] = {
+    # OneVAE_64000_FSQ_888_33_mt2: 8x8x8, two tokens per position.
+    "onevae-888": OneVAEConfig(name="onevae-888", dim_mult=[1, 2, 4, 4], temporal_downsample=[True, True, True], **_OFFICIAL_BASE),
+    # OneVAE_64000_FSQ_81616_33_mt2_fe: 8x16x16, first frame at 8x8.
+    "onevae-81616-fe": OneVAEConfig(
+        name="onevae-81616-fe", dim_mult=[1, 2, 4, 4, 4], temporal_downsample=[False, True, True, True],
+        first_frame_highres=True, **_OFFICIAL_BASE,
+    ),
+    # OneVAE_64000_FSQ_161616_33_mt2_fe: 16x16x16, first frame at 8x8.
+    "onevae-161616-fe": OneVAEConfig(
+        name="onevae-161616-fe", dim_mult=[1, 2, 4, 4, 4], temporal_downsample=[True, True, True, True],
+        first_frame_highres=True, **_OFFICIAL_BASE,
+    ),
+    # Wan2.1 VAE: 4x8x8, 16 latent channels, continuous only.
+    "wan2.1": OneVAEConfig(
+        name="wan2.1", dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+        temporal_downsample=[False, True, True], fsq_levels=None, num_codebooks=1,
+    ),
+    # The small tokenizer trained by this project and shipped with it (see docs/training.md).
+    "onevae-small-888": OneVAEConfig(
+        name="onevae-small-888", dim=32, z_dim=64, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
+        temporal_downsample=[True, True, True], fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2,
+    ),
+}
+
+
+def preset(name: str) -> OneVAEConfig:
+    """A copy of a named preset config."""
+    try:
+        return copy.deepcopy(PRESETS[name])
+    except KeyError:
+        raise CheckpointError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None

@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+Everything a user can get wrong (a bad file, a wrong shape, a mismatched checkpoint, an out-of-range token)
+raises :class:`OneVAEError` with one clear sentence. The command line turns it into one line on stderr and a
+non-zero exit; the Python API lets it propagate.
+"""
+
+
+class OneVAEError(Exception):
+    """An error caused by the user's input, with a message meant to be read by a person."""
+
+
+class InputError(OneVAEError, ValueError):
+    """A tensor, video or token file that the model cannot take (shape, range, dtype, content)."""
+
+
+class CheckpointError(OneVAEError):
+    """A checkpoint or model directory that is missing, unreadable or belongs to another model."""
