@@ -1,0 +1,156 @@
+"""Our model directory format, as diffusers does it: ``config.json`` + ``model.safetensors``.
+
+``from_pretrained`` also accepts a Hugging Face cache folder (``models--org--name`` with ``snapshots/``), an
+``org/name`` id already in the local Hugging Face cache (nothing is downloaded), a ``subfolder``, and the name
+of the shipped default model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from ..config import OneVAEConfig
+from ..errors import CheckpointError
+from .report import LoadReport, copy_matching, require_complete
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+DEFAULT_MODEL_NAME = "onevae-small-888"
+
+
+def default_model_dir() -> Path:
+    """The small tokenizer shipped inside the package (see its model card, MODEL_CARD.md)."""
+    return Path(__file__).resolve().parent.parent / "assets" / DEFAULT_MODEL_NAME
+
+
+def _hf_cache_root() -> Path:
+    if "HF_HUB_CACHE" in os.environ:
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+
+
+def _snapshot_dir(repo_dir: Path) -> Optional[Path]:
+    """The snapshot a Hugging Face cache folder's ``refs/main`` points at (else the newest one)."""
+    snapshots = repo_dir / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
+        return snapshots / ref.read_text().strip()
+    candidates = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    return candidates[-1] if candidates else None
+
+
+def resolve_model_dir(name_or_path: Union[str, Path, None], subfolder: Optional[str] = None) -> Path:
+    """A local directory holding ``config.json`` for a path, a HF cache folder or id, or None (the default)."""
+    if name_or_path is None or str(name_or_path) in ("default", DEFAULT_MODEL_NAME):
+        path = default_model_dir()
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.exists() and "/" in str(name_or_path) and not str(name_or_path).startswith((".", "/")):
+            cached = _hf_cache_root() / ("models--" + str(name_or_path).replace("/", "--"))
+            path = _snapshot_dir(cached) or path
+        elif path.is_dir() and (path / "snapshots").is_dir():
+            path = _snapshot_dir(path) or path
+    if subfolder:
+        path = path / subfolder
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model directory (and no such preset or Hugging Face cache entry)")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file; a model is a directory with {CONFIG_NAME} and {WEIGHTS_NAME} (convert weight files with `onevae convert`)")
+    for needed in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / needed).is_file():
+            raise CheckpointError(f"{path}: model directory is missing {needed}")
+    return path
+
+
+def load_pretrained(name_or_path, device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None, subfolder: Optional[str] = None):
+    """Build the model described by ``config.json`` and load ``model.safetensors`` strictly."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..model import OneVAE
+
+    path = resolve_model_dir(name_or_path, subfolder)
+    config = OneVAEConfig.load(path / CONFIG_NAME)
+    model = OneVAE(config)
+    try:
+        state = load_file(str(path / WEIGHTS_NAME))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from None
+    report = copy_matching(model, state, LoadReport(source=str(path / WEIGHTS_NAME)))
+    require_complete(report, f"the config in {path / CONFIG_NAME} ({config.name})")
+    model.source_dir = path  # type: ignore[attr-defined]
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+
+
+def save_pretrained(model, path: Union[str, Path], metadata: Optional[dict[str, str]] = None) -> None:
+    """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create model directory {path}: {exc.strerror}") from None
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "onevae", "config": json.dumps(model.config.to_dict())}
+    meta.update(metadata or {})
+    with atomic_path(path / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    with atomic_path(path / CONFIG_NAME) as tmp:
+        model.config.save(tmp)
+
+
+class atomic_path:
+    """Context manager: yields a temporary path next to ``target``; renames it onto ``target`` on success,
+    removes it on failure."""
+
+    def __init__(self, target: Union[str, Path]) -> None:
+        self.target = Path(target)
+        self.tmp: Optional[Path] = None
+
+    def __enter__(self) -> Path:
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {self.target}: {exc.strerror}") from None
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.tmp is not None
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def model_fingerprint(model) -> str:
+    """A short hash of the config and every weight: token files record it so that decoding with another model
+    is refused."""
+    cached = getattr(model, "_fingerprint", None)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    model._fingerprint = digest.hexdigest()[:16]
+    return model._fingerprint
+
+
+def copy_model_dir(src: Union[str, Path], dst: Union[str, Path]) -> None:
+    """Copy a model directory (used to export and to install the default model)."""
+    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -1,0 +1,58 @@
+"""The Wan2.1 video VAE ``.pth``: keys ``encoder.*``, ``conv1.*``, ``conv2.*``, ``decoder.*`` (our ``model.*``).
+
+Used either as it is (the continuous-only ``wan2.1`` preset) or as a continuous prior for a larger or discrete
+model: tensors whose name and shape match are copied, the rest keep their fresh initialisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from ..errors import CheckpointError
+from .files import read_weights_file, unwrap_state_dict
+from .report import LoadReport, copy_matching, require_complete
+
+WAN_PREFIXES = ("encoder.", "decoder.", "conv1.", "conv2.")
+
+
+def read_wan_state(path: Union[str, Path], trust: bool = False) -> dict[str, torch.Tensor]:
+    """The Wan2.1 weights renamed into our naming (``model.`` prefix)."""
+    state = unwrap_state_dict(read_weights_file(path, trust=trust), str(path))
+    return wan_to_onevae_names(state, str(path))
+
+
+def wan_to_onevae_names(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    renamed = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key.startswith(WAN_PREFIXES):
+            renamed["model." + key] = value
+        elif key.startswith("model.") and key[len("model.") :].startswith(WAN_PREFIXES):
+            renamed[key] = value
+    if not renamed:
+        raise CheckpointError(f"{source}: no Wan2.1 VAE keys found (expected encoder.*, decoder.*, conv1.*, conv2.*)")
+    return renamed
+
+
+def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
+    """Initialise ``model`` (any OneVAE config) from Wan2.1 weights where names and shapes match."""
+    if isinstance(state_or_path, (str, Path)):
+        source, state = str(state_or_path), read_wan_state(state_or_path, trust)
+    else:
+        source, state = "Wan2.1 state dict", wan_to_onevae_names(dict(state_or_path), "Wan2.1 state dict")
+    report = copy_matching(model, state, LoadReport(source=source))
+    report.notes.append("continuous prior: keys that did not match keep their fresh initialisation")
+    return report
+
+
+def load_wan(path: Union[str, Path], trust: bool = False):
+    """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels). Returns ``(model, report)``."""
+    from ..model import OneVAE
+
+    model = OneVAE("wan2.1")
+    report = copy_matching(model, read_wan_state(path, trust), LoadReport(source=str(path)))
+    require_complete(report, "the Wan2.1 VAE")
+    return model.eval(), report

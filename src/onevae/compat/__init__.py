@@ -1,0 +1,1 @@
+"""Adapters to other code bases' conventions."""
