@@ -20,14 +20,7 @@ PICKLE_SUFFIXES = {".ckpt", ".pth", ".pt", ".bin"}
 
 def _harmless_globals() -> list[Any]:
     """Plain-data classes found in the hyper-parameters of real Lightning checkpoints; none runs code."""
-    allowed: list[Any] = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath]
-    try:
-        from lightning.fabric.utilities.data import AttributeDict
-
-        allowed.append(AttributeDict)
-    except ImportError:  # pragma: no cover - lightning is a dependency, but keep loading usable without it
-        pass
-    return allowed
+    return [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath]
 
 
 def check_file(path: Union[str, Path]) -> Path:
@@ -64,6 +57,8 @@ def _read_pickle(path: Path, trust: bool) -> dict[str, Any]:
         with torch.serialization.safe_globals(_harmless_globals()):
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower() and "SETITEMS" not in str(exc) and "BUILD" not in str(exc):
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint") from None
         if not trust:
             raise CheckpointError(
                 f"{path} holds Python objects that a safe load refuses ({_refused_class(exc)}). "
@@ -72,18 +67,20 @@ def _read_pickle(path: Path, trust: bool) -> dict[str, Any]:
         warnings.warn(f"loading {path} with full unpickling: this runs code from the file (trust_checkpoint=True)", stacklevel=2)
         obj = torch.load(str(path), map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")
     return dict(obj)
 
 
 def _refused_class(exc: Exception) -> str:
-    text = str(exc)
-    for line in text.splitlines():
-        if "GLOBAL" in line or "Unsupported global" in line:
+    for line in str(exc).splitlines():
+        if "Unsupported global" in line:
+            return line.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+        if "Can only" in line or "BUILD" in line:
             return line.strip().rstrip(".")
-    return text.splitlines()[0] if text else "unsupported content"
+    return "unsupported content"
 
 
 def tensors_only(state: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:

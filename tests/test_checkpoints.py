@@ -1,0 +1,160 @@
+"""Loading weights: official naming, Wan2.1 as a prior, our model directory, and the safety rules."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from onevae import CheckpointError, OneVAE
+from onevae.checkpoints import load_official, load_pretrained, load_wan_prior, model_fingerprint, read_weights_file
+from conftest import random_video, tiny_config, tiny_model
+
+
+def _official_state(model: OneVAE) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_wan_naming_prior_gives_the_right_report(tmp_path):
+    """A Wan2.1-layout state dict (no model. prefix, z_dim 16) initialises a larger discrete model."""
+    wan = tiny_model("wan", seed=1)
+    wan_state = {k.removeprefix("model."): v for k, v in wan.state_dict().items()}
+    path = tmp_path / "Wan2.1_VAE.pth"
+    torch.save(wan_state, path)
+    target = OneVAE(tiny_config("888", z_dim=32))
+    report = load_wan_prior(target, path)
+    # 8x8x8 makes the first encoder resample and the last decoder resample temporal: their time convs are new
+    new_time_convs = {"model.encoder.downsamples.2.time_conv.weight", "model.decoder.upsamples.11.time_conv.weight"}
+    assert new_time_convs <= set(report.initialised)
+    # the z-dependent layers differ in shape and are not copied
+    mismatched = {k for k, _, _ in report.mismatched}
+    assert {"model.encoder.head.2.weight", "model.conv1.weight", "model.conv2.weight", "model.decoder.conv1.weight"} <= mismatched
+    assert {"quant_conv.weight", "post_quant_conv.weight"} <= set(report.initialised)
+    assert report.dropped == []
+    copied = set(report.copied)
+    assert "model.encoder.conv1.weight" in copied and "model.decoder.middle.1.to_qkv.weight" in copied
+    for key in copied:
+        assert torch.equal(target.state_dict()[key], wan.state_dict()[key])
+    assert len(copied) + len(report.mismatched) + len(report.initialised) == len(target.state_dict())
+    assert "copied" in report.summary() and "mismatched" in report.summary()
+
+
+def test_other_variant_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "fe.safetensors"
+    save_file(_official_state(tiny_model("81616_fe")), str(path))
+    with pytest.raises(CheckpointError, match="another variant"):
+        load_official(path, tiny_config("888"))
+    with pytest.raises(CheckpointError, match="another variant"):
+        load_official(path, tiny_config("161616_fe"))  # same keys, one more temporal conv
+
+
+def test_ema_weights_can_be_taken_instead(tmp_path):
+    model = tiny_model("888")
+    state = _official_state(model)
+    for key, value in list(state.items()):
+        top, _, rest = key.partition(".")
+        state[f"ema_{top}.{rest.replace('.', '')}"] = value + 0.5
+    state["ema_model.decay"] = torch.tensor(0.9999)
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": state}, path)
+    raw, report = load_official(path, tiny_config("888"))
+    assert torch.equal(raw.quant_conv.weight, model.quant_conv.weight)
+    assert any(k.startswith("ema_") for k in report.ignored)
+    ema, report = load_official(path, tiny_config("888"), use_ema=True)
+    torch.testing.assert_close(ema.quant_conv.weight, model.quant_conv.weight + 0.5)
+    torch.testing.assert_close(ema.model.encoder.conv1.weight, model.model.encoder.conv1.weight + 0.5)
+    with pytest.raises(CheckpointError, match="no EMA copy"):
+        path2 = tmp_path / "no_ema.ckpt"
+        torch.save({"state_dict": _official_state(model)}, path2)
+        load_official(path2, tiny_config("888"), use_ema=True)
+
+
+class NotAllowed:
+    """A class that a safe load must refuse to construct."""
+
+    def __reduce__(self):
+        return (print, ("this would run code",))
+
+
+def test_pickled_objects_need_explicit_trust(tmp_path):
+    model = tiny_model("888")
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": _official_state(model), "hyper_parameters": {"x": NotAllowed()}}, path)
+    with pytest.raises(CheckpointError, match=r"refuses \(GLOBAL .*print\).*--trust-checkpoint"):
+        read_weights_file(path)
+    with pytest.warns(UserWarning, match="full unpickling"):
+        loaded, _ = load_official(path, tiny_config("888"), trust=True)
+    assert torch.equal(loaded.quant_conv.weight, model.quant_conv.weight)
+
+
+def test_lightning_hyperparameters_load_without_trust(tmp_path):
+    import argparse
+    import pathlib
+
+    model = tiny_model("888")
+    path = tmp_path / "lightning.ckpt"
+    hparams = {"lr": 5e-5, "args": argparse.Namespace(batch=8), "dir": pathlib.Path("/data")}
+    torch.save({"state_dict": _official_state(model), "hyper_parameters": hparams, "epoch": 3}, path)
+    loaded, _ = load_official(path, tiny_config("888"))
+    assert torch.equal(loaded.post_quant_conv.bias, model.post_quant_conv.bias)
+
+
+@pytest.mark.parametrize("content,message", [(b"not a checkpoint", "not a readable"), (b"", "not a readable")])
+def test_unreadable_files(tmp_path, content, message):
+    for suffix in (".ckpt", ".safetensors"):
+        path = tmp_path / f"bad{suffix}"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match=message):
+            read_weights_file(path)
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_weights_file(tmp_path / "missing.ckpt")
+    with pytest.raises(CheckpointError, match="unknown weights format"):
+        (tmp_path / "w.npz").write_bytes(b"x")
+        read_weights_file(tmp_path / "w.npz")
+
+
+def test_save_and_from_pretrained_round_trip(tmp_path):
+    model = tiny_model("81616_fe")
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["first_frame_highres"] is True and config["fsq_levels"] == [8, 8, 8, 5, 5, 5]
+    loaded = OneVAE.from_pretrained(tmp_path / "m")
+    video = random_video(9, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model.encode_tokens(video), loaded.encode_tokens(video)))
+    assert model_fingerprint(model) == model_fingerprint(loaded)
+    assert model_fingerprint(tiny_model("81616_fe", seed=5)) != model_fingerprint(loaded)
+
+
+def test_hugging_face_cache_layout(tmp_path, monkeypatch):
+    model = tiny_model("888")
+    repo = tmp_path / "hub" / "models--someone--onevae-tiny"
+    model.save_pretrained(repo / "snapshots" / "abc123" / "vae")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = load_pretrained("someone/onevae-tiny", subfolder="vae")
+    assert torch.equal(loaded.quant_conv.weight, model.quant_conv.weight)
+    loaded = load_pretrained(repo, subfolder="vae")
+    assert torch.equal(loaded.quant_conv.weight, model.quant_conv.weight)
+
+
+def test_broken_model_directories(tmp_path):
+    model = tiny_model("888")
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        OneVAE.from_pretrained(tmp_path / "m")
+    model.save_pretrained(tmp_path / "m2")
+    (tmp_path / "m2" / "config.json").write_text(json.dumps(tiny_config("161616_fe").to_dict()))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        OneVAE.from_pretrained(tmp_path / "m2")
+    (tmp_path / "m2" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a valid JSON"):
+        OneVAE.from_pretrained(tmp_path / "m2")
+    with pytest.raises(CheckpointError, match="no such model directory"):
+        OneVAE.from_pretrained(tmp_path / "nowhere")

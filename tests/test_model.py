@@ -1,0 +1,170 @@
+"""Model behaviour: execution modes, causality, images, padding, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from onevae import InputError, OneVAE
+from conftest import random_video, tiny_model
+
+VARIANT_SIZES = {"888": (17, 32, 32), "81616_fe": (17, 64, 64), "161616_fe": (33, 64, 64), "wan": (9, 32, 32)}
+
+
+@pytest.mark.parametrize("variant", ["888", "81616_fe", "161616_fe", "wan"])
+def test_full_sequence_equals_streaming(variant):
+    model = tiny_model(variant)
+    t, h, w = VARIANT_SIZES[variant]
+    tf = model.config.temporal_factor
+    video = random_video(t + 2 * tf, h, w, seed=1)
+    with torch.no_grad():
+        full = model.encode_latents(video)
+        for chunk in (tf, 2 * tf):
+            stream = model.encode_latents(video, mode="stream", chunk_frames=chunk)
+            for a, b in zip(full, stream):
+                assert a.shape == b.shape and (a - b).abs().max() <= 1e-5
+        decoded_full = model.decode_latents(full)
+        for chunk in (1, 3):
+            decoded_stream = model.decode_latents(full, mode="stream", chunk_latents=chunk)
+            assert (decoded_full - decoded_stream).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("variant", ["888", "81616_fe", "161616_fe"])
+def test_causality_later_chunk_changes_nothing_earlier(variant):
+    model = tiny_model(variant)
+    t, h, w = VARIANT_SIZES[variant]
+    tf = model.config.temporal_factor
+    video = random_video(1 + 2 * tf, h, w, seed=2)
+    changed = video.clone()
+    changed[:, :, 1 + tf :] = random_video(tf, h, w, seed=3)  # the last chunk only
+    with torch.no_grad():
+        lat_a, lat_b = model.encode_latents(video), model.encode_latents(changed)
+        tok_a, tok_b = model.latents_to_tokens(lat_a), model.latents_to_tokens(lat_b)
+        rec_a, rec_b = model.decode_tokens(tok_a), model.decode_tokens(tok_b)
+    # latent frames 0 and 1 (frames 0 .. tf) do not see the last chunk; the last latent frame does
+    assert torch.equal(lat_a[-1][:, :, :-1], lat_b[-1][:, :, :-1]) if variant == "888" else torch.equal(lat_a[0], lat_b[0])
+    assert not torch.equal(lat_a[-1][:, :, -1], lat_b[-1][:, :, -1])
+    assert torch.equal(tok_a[-1][:, :-1], tok_b[-1][:, :-1])
+    assert torch.equal(rec_a[:, :, : 1 + tf], rec_b[:, :, : 1 + tf])
+    assert not torch.equal(rec_a[:, :, 1 + tf :], rec_b[:, :, 1 + tf :])
+
+
+@pytest.mark.parametrize("variant", ["888", "81616_fe", "161616_fe", "wan"])
+def test_first_frame_latent_equals_image_alone(variant):
+    model = tiny_model(variant)
+    t, h, w = VARIANT_SIZES[variant]
+    video = random_video(t, h, w, seed=4)
+    with torch.no_grad():
+        video_latents = model.encode_latents(video)
+        image_latents = model.encode_latents(video[:, :, :1])
+    assert (video_latents[0][:, :, :1] - image_latents[0]).abs().max() <= 1e-6
+    if model.config.first_frame_highres:
+        assert image_latents[1].shape[2] == 0  # an image has no later frames
+
+
+@pytest.mark.parametrize("variant", ["888", "81616_fe", "161616_fe", "wan"])
+def test_single_image_encodes_and_decodes(variant):
+    model = tiny_model(variant)
+    _, h, w = VARIANT_SIZES[variant]
+    image = random_video(1, h, w, seed=5)
+    with torch.no_grad():
+        for mode in ("full", "stream"):
+            latents = model.encode_latents(image, mode=mode)
+            video = model.decode_latents(latents, mode=mode)
+            assert video.shape == image.shape
+            if model.config.discrete:
+                tokens = model.encode_tokens(image, mode=mode)
+                assert model.decode_tokens(tokens, mode=mode).shape == image.shape
+    # the image decodes to the first frame of the same content as a video
+    with torch.no_grad():
+        t = VARIANT_SIZES[variant][0]
+        clip = torch.cat([image, random_video(t - 1, h, w, seed=6)], dim=2)
+        assert (model.decode_latents(model.encode_latents(clip))[:, :, :1] - model.decode_latents(model.encode_latents(image))).abs().max() <= 1e-5
+
+
+def test_invalid_sizes_are_refused_or_padded_and_cropped_back():
+    model = tiny_model("888")
+    video = random_video(13, 30, 27, seed=7)
+    with pytest.raises(InputError, match=r"13 frames is not 1 \+ k\*8.*30x27 is not a multiple of 8.*pad=True"):
+        model.encode_latents(video)
+    padded, padding = model.pad_video(video)
+    assert padded.shape[2:] == (17, 32, 32) and padding.to_dict() == {"frames": 4, "height": 2, "width": 5}
+    assert torch.equal(padded[:, :, :13, :30, :27], video)
+    assert torch.equal(padded[:, :, 16], padded[:, :, 12])  # last frame repeated
+    with torch.no_grad():
+        latents = model.encode_latents(video, pad=True)
+        assert latents[0].shape == (1, 16, 3, 4, 4)
+        recon = model.reconstruct(video)
+    assert recon.shape == video.shape and recon.abs().max() <= 1
+
+
+@pytest.mark.parametrize(
+    "video,message",
+    [
+        (torch.zeros(3, 9, 32, 32), "5 dimensions.*unsqueeze"),
+        (torch.zeros(1, 3, 9, 32), "5 dimensions"),
+        (torch.zeros(1, 4, 9, 32, 32), "3 channels"),
+        (torch.zeros(1, 3, 0, 32, 32), "empty"),
+        (torch.full((1, 3, 9, 32, 32), 255.0), r"\[-1, 1\].*x / 127.5 - 1"),
+        (torch.zeros(1, 3, 9, 32, 32, dtype=torch.uint8), "float"),
+        (torch.full((1, 3, 9, 32, 32), float("nan")), "NaN"),
+    ],
+)
+def test_bad_video_input_gives_clear_error(video, message):
+    model = tiny_model("888")
+    with pytest.raises(InputError, match=message):
+        model.encode_tokens(video)
+
+
+def test_bad_tokens_and_latents_give_clear_errors():
+    model = tiny_model("81616_fe")
+    with pytest.raises(InputError, match="2 token grid"):
+        model.decode_tokens([torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
+    with pytest.raises(InputError, match=r"\[0, 64000\)"):
+        model.decode_tokens([torch.full((1, 1, 8, 8, 2), 70000), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
+    with pytest.raises(InputError, match="twice the size"):
+        model.decode_latents([torch.zeros(1, 16, 1, 4, 4), torch.zeros(1, 16, 2, 4, 4)])
+    with pytest.raises(InputError, match="continuous-only"):
+        tiny_model("wan").encode_tokens(random_video(9, 32, 32))
+
+
+def test_streaming_encoder_accepts_any_piece_sizes_and_pads_the_end():
+    from onevae import StreamingEncoder
+    from onevae.model import concat_grids
+
+    model = tiny_model("888")
+    video = random_video(21, 32, 32, seed=8)  # 21 = 1 + 2*8 + 4: the end needs 4 padded frames
+    encoder = StreamingEncoder(model, chunk_frames=8)
+    parts = [encoder.push(video[:, :, a:b]) for a, b in ((0, 3), (3, 4), (4, 15), (15, 21))]
+    tail, added = encoder.finish()
+    latents = concat_grids([p for p in parts + [tail] if p])
+    assert added == 4
+    with torch.no_grad():
+        reference = model.encode_latents(video, pad=True)
+    assert latents[0].shape == reference[0].shape == (1, 16, 4, 4, 4)
+    assert (latents[0] - reference[0]).abs().max() <= 1e-5
+
+
+def test_streaming_memory_is_bounded_by_the_chunk():
+    """The causal caches do not grow with the clip: same bytes after 3 and after 12 chunks."""
+    from onevae import StreamingDecoder, StreamingEncoder
+
+    model = tiny_model("888")
+    sizes = {}
+    for n_chunks in (3, 12):
+        encoder, decoder = StreamingEncoder(model, chunk_frames=8), StreamingDecoder(model)
+        decoder.push(encoder.push(random_video(1, 32, 32)))
+        for i in range(n_chunks):
+            decoder.push(encoder.push(random_video(8, 32, 32, seed=i)))
+        sizes[n_chunks] = (encoder.cache.num_bytes(), decoder.cache.num_bytes())
+    assert sizes[3] == sizes[12] and sizes[3][0] > 0
+
+
+def test_gradients_reach_the_encoder_through_tokens():
+    model = tiny_model("81616_fe").train()
+    video = random_video(9, 64, 64, seed=9)
+    out = model(video, discrete=True)
+    out.recon.square().mean().backward()
+    assert model.model.encoder.conv1.weight.grad.abs().sum() > 0
+    assert model.quant_conv.weight.grad.abs().sum() > 0
+    assert out.tokens[0].shape == (1, 1, 8, 8, 2) and out.tokens[1].shape == (1, 1, 4, 4, 2)
