@@ -158,7 +158,8 @@ class OneVAE(nn.Module):
             encoder = StreamingEncoder(self, chunk_frames=chunk)
             parts = [encoder.push(video[:, :, :1])]
             parts += [encoder.push(video[:, :, i : i + chunk]) for i in range(1, video.shape[2], chunk)]
-            return concat_grids(parts)
+            parts.append(encoder.finish()[0])  # a last chunk shorter than chunk_frames (no padding: T is valid)
+            return concat_grids([p for p in parts if p])
         raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
 
     def decode_latents(self, latents: Grids, mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:

@@ -1,0 +1,157 @@
+"""Encode/decode throughput, achieved GFLOP/s and peak memory of the execution paths.
+
+Paths:
+  full      the whole clip in one pass (causal padding), the training path;
+  stream    chunk by chunk with causal caches (encoder: 4 latent frames per chunk; decoder: 4 latent frames);
+  official  the official release's schedule: frame 0, then one chunk of `temporal_factor` frames at a time in
+            the encoder, and one latent frame at a time in the decoder.
+
+All paths give the same output (max abs difference printed). Each case runs in a fresh subprocess so that
+peak memory (RSS on CPU, max allocated on CUDA) is its own.
+
+    python benchmarks/bench_model.py                      # CPU: full-size 8x8x8 preset, 17x128x128, float32
+    python benchmarks/bench_model.py --device cuda --dtype bfloat16 --frames 33 --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def conv_peak_gflops(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:
+    """The machine's measured Conv3d throughput on a layer shaped like the network's biggest ones."""
+    conv = torch.nn.Conv3d(128, 128, 3, padding=1).to(device, dtype)
+    x = torch.randn(1, 128, 9, 64, 64, device=device, dtype=dtype)
+    flops = 2 * 128 * 128 * 27 * 9 * 64 * 64
+    with torch.no_grad():
+        conv(x)
+        _sync(device)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            conv(x)
+            n += 1
+        _sync(device)
+    return flops * n / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def run_case(args: argparse.Namespace) -> dict:
+    from onevae import OneVAE
+
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    model = OneVAE(args.preset).to(args.device, dtype).eval()
+    tf = model.config.temporal_factor
+    video = (torch.rand(1, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1).to(dtype)
+    if args.path == "full":
+        encode = lambda: model.encode_latents(video)  # noqa: E731
+        decode = lambda lat: model.decode_latents(lat)  # noqa: E731
+    elif args.path == "stream":
+        encode = lambda: model.encode_latents(video, mode="stream", chunk_frames=4 * tf)  # noqa: E731
+        decode = lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=4)  # noqa: E731
+    else:
+        encode = lambda: model.encode_latents(video, mode="stream", chunk_frames=tf)  # noqa: E731
+        decode = lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=1)  # noqa: E731
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        if args.warmup:
+            decode(encode())
+            _sync(args.device)
+        times_enc, times_dec = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            latents = encode()
+            _sync(args.device)
+            mid = time.perf_counter()
+            recon = decode(latents)
+            _sync(args.device)
+            times_enc.append(mid - start)
+            times_dec.append(time.perf_counter() - mid)
+        flops_enc = count_flops(encode)
+        flops_dec = count_flops(lambda: decode(latents))
+    peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t_enc, t_dec = min(times_enc), min(times_dec)
+    out = {
+        "path": args.path, "enc_s": t_enc, "dec_s": t_dec,
+        "enc_fps": args.frames / t_enc, "dec_fps": args.frames / t_dec,
+        "enc_gflops": flops_enc / t_enc / 1e9, "dec_gflops": flops_dec / t_dec / 1e9,
+        "gflop_per_frame": (flops_enc + flops_dec) / args.frames / 1e9, "peak_mib": peak / 2**20,
+    }
+    torch.save({"latent": latents[0].float().cpu(), "recon": recon.float().cpu()}, args.dump)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="onevae-888")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--paths", default="full,stream,official")
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    if args.path:  # child process: one case
+        print(json.dumps(run_case(args)))
+        return
+    dtype = getattr(torch, args.dtype)
+    peak = conv_peak_gflops(args.device, dtype)
+    rows, dumps = [], {}
+    for path in args.paths.split(","):
+        dump = f"/tmp/onevae_bench_{os.getpid()}_{path}.pt"
+        cmd = [sys.executable, __file__, "--path", path, "--dump", dump] + [
+            f"--{k}={getattr(args, k)}" for k in ("preset", "device", "dtype", "frames", "size", "repeats", "warmup")
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            print(result.stderr, file=sys.stderr)
+            raise SystemExit(f"case {path} failed")
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        dumps[path] = torch.load(dump)
+        os.unlink(dump)
+    ref = dumps[rows[0]["path"]]
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"# {args.preset}, {args.frames}x{args.size}x{args.size}, {args.dtype} on {args.device} ({device_name}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured Conv3d peak {peak:.1f} GFLOP/s")
+    print(f"# network cost: {rows[0]['gflop_per_frame']:.1f} GFLOP per frame (encode + decode)")
+    print("| path | encode frames/s | decode frames/s | encode GFLOP/s | decode GFLOP/s | % of conv peak (enc/dec) | peak memory MiB | max abs diff vs full (latent / video) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        d_lat = (dumps[row["path"]]["latent"] - ref["latent"]).abs().max().item()
+        d_rec = (dumps[row["path"]]["recon"] - ref["recon"]).abs().max().item()
+        print(f"| {row['path']} | {row['enc_fps']:.2f} | {row['dec_fps']:.2f} | {row['enc_gflops']:.1f} | {row['dec_gflops']:.1f} | "
+              f"{100 * row['enc_gflops'] / peak:.0f}% / {100 * row['dec_gflops'] / peak:.0f}% | {row['peak_mib']:.0f} | {d_lat:.1e} / {d_rec:.1e} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "conv_peak_gflops": peak, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ``onevae`` command line."""

@@ -1,0 +1,301 @@
+"""Training configuration: dataclasses that YAML files in ``configs/`` map onto, with ``a.b=value`` overrides.
+
+The resolved config is written next to every run (``config.yaml``) and every exported model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from ..errors import OneVAEError
+
+
+@dataclass
+class ModelSection:
+    """Which network to train and where its first weights come from."""
+
+    preset: Optional[str] = "onevae-small-888"
+    config: dict[str, Any] = field(default_factory=dict)  # OneVAEConfig fields that override the preset
+    init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth, or our training .ckpt
+    init_format: str = "auto"  # auto | onevae | official | wan | training
+    init_use_ema: bool = False
+    trust_checkpoint: bool = False
+
+
+@dataclass
+class ScheduleConfig:
+    """How training moves between the continuous and the discrete path (see docs/training.md).
+
+    ``kind``: ``continuous`` (never quantise), ``switch`` (abrupt: discrete from ``start_step`` on), ``ramp``
+    (the probability that a step uses the discrete path rises linearly from 0 to ``final_discrete`` over
+    ``ramp_steps`` steps from ``start_step``), ``interpolate`` (the decoder gets (1-a)*z + a*quant(z) with a
+    ramped the same way), ``joint`` (both paths at once: losses summed with the two weights, or one path per
+    step sampled with probability ``final_discrete`` when ``joint_mode`` is ``sample``).
+    """
+
+    kind: str = "ramp"
+    start_step: int = 0
+    ramp_steps: int = 1000
+    final_discrete: float = 1.0
+    joint_mode: str = "sum"  # sum | sample
+    continuous_weight: float = 1.0
+    discrete_weight: float = 1.0
+
+
+@dataclass
+class PerceptualConfig:
+    weight: float = 0.1
+    weights_path: Optional[str] = None  # VGG16 trunk (torchvision naming or lpips naming); None: term off
+    lin_path: Optional[str] = None  # LPIPS linear layers (vgg.pth of the lpips package), optional
+    max_frames: Optional[int] = 4  # frames per clip that the perceptual term sees (cost)
+
+
+@dataclass
+class AdversarialConfig:
+    enabled: bool = True
+    start_step: int = 20000
+    g_weight: float = 0.1  # generator term weight (official: 0.1; 0.005 for the 16x16x16 decoder stage)
+    disc_weight: float = 0.2  # scales the adaptive weight (VQGAN)
+    adaptive: bool = True
+    loss: str = "hinge"  # hinge | vanilla
+    num_layers: int = 2
+    base_channels: int = 64
+    spectral_norm: bool = True
+    norm: str = "none"
+
+
+@dataclass
+class LossSection:
+    pixel: str = "l2"  # l1 | l2 (the official configs: MSE)
+    pixel_weight: float = 1.0
+    kl_weight: float = 0.0  # continuous stage only; 0: deterministic mean, as OneVAE uses it
+    first_frame_weight: float = 1.0  # >1 strengthens frame 0 in the pixel term
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with the official defaults (lr 5e-5, betas (0.5, 0.9), eps 1e-6, weight decay 0.1)."""
+
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.5, 0.9)
+    eps: float = 1e-6
+    weight_decay: float = 0.1
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    disc_lr: Optional[float] = None  # None: same as lr
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = True
+    decay: float = 0.9999
+    warmup: bool = False  # decay = min(decay, (1 + n) / (10 + n)) early on, for short runs
+    validate_with_ema: bool = True
+
+
+@dataclass
+class DataSection:
+    kind: str = "files"  # files | webdataset | procedural
+    sources: list[str] = field(default_factory=list)
+    num_frames: int = 17
+    height: int = 128
+    width: int = 128
+    fps: Optional[float] = None
+    random_crop_scale: tuple[float, float] = (0.6, 1.0)
+    hflip: bool = True
+    simulate_motion: bool = False
+    image_fraction: float = 0.0  # share of still images (one-frame clips) when sources mix both
+    batch_size: int = 2
+    num_workers: int = 0
+    exclude: list[str] = field(default_factory=lambda: ["carphone_pristine*"])
+    num_samples: int = 64  # procedural only
+
+
+@dataclass
+class ValidationConfig:
+    sources: list[str] = field(default_factory=list)  # held-out videos; empty: procedural clips
+    num_clips: int = 2
+    num_frames: int = 17
+    height: int = 128
+    width: int = 128
+    every_n_steps: int = 500
+    save_media: bool = True
+
+
+@dataclass
+class TrainerSection:
+    max_steps: int = 1000
+    accelerator: str = "auto"
+    devices: Union[int, str] = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | fsdp
+    precision: str = "32-true"  # 32-true | bf16-mixed
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 500
+    activation_checkpointing: bool = False
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes, e.g. ["model.encoder"]
+    nonfinite: str = "skip"  # skip | stop: what to do with a step whose loss is NaN/inf
+    max_nonfinite: int = 10  # consecutive skipped steps before training stops
+    collapse_patience: int = 200  # steps of flat-colour output (recon std < 1e-3) before training stops
+    progress_bar: bool = True
+    export_ema: bool = True
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "discrete"  # continuous | discrete | joint
+    seed: int = 0
+    output_dir: str = "runs/onevae"
+    model: ModelSection = field(default_factory=ModelSection)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    data: DataSection = field(default_factory=DataSection)
+    val: ValidationConfig = field(default_factory=ValidationConfig)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+STAGES = ("continuous", "discrete", "joint")
+SCHEDULES = ("continuous", "switch", "ramp", "interpolate", "joint")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively, refusing unknown keys with their path."""
+    if not isinstance(data, dict):
+        raise OneVAEError(f"config section {where or 'root'} must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise OneVAEError(f"unknown config key(s) in {where or 'root'}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if value is None:
+        if origin is Union and type(None) in args:
+            return None
+        raise OneVAEError(f"config key {key} cannot be null")
+    if origin is Union:
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except OneVAEError:
+                continue
+        raise OneVAEError(f"config key {key}: {value!r} does not fit {hint}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise OneVAEError(f"config key {key} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise OneVAEError(f"config key {key} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OneVAEError(f"config key {key} must be a number, got {value!r}")
+        if hint is int and float(value) != int(value):
+            raise OneVAEError(f"config key {key} must be an integer, got {value!r}")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise OneVAEError(f"config key {key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``["trainer.max_steps=10", "data.sources=[a.mp4,b.mp4]"]``: values parsed as YAML."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise OneVAEError(f"override {item!r} must look like key.path=value")
+        path, raw = item.split("=", 1)
+        node = data
+        parts = path.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise OneVAEError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_train_config(path: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None) -> TrainConfig:
+    """Read a YAML config (or start from the defaults), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise OneVAEError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise OneVAEError(f"{path}: not valid YAML ({exc})") from None
+    data = apply_overrides(data, overrides or [])
+    config = _build(TrainConfig, data, "")
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    if config.stage not in STAGES:
+        raise OneVAEError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
+    if config.schedule.kind not in SCHEDULES:
+        raise OneVAEError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {config.schedule.kind!r}")
+    if config.stage == "continuous" and config.schedule.kind != "continuous":
+        config.schedule.kind = "continuous"
+    if config.stage == "joint" and config.schedule.kind not in ("joint", "ramp"):
+        raise OneVAEError("the joint stage needs schedule.kind joint (or ramp with final_discrete < 1)")
+    if config.schedule.joint_mode not in ("sum", "sample"):
+        raise OneVAEError(f"schedule.joint_mode must be sum or sample, got {config.schedule.joint_mode!r}")
+    if not 0.0 <= config.schedule.final_discrete <= 1.0:
+        raise OneVAEError("schedule.final_discrete must lie in [0, 1]")
+    if config.loss.pixel not in ("l1", "l2"):
+        raise OneVAEError(f"loss.pixel must be l1 or l2, got {config.loss.pixel!r}")
+    if config.trainer.nonfinite not in ("skip", "stop"):
+        raise OneVAEError(f"trainer.nonfinite must be skip or stop, got {config.trainer.nonfinite!r}")
+    if config.optim.schedule not in ("constant", "cosine"):
+        raise OneVAEError(f"optim.schedule must be constant or cosine, got {config.optim.schedule!r}")
+    if config.data.kind not in ("files", "webdataset", "procedural"):
+        raise OneVAEError(f"data.kind must be files, webdataset or procedural, got {config.data.kind!r}")

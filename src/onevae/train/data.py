@@ -1,0 +1,118 @@
+"""Training and validation data for Lightning: a step-indexed sampler so that the data position is a
+function of the step (exact resume), sharded over DDP ranks, and a fixed held-out validation set."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .config import TrainConfig
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Batches of global sample numbers, for ever: step ``s`` on rank ``r`` of ``world`` takes the numbers
+    ``(s * world + r) * batch + j``. :class:`SampleNumbered` turns a number into a dataset index and an
+    augmentation seed, so the batch of step ``s`` is the same whether or not the run was interrupted."""
+
+    def __init__(self, start_step: int, batch: int, rank: int = 0, world_size: int = 1) -> None:
+        self.start_step, self.batch, self.rank, self.world_size = start_step, batch, rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            base = (step * self.world_size + self.rank) * self.batch
+            yield list(range(base, base + self.batch))
+            step += 1
+
+
+class SampleNumbered(Dataset):
+    """Maps a global sample number to (index in a per-pass permutation, per-sample RNG) of a base dataset.
+
+    The base dataset must implement ``sample(index, rng: numpy.random.Generator) -> Tensor``.
+    """
+
+    def __init__(self, base, seed: int) -> None:
+        self.base, self.seed = base, seed
+        self.size = len(base)
+        if self.size == 0:
+            from ..errors import OneVAEError
+
+            raise OneVAEError("the training data holds no usable clip (see the warnings above for skipped files)")
+
+    def __len__(self) -> int:  # not used by the sampler (infinite); kept for DataLoader introspection
+        return self.size
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        rounds, position = divmod(int(k), self.size)
+        order = np.random.default_rng([self.seed, rounds]).permutation(self.size)
+        return self.base.sample(int(order[position]), np.random.default_rng([self.seed, 1, int(k)]))
+
+
+def build_base_dataset(config: TrainConfig, validation: bool = False):
+    from ..data import build_dataset
+    from ..data.config import DataConfig
+
+    d = config.data
+    if validation:
+        v = config.val
+        kind = "files" if v.sources else "procedural"
+        data_config = DataConfig(
+            sources=list(v.sources), kind=kind, num_frames=v.num_frames, height=v.height, width=v.width, fps=d.fps,
+            random_crop_scale=(1.0, 1.0), hflip=False, simulate_motion=False, num_workers=0, batch_size=1,
+            seed=config.seed + 1, exclude=[], num_samples=v.num_clips,
+        )
+    else:
+        data_config = DataConfig(
+            sources=list(d.sources), kind=d.kind, num_frames=d.num_frames, height=d.height, width=d.width, fps=d.fps,
+            random_crop_scale=tuple(d.random_crop_scale), hflip=d.hflip, simulate_motion=d.simulate_motion,
+            num_workers=d.num_workers, batch_size=d.batch_size, seed=config.seed, exclude=list(d.exclude),
+            num_samples=d.num_samples,
+        )
+    return build_dataset(data_config)
+
+
+def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """The loader of this rank's batches from ``start_step`` on."""
+    dataset = SampleNumbered(build_base_dataset(config), config.seed)
+    workers = config.data.num_workers
+    return DataLoader(
+        dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
+        num_workers=workers, persistent_workers=workers > 0,
+    )
+
+
+class FixedClips(Dataset):
+    """The held-out validation clips, decoded once, always the same."""
+
+    def __init__(self, base, count: int) -> None:
+        rng_seed = 12345
+        self.clips = [base.sample(i % len(base), np.random.default_rng([rng_seed, i])) for i in range(min(count, max(len(base), count)))]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.clips[i]
+
+
+def build_val_loader(config: TrainConfig) -> DataLoader:
+    return DataLoader(FixedClips(build_base_dataset(config, validation=True), config.val.num_clips), batch_size=1, shuffle=False)
+
+
+class OneVAEDataModule(L.LightningDataModule):
+    """Builds the loaders when Lightning asks, i.e. after a resumed checkpoint has restored the step."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        return build_train_loader(self.config, trainer.global_step, trainer.global_rank, trainer.world_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return build_val_loader(self.config)

@@ -1,0 +1,64 @@
+"""Exponential moving average of the weights, saved with the training state and usable for export."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+
+class EMA(nn.Module):
+    """Shadow copies of a model's floating-point parameters (buffers, so they follow the module's device
+    and land in its state dict). ``decay`` is constant (official: 0.9999) unless ``warmup`` is on, then it is
+    ``min(decay, (1 + n) / (10 + n))`` after n updates, which suits short runs."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, warmup: bool = False) -> None:
+        super().__init__()
+        self.decay = decay
+        self.warmup = warmup
+        self.names = [name for name, p in model.named_parameters() if p.is_floating_point()]
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        for name, p in model.named_parameters():
+            if p.is_floating_point():
+                self.register_buffer(self._key(name), p.detach().clone().float())
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return "shadow__" + name.replace(".", "__")
+
+    def current_decay(self) -> float:
+        n = int(self.num_updates)
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
+        shadows = self._buffers_by_name()
+        for name, p in model.named_parameters():
+            if name in shadows:
+                shadows[name].lerp_(p.detach().float(), 1.0 - decay)
+        self.num_updates += 1
+
+    def _buffers_by_name(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, self._key(name)) for name in self.names}
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        shadows = self._buffers_by_name()
+        for name, p in model.named_parameters():
+            if name in shadows:
+                p.copy_(shadows[name].to(p.dtype))
+
+    @contextmanager
+    def swapped_in(self, model: nn.Module) -> Iterator[None]:
+        """Temporarily run ``model`` with the EMA weights."""
+        backup = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.copy_to(model)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.copy_(backup[name])

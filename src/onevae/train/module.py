@@ -1,0 +1,271 @@
+"""The Lightning module: one OneVAE trained on the continuous path, the discrete path, or both.
+
+Manual optimisation (an autoencoder optimiser and, once the adversarial term starts, a discriminator
+optimiser). Every random choice is a function of ``(seed, step)``, so resuming gives the same run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from ..errors import OneVAEError
+from ..model import OneVAE
+from ..nn.layers import ResidualBlock
+from .config import TrainConfig
+from .ema import EMA
+from .schedule import PathPlan, discrete_share, plan_step
+
+FLAT_STD = 1e-3  # a reconstruction whose per-frame std is below this is "flat colour"
+
+
+class OneVAETrainingModule(L.LightningModule):
+    def __init__(self, config: TrainConfig, model: OneVAE) -> None:
+        super().__init__()
+        from ..losses import build_discriminator, build_perceptual_loss
+
+        self.automatic_optimization = False
+        self.cfg = config
+        self.vae = model
+        self._apply_freeze(config.trainer.freeze)
+        if config.trainer.activation_checkpointing:
+            for module in self.vae.modules():
+                if isinstance(module, ResidualBlock):
+                    module.activation_checkpointing = True
+        self.ema = EMA(self.vae, config.ema.decay, config.ema.warmup) if config.ema.enabled else None
+        perceptual_cfg = config.loss.perceptual
+        self.perceptual, self.perceptual_message = build_perceptual_loss(perceptual_cfg.weights_path, perceptual_cfg.lin_path)
+        adv = config.loss.adversarial
+        self.discriminator = build_discriminator(adv) if adv.enabled else None
+        self.nonfinite_streak = 0
+        self.flat_streak = 0
+        self.skipped_steps = 0
+
+    # ------------------------------------------------------------------------------------ setup helpers
+    def _apply_freeze(self, prefixes: list[str]) -> None:
+        names = [name for name, _ in self.vae.named_parameters()]
+        for prefix in prefixes:
+            if not any(name.startswith(prefix) for name in names):
+                raise OneVAEError(f"trainer.freeze: no parameter name starts with {prefix!r} (e.g. model.encoder, model.decoder, quant_conv)")
+        for name, p in self.vae.named_parameters():
+            if any(name.startswith(prefix) for prefix in prefixes):
+                p.requires_grad_(False)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.vae.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        ae = torch.optim.AdamW(self.trainable_parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(ae, self._lr_factor)
+        optimizers = [ae]
+        if self.discriminator is not None:
+            lr = o.disc_lr or o.lr
+            optimizers.append(torch.optim.AdamW(self.discriminator.parameters(), lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay))
+        return optimizers, [{"scheduler": schedule, "interval": "step"}]
+
+    def _lr_factor(self, step: int) -> float:
+        o, total = self.cfg.optim, max(1, self.cfg.trainer.max_steps)
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "cosine":
+            progress = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    # ------------------------------------------------------------------------------------------ losses
+    def _decoder_input(self, plan: PathPlan, latents: list[torch.Tensor], logvars: list[torch.Tensor], step: int):
+        """The grids the decoder gets on this path, and the tokens (discrete path only)."""
+        if plan.path == "continuous":
+            if self.cfg.loss.kl_weight > 0:
+                g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + step)
+                return [m + torch.exp(0.5 * lv.clamp(-30, 20)) * torch.randn(m.shape, generator=g).to(m) for m, lv in zip(latents, logvars)], None
+            return latents, None
+        quantised, tokens = self.vae.quantize(latents)
+        if plan.alpha < 1.0:
+            quantised = [(1 - plan.alpha) * m + plan.alpha * q for m, q in zip(latents, quantised)]
+        return quantised, tokens
+
+    def pixel_loss(self, video: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        diff = (recon.float() - video.float()).abs() if self.cfg.loss.pixel == "l1" else (recon.float() - video.float()).square()
+        per_frame = diff.mean(dim=(0, 1, 3, 4))  # (T,)
+        weights = torch.ones_like(per_frame)
+        weights[0] = self.cfg.loss.first_frame_weight
+        return (per_frame * weights).sum() / weights.sum()
+
+    def perceptual_loss(self, video: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        if self.perceptual is None or self.cfg.loss.perceptual.weight == 0:
+            return recon.new_zeros(())
+        return self.perceptual(recon.float(), video.float())
+
+    def kl_loss(self, latents: list[torch.Tensor], logvars: list[torch.Tensor]) -> torch.Tensor:
+        terms = [0.5 * (m.float().square() + lv.float().exp() - 1 - lv.float()).mean() for m, lv in zip(latents, logvars)]
+        return sum(terms) / len(terms)
+
+    def adversarial_active(self, step: int) -> bool:
+        adv = self.cfg.loss.adversarial
+        return self.discriminator is not None and step >= adv.start_step and adv.g_weight > 0
+
+    def generator_loss(self, rec_loss: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..losses import adaptive_weight, generator_hinge_loss
+
+        adv = self.cfg.loss.adversarial
+        g_loss = generator_hinge_loss(self.discriminator(recon.float()))
+        weight = torch.tensor(adv.disc_weight, device=recon.device)
+        last_layer = self.vae.model.decoder.head[-1].weight
+        if adv.adaptive and last_layer.requires_grad and torch.is_grad_enabled():
+            weight = adaptive_weight(rec_loss, g_loss, last_layer, adv.disc_weight)
+        return g_loss, weight * adv.g_weight
+
+    # ------------------------------------------------------------------------------------------ training
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        video = batch
+        step = self.global_step
+        optimizers = self.optimizers()
+        opt_ae = optimizers[0] if isinstance(optimizers, list) else optimizers
+        moments = self.vae.model.encode_moments(video)
+        latents, logvars = [m for m, _ in moments], [lv for _, lv in moments]
+        total = video.new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        last_recon = None
+        for plan in plan_step(self.cfg.schedule, step, self.cfg.seed):
+            decoder_in, tokens = self._decoder_input(plan, latents, logvars, step)
+            recon = self.vae.model.decode(decoder_in)
+            pixel = self.pixel_loss(video, recon)
+            perceptual = self.perceptual_loss(video, recon)
+            rec = self.cfg.loss.pixel_weight * pixel + self.cfg.loss.perceptual.weight * perceptual
+            term = rec
+            if self.adversarial_active(step):
+                g_loss, g_weight = self.generator_loss(rec, recon)
+                term = term + g_weight * g_loss
+                logs[f"loss/g_adv_{plan.path}"] = g_loss.detach()
+                logs["adv/weight"] = g_weight.detach()
+            total = total + plan.weight * term
+            logs[f"loss/pixel_{plan.path}"] = pixel.detach()
+            logs[f"loss/perceptual_{plan.path}"] = perceptual.detach()
+            if tokens is not None:
+                logs["codebook/batch_usage"] = torch.tensor(self._batch_usage(tokens), device=video.device)
+            last_recon = recon
+        if self.cfg.loss.kl_weight > 0 and self.cfg.stage == "continuous":
+            kl = self.kl_loss(latents, logvars)
+            total = total + self.cfg.loss.kl_weight * kl
+            logs["loss/kl"] = kl.detach()
+        logs["loss/total"] = total.detach()
+        logs["schedule/discrete_share"] = torch.tensor(discrete_share(self.cfg.schedule, step))
+        if not self._step_is_finite(total):
+            self._skip_step(opt_ae, step, "loss")
+            return
+        opt_ae.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        grad_norm = self._clip(opt_ae)
+        if not self._step_is_finite(grad_norm):
+            opt_ae.zero_grad(set_to_none=True)
+            self._skip_step(opt_ae, step, "gradient")
+            return
+        self.nonfinite_streak = 0
+        opt_ae.step()
+        self.lr_schedulers().step()
+        if self.adversarial_active(step):
+            logs.update(self._discriminator_step(optimizers[1], video, last_recon.detach()))
+        if self.ema is not None:
+            self.ema.update(self.vae)
+        self._check_collapse(video, last_recon)
+        logs["grad_norm"] = grad_norm.detach()
+        logs["lr"] = torch.tensor(opt_ae.param_groups[0]["lr"])
+        self.log_dict({f"train/{k}": v.float() for k, v in logs.items()}, on_step=True, prog_bar=False, sync_dist=False)
+        self.log("loss", logs["loss/total"].float(), prog_bar=True, on_step=True, logger=False)
+
+    def _batch_usage(self, tokens: list[torch.Tensor]) -> float:
+        flat = torch.cat([t.reshape(-1, t.shape[-1]) for t in tokens])
+        return float(torch.unique(flat).numel()) / self.vae.config.vocab_size
+
+    def _discriminator_step(self, opt_d, video: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
+        from ..losses import discriminator_hinge_loss
+
+        logits_real = self.discriminator(video.float())
+        logits_fake = self.discriminator(recon.float())
+        d_loss = discriminator_hinge_loss(logits_real, logits_fake)
+        if not self._step_is_finite(d_loss):
+            return {}
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.cfg.optim.grad_clip)
+        opt_d.optimizer.step()  # the raw optimiser: Lightning's step counter counts autoencoder steps only
+        return {"loss/disc": d_loss.detach(), "disc/logits_real": logits_real.mean().detach(), "disc/logits_fake": logits_fake.mean().detach()}
+
+    def _clip(self, opt) -> torch.Tensor:
+        params = self.trainable_parameters()
+        limit = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
+        return torch.nn.utils.clip_grad_norm_(params, limit)
+
+    def _step_is_finite(self, value: torch.Tensor) -> bool:
+        finite = bool(torch.isfinite(value).all())
+        return self.trainer.strategy.reduce_boolean_decision(finite, all=True) if self._trainer is not None else finite
+
+    def _skip_step(self, opt, step: int, what: str) -> None:
+        self.nonfinite_streak += 1
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True)
+        if self.cfg.trainer.nonfinite == "stop" or self.nonfinite_streak > self.cfg.trainer.max_nonfinite:
+            raise OneVAEError(
+                f"training stopped at step {step}: non-finite {what} ({self.nonfinite_streak} step(s) in a row). "
+                "Lower optim.lr, keep optim.grad_clip on, or train in 32-true precision; the last checkpoint is intact."
+            )
+        # still count the step (AdamW leaves parameters without gradients untouched), so schedules and the
+        # data position stay aligned with the step number
+        opt.zero_grad(set_to_none=True)
+        opt.step()
+        self.lr_schedulers().step()
+
+    def _check_collapse(self, video: torch.Tensor, recon: torch.Tensor) -> None:
+        recon_std = recon.detach().float().std(dim=(1, 3, 4)).mean()
+        input_std = video.detach().float().std(dim=(1, 3, 4)).mean()
+        if recon_std < FLAT_STD and input_std > 0.05:
+            self.flat_streak += 1
+        else:
+            self.flat_streak = 0
+        if self.flat_streak >= self.cfg.trainer.collapse_patience:
+            raise OneVAEError(
+                f"training stopped at step {self.global_step}: reconstructions collapsed to flat colours for "
+                f"{self.flat_streak} steps. Lower optim.lr or the adversarial weight, or start the adversarial term later."
+            )
+
+    # ------------------------------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs: list[dict[str, Any]] = []
+        self._ema_backup = None
+        if self.ema is not None and self.cfg.ema.validate_with_ema:
+            self._ema_backup = {n: p.detach().clone() for n, p in self.vae.named_parameters()}
+            self.ema.copy_to(self.vae)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        from .validation import validate_batch
+
+        self._val_outputs.append(validate_batch(self, batch, batch_idx))
+
+    def on_validation_epoch_end(self) -> None:
+        from .validation import summarise_validation
+
+        summarise_validation(self, self._val_outputs)
+        if self._ema_backup is not None:
+            with torch.no_grad():
+                for n, p in self.vae.named_parameters():
+                    p.copy_(self._ema_backup[n])
+            self._ema_backup = None
+
+    # ------------------------------------------------------------------------------------------ checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["onevae_model_config"] = self.vae.config.to_dict()
+        checkpoint["onevae_train_config"] = self.cfg.to_dict()
+        checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": self.flat_streak}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("onevae_counters", {})
+        self.skipped_steps = int(counters.get("skipped_steps", 0))
+        self.nonfinite_streak = int(counters.get("nonfinite_streak", 0))
+        self.flat_streak = int(counters.get("flat_streak", 0))

@@ -1,0 +1,119 @@
+"""``onevae train``: build the model (and its initialisation), the data, the Lightning trainer, and fit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import torch
+
+from ..checkpoints.report import LoadReport
+from ..config import OneVAEConfig, preset
+from ..errors import OneVAEError
+from ..model import OneVAE
+from .checkpointing import AtomicModelCheckpoint, ExportCallback, find_resume_checkpoint
+from .config import TrainConfig
+from .data import OneVAEDataModule
+from .initialise import initialise_model
+from .module import OneVAETrainingModule
+
+
+def build_model_config(config: TrainConfig) -> OneVAEConfig:
+    section = config.model
+    base = preset(section.preset) if section.preset else OneVAEConfig()
+    model_config = OneVAEConfig.from_dict({**base.to_dict(), **section.config})
+    if config.stage != "continuous" and not model_config.discrete:
+        raise OneVAEError(f"the {config.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
+    return model_config
+
+
+def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, Optional[LoadReport]]:
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model = OneVAE(build_model_config(config))
+    report = initialise_model(model, config.model) if config.model.init_from else None
+    return OneVAETrainingModule(config, model), report
+
+
+def _strategy(config: TrainConfig):
+    name = config.trainer.strategy
+    if name == "ddp":
+        # paths not taken in a step (continuous vs discrete, the discriminator before its start) leave
+        # parameters without gradients
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True, process_group_backend="gloo" if config.trainer.accelerator == "cpu" else None)
+    if name == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from ..nn.layers import ResidualBlock
+
+        return FSDPStrategy(auto_wrap_policy={ResidualBlock}, use_orig_params=True)
+    return name
+
+
+def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None) -> L.Trainer:
+    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out = Path(config.output_dir)
+    t = config.trainer
+    callbacks = [
+        AtomicModelCheckpoint(
+            dirpath=out / "checkpoints", filename="step={step:07d}", every_n_train_steps=t.checkpoint_every_n_steps,
+            save_last=True, save_top_k=-1, auto_insert_metric_name=False, enable_version_counter=False,
+        ),
+        ExportCallback(out / "export", use_ema=t.export_ema),
+    ]
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    callbacks += extra_callbacks or []
+    loggers = [CSVLogger(str(out), name="logs", version=""), _tensorboard_logger(out)]
+    return L.Trainer(
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_strategy(config),
+        precision=t.precision,
+        logger=[lg for lg in loggers if lg is not None],
+        callbacks=callbacks,
+        log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=config.val.every_n_steps,  # in steps: the training loader never ends an epoch
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # our step sampler shards by rank itself
+        default_root_dir=str(out),
+        deterministic=False,
+    )
+
+
+def _tensorboard_logger(out: Path):
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(out), name="tb", version="")
+    except ModuleNotFoundError:  # tensorboard not installed: CSV only
+        return None
+
+
+def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Optional[list] = None) -> Path:
+    """Run a training stage; returns the exported model directory."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = find_resume_checkpoint(out, resume)
+    module, report = build_module(config)
+    trainer = build_trainer(config, extra_callbacks)
+    if trainer.is_global_zero:
+        config.save(out / "config.yaml")
+        if report is not None:
+            (out / "init_report.json").write_text(json.dumps(report.to_dict(), indent=1))
+            print(report.summary(), file=sys.stderr)
+        print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
+    trainer.fit(module, datamodule=OneVAEDataModule(config), ckpt_path=ckpt_path)
+    return out / "export"

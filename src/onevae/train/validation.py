@@ -1,0 +1,95 @@
+"""Validation on a fixed held-out set: PSNR and SSIM per clip for the continuous and the discrete path,
+codebook usage per token position, and reconstructions saved as images and short videos."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@torch.no_grad()
+def validate_batch(module, video: torch.Tensor, batch_idx: int) -> dict[str, Any]:
+    from ..eval.metrics import psnr_per_frame, ssim_per_frame
+
+    vae = module.vae
+    latents = [m for m, _ in vae.model.encode_moments(video)]
+    out: dict[str, Any] = {"batch_idx": batch_idx, "recon": {}, "metrics": {}}
+    recons = {"continuous": vae.model.decode(latents)}
+    if vae.config.discrete:
+        tokens = vae.latents_to_tokens(latents)
+        recons["discrete"] = vae.decode_tokens(tokens)
+        out["tokens"] = [t.cpu() for t in tokens]
+    for path, recon in recons.items():
+        recon = recon.clamp(-1, 1)
+        for i in range(video.shape[0]):
+            psnr = psnr_per_frame(video[i].float(), recon[i].float())
+            ssim = ssim_per_frame(video[i].float(), recon[i].float())
+            out["metrics"].setdefault(path, []).append({"psnr": float(psnr.mean()), "ssim": float(ssim.mean())})
+        out["recon"][path] = recon[:1].cpu()
+    out["video"] = video[:1].cpu()
+    return out
+
+
+def summarise_validation(module, outputs: list[dict[str, Any]]) -> dict[str, float]:
+    """Log the means, write metrics.csv/jsonl rows and media; returns the logged values."""
+    from ..eval.metrics import codebook_usage
+
+    summary: dict[str, float] = {}
+    for path in ("continuous", "discrete"):
+        rows = [m for out in outputs for m in out["metrics"].get(path, [])]
+        if rows:
+            summary[f"val/{path}/psnr"] = sum(r["psnr"] for r in rows) / len(rows)
+            summary[f"val/{path}/ssim"] = sum(r["ssim"] for r in rows) / len(rows)
+    if outputs and "tokens" in outputs[0]:
+        flat = torch.cat([t.reshape(-1, t.shape[-1]) for out in outputs for t in out["tokens"]])
+        for k, usage in enumerate(codebook_usage(flat, module.vae.config.vocab_size)):
+            summary[f"val/codebook_usage/token{k}"] = float(usage)
+    for key, value in summary.items():
+        module.log(key, value, prog_bar=key.endswith("psnr"), sync_dist=True)
+    if module.trainer.is_global_zero and not module.trainer.sanity_checking:
+        _write_records(module, summary, outputs)
+    return summary
+
+
+def _write_records(module, summary: dict[str, float], outputs: list[dict[str, Any]]) -> None:
+    step = module.global_step
+    root = Path(module.cfg.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "validation.jsonl").open("a") as f:
+        f.write(json.dumps({"step": step, **summary}) + "\n")
+    if not module.cfg.val.save_media or not outputs:
+        return
+    media = root / "media" / f"step{step:07d}"
+    media.mkdir(parents=True, exist_ok=True)
+    for out in outputs[:2]:
+        _save_media(media / f"clip{out['batch_idx']}", out["video"][0], out["recon"])
+
+
+def _save_media(stem: Path, video: torch.Tensor, recons: dict[str, torch.Tensor]) -> None:
+    """A PNG of first/middle/last frames (input | each path) and an mp4 of the same, side by side."""
+    from PIL import Image
+
+    from ..io.video import tensor_to_frames, write_video
+
+    panels = [video] + [recon[0] for recon in recons.values()]
+    side = torch.cat(panels, dim=-1)  # (3, T, H, W * n)
+    t = side.shape[1]
+    frames = tensor_to_frames(side)  # (T, H, W*n, 3) uint8
+    picks = sorted({0, t // 2, t - 1})
+    grid = torch.cat([torch.from_numpy(frames[i]) for i in picks], dim=0).numpy()
+    Image.fromarray(grid).save(str(stem) + ".png")
+    if t > 1:
+        write_video(str(stem) + ".mp4", frames, fps=8)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
