@@ -221,7 +221,12 @@ class OneVAE(nn.Module):
         for grid in tokens:
             if not isinstance(grid, torch.Tensor) or grid.dim() != 5:
                 raise InputError(f"token grids must be (B, t, h, w, {self.config.num_codebooks}) integer tensors")
-        return [self._codes_to_latent(self.quantizer.indices_to_codes(grid.to(self.device))) for grid in tokens]
+        return [self.token_grid_to_latent(grid) for grid in tokens]
+
+    def token_grid_to_latent(self, grid: torch.Tensor) -> torch.Tensor:
+        """One token grid (B, t, h, w, K) -> the decoder's input grid (B, z, t, h, w) (any number of frames)."""
+        self._require_discrete()
+        return self._codes_to_latent(self.quantizer.indices_to_codes(grid.to(self.device)))
 
     def encode_tokens(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Grids:
         """Video (B, 3, T, H, W) in [-1, 1] -> token grids, int64 (B, t, h, w, K) in [0, vocab_size)."""

@@ -70,4 +70,219 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTRY = [add_train, add_export]
+
+# ------------------------------------------------------------------------------------------------ video I/O options
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("reading and fitting the video")
+    g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
+    g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    g.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
+    g.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
+    g.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
+    g.add_argument("--max-side", type=int, default=None, help="first downscale so the long side is at most this many pixels")
+    g.add_argument("--short-side", type=int, default=None, help="first downscale so the short side is at most this many pixels")
+    g.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (memory vs speed; default 2)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(size_mode="crop")
+
+
+def fit_options(args: argparse.Namespace):
+    from ..pipeline import FitOptions
+
+    if args.chunk < 1:
+        raise OneVAEError("--chunk must be >= 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise OneVAEError("--max-frames must be >= 1")
+    return FitOptions(size_mode=args.size_mode, max_side=args.max_side, short_side=args.short_side, fps=args.fps, max_frames=args.max_frames, chunk_latents=args.chunk)
+
+
+def check_output_path(path: Path) -> Path:
+    """Refuse an output that cannot be written before any work is done."""
+    import os
+
+    path = Path(path)
+    if path.is_dir():
+        raise OneVAEError(f"output {path} is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OneVAEError(f"cannot write {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OneVAEError(f"cannot write {path}: the directory {parent} is not writable")
+    return path
+
+
+def check_input_path(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise OneVAEError(f"{p}: no such file")
+    if p.is_dir():
+        raise OneVAEError(f"{p} is a directory, not a video file")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ encode
+def add_encode(sub) -> None:
+    p = sub.add_parser("encode", help="video(s) -> token files (or latent files with --continuous)",
+                       description="Encode videos to discrete tokens (default) or continuous latents, streamed chunk by chunk.")
+    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
+    p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
+    p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
+    p.add_argument("--latent-dtype", default="float16", choices=["float16", "float32"], help="dtype of stored latents")
+    add_model_options(p)
+    add_fit_options(p)
+    p.set_defaults(func=run_encode)
+
+
+def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    videos = [check_input_path(v) for v in args.videos]
+    out = Path(args.output)
+    suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
+    if len(videos) == 1 and not out.is_dir():
+        return [(videos[0], check_output_path(out))]
+    if not out.is_dir():
+        raise OneVAEError(f"several videos need -o to be an existing directory, got {out}")
+    return [(v, check_output_path(out / (v.name.split(".")[0] + suffix))) for v in videos]
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoints.pretrained import model_fingerprint
+    from ..pipeline import encode_file, write_encoded
+
+    targets = _encode_targets(args)
+    model = load_model_from_args(args)
+    kind = "latents" if args.continuous else "tokens"
+    options = fit_options(args)
+    fingerprint = model_fingerprint(model)
+    for video, out in targets:
+        grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet)
+        if kind == "latents":
+            grids = [g.to(getattr(torch, args.latent_dtype)) for g in grids]
+        write_encoded(out, grids, meta)
+        shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids)
+        print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ decode
+def add_decode(sub) -> None:
+    p = sub.add_parser("decode", help="token (or latent) file -> mp4")
+    p.add_argument("tokens", help="a file written by onevae encode")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264)")
+    p.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(p)
+    p.set_defaults(func=run_decode)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from ..checkpoints.pretrained import model_fingerprint
+    from ..pipeline import decode_to_video, load_encoded_for
+
+    source = check_input_path(args.tokens)
+    out = check_output_path(Path(args.output))
+    model = load_model_from_args(args)
+    grids, meta = load_encoded_for(model, source, model_fingerprint(model))
+    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=max(1, args.chunk))
+    print_err(f"[onevae] {source} -> {out}: {frames} frames at {meta.fps:g} fps")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ reconstruct
+def add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="encode + decode a video through tokens and latents; print PSNR/SSIM",
+                       description="Encode and decode through both representations, print a PSNR/SSIM table, write the "
+                       "reconstruction (tokens path by default) and optionally a report with per-frame metrics and a plot.")
+    p.add_argument("video", nargs="?", default=None, help="video file (default: the sample clip carphone_pristine)")
+    p.add_argument("-o", "--output", default=None, help="output video (.mp4)")
+    p.add_argument("--side-by-side", action="store_true", help="write input | tokens | latents side by side")
+    p.add_argument("--path", dest="recon_path", default="tokens", choices=["tokens", "latents"], help="which reconstruction to write (default tokens)")
+    p.add_argument("--report", default=None, help="directory for metrics.json, metrics.csv and psnr.png")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    add_model_options(p)
+    add_fit_options(p)
+    p.set_defaults(func=run_reconstruct)
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from ..io.samples import sample_video_path
+    from ..pipeline import reconstruct_file
+    from .report import print_table, write_report
+
+    video = check_input_path(args.video) if args.video else sample_video_path("carphone_pristine")
+    out = check_output_path(Path(args.output)) if args.output else None
+    report_dir = Path(args.report) if args.report else None
+    if report_dir is not None:
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OneVAEError(f"cannot create report directory {report_dir}: {exc.strerror}") from None
+    model = load_model_from_args(args)
+    result = reconstruct_file(model, video, fit_options(args), out, side_by_side=args.side_by_side, output_path=args.recon_path, progress=not args.quiet)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps({"video": str(video), "model": model.config.name, "frames": result.frames, "metrics": summary}, indent=1))
+    else:
+        print_table(video, model, result)
+    if report_dir is not None:
+        write_report(report_dir, video, model, result)
+        print_err(f"[onevae] report: {report_dir}/metrics.json, metrics.csv, psnr.png")
+    if out is not None:
+        print_err(f"[onevae] wrote {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ convert
+def add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="official .ckpt/.safetensors or Wan2.1 .pth -> our model directory")
+    p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors) or Wan2.1 VAE (.pth)")
+    p.add_argument("-o", "--output", required=True, help="model directory to write (config.json + model.safetensors)")
+    p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes)")
+    p.add_argument("--format", default="auto", choices=["auto", "official", "wan"], help="naming of the weights (default: from the keys)")
+    p.add_argument("--ema", action="store_true", help="take the EMA weights of an official Lightning checkpoint")
+    p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of a .ckpt that holds Python objects (runs code from the file!)")
+    p.set_defaults(func=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from ..checkpoints import load_official, load_wan
+    from ..train.initialise import detect_format
+
+    source = check_input_path(args.weights)
+    fmt = args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
+    if fmt == "wan" or args.variant == "wan2.1":
+        model, report = load_wan(source, trust=args.trust_checkpoint)
+    elif fmt == "official":
+        model, report = load_official(source, args.variant, use_ema=args.ema, trust=args.trust_checkpoint)
+    else:
+        raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE or Wan2.1 weights (use onevae export for training checkpoints)")
+    print_err(report.summary())
+    model.save_pretrained(args.output, metadata={"converted_from": str(source)})
+    print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ info
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="describe a model (directory, preset) or a token file")
+    p.add_argument("target", nargs="?", default=None, help="model directory, preset name, token/latent file (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--size", default="17x256x256", help="clip size TxHxW for the token counts (default 17x256x256)")
+    p.add_argument("--fps", type=float, default=24.0, help="frame rate for tokens per second of video (default 24)")
+    p.set_defaults(func=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .report import describe_target
+
+    info = describe_target(args.target, args.size, args.fps)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+    else:
+        for key, value in info.items():
+            print(f"{key:28} {value}")
+    return 0
+
+
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_train, add_export]

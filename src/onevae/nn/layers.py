@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 
 class StreamCache:
@@ -98,7 +99,13 @@ class RMSNorm(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """RMSNorm, SiLU, CausalConv3d 3x3x3, RMSNorm, SiLU, Dropout, CausalConv3d 3x3x3, plus a shortcut."""
+    """RMSNorm, SiLU, CausalConv3d 3x3x3, RMSNorm, SiLU, Dropout, CausalConv3d 3x3x3, plus a shortcut.
+
+    ``activation_checkpointing``: in training (full-sequence), recompute the block in the backward pass
+    instead of keeping its activations.
+    """
+
+    activation_checkpointing = False
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -114,6 +121,11 @@ class ResidualBlock(nn.Module):
         self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
 
     def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> torch.Tensor:
+        if self.activation_checkpointing and cache is None and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, x, None, use_reentrant=False)
+        return self._forward(x, cache)
+
+    def _forward(self, x: torch.Tensor, cache: Optional[StreamCache]) -> torch.Tensor:
         h = self.shortcut(x)
         for layer in self.residual:
             x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)

@@ -114,7 +114,6 @@ class DataSection:
     random_crop_scale: tuple[float, float] = (0.6, 1.0)
     hflip: bool = True
     simulate_motion: bool = False
-    image_fraction: float = 0.0  # share of still images (one-frame clips) when sources mix both
     batch_size: int = 2
     num_workers: int = 0
     exclude: list[str] = field(default_factory=lambda: ["carphone_pristine*"])

