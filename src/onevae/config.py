@@ -151,10 +151,11 @@ PRESETS: dict[str, OneVAEConfig] = {
         name="wan2.1", dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
         temporal_downsample=[False, True, True], fsq_levels=None, num_codebooks=1,
     ),
-    # The small tokenizer trained by this project and shipped with it (see docs/training.md).
-    "onevae-small-888": OneVAEConfig(
-        name="onevae-small-888", dim=32, z_dim=64, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
-        temporal_downsample=[True, True, True], fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2,
+    # The small tokenizer trained by this project and shipped with it (see its MODEL_CARD.md and docs/training.md):
+    # 4x8x8, two FSQ tokens per position (vocabulary 64,000), 7.6 M parameters.
+    "onevae-small": OneVAEConfig(
+        name="onevae-small", dim=16, z_dim=32, dim_mult=[1, 2, 4, 8], num_res_blocks=1,
+        temporal_downsample=[False, True, True], fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2,
     ),
 }
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
@@ -19,11 +18,12 @@ import torch
 
 from ..config import OneVAEConfig
 from ..errors import CheckpointError
+from ..io.atomic import atomic_path
 from .report import LoadReport, copy_matching, require_complete
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_MODEL_NAME = "onevae-small-888"
+DEFAULT_MODEL_NAME = "onevae-small"
 
 
 def default_model_dir() -> Path:
@@ -109,32 +109,6 @@ def save_pretrained(model, path: Union[str, Path], metadata: Optional[dict[str, 
         save_file(state, str(tmp), metadata=meta)
     with atomic_path(path / CONFIG_NAME) as tmp:
         model.config.save(tmp)
-
-
-class atomic_path:
-    """Context manager: yields a temporary path next to ``target``; renames it onto ``target`` on success,
-    removes it on failure."""
-
-    def __init__(self, target: Union[str, Path]) -> None:
-        self.target = Path(target)
-        self.tmp: Optional[Path] = None
-
-    def __enter__(self) -> Path:
-        try:
-            fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        except OSError as exc:
-            raise CheckpointError(f"cannot write {self.target}: {exc.strerror}") from None
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.tmp is not None
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
 
 
 def model_fingerprint(model) -> str:

@@ -21,7 +21,7 @@ def print_table(video: Path, model, result) -> None:
 
 def write_report(directory: Path, video: Path, model, result) -> None:
     """metrics.json (summary + per frame), metrics.csv (one row per frame), psnr.png (PSNR per frame)."""
-    from ..checkpoints.pretrained import atomic_path
+    from ..io.atomic import atomic_path
 
     directory.mkdir(parents=True, exist_ok=True)
     data = {
@@ -45,7 +45,7 @@ def _plot_psnr(path: Path, video: Path, model, result) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..checkpoints.pretrained import atomic_path
+    from ..io.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
     for name, metrics in result.per_frame.items():

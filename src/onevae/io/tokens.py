@@ -68,7 +68,7 @@ def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: Tok
     """Write grids and metadata atomically."""
     from safetensors.torch import save_file
 
-    from ..checkpoints.pretrained import atomic_path
+    from ..io.atomic import atomic_path
 
     if meta.kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")

@@ -42,7 +42,6 @@ import gzip
 import io
 import math
 import os
-import tempfile
 import warnings
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -57,6 +56,7 @@ import torch.nn.functional as F
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
+from .atomic import temp_file_beside
 
 PathLike = Union[str, os.PathLike]
 
@@ -1008,12 +1008,9 @@ def _create_temp_beside(path: Path) -> Path:
     if path.is_dir():
         raise OneVAEError(f"cannot write {path}: it is a directory")
     try:
-        fd, name = tempfile.mkstemp(dir=directory, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    except OSError as error:
-        reason = error.strerror or error
-        raise OneVAEError(f"cannot write {path}: the directory {directory} is not writable ({reason})") from None
-    os.close(fd)
-    return Path(name)
+        return temp_file_beside(path, suffix=f".tmp{path.suffix}")
+    except OneVAEError as error:
+        raise OneVAEError(f"{error} (the directory {directory} is not writable)") from None
 
 
 def _as_uint8_frames(frames: Union[np.ndarray, torch.Tensor]) -> np.ndarray:

@@ -1,0 +1,47 @@
+"""Writing files whole or not at all: a temporary file beside the target, renamed onto it on success."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+from ..errors import OneVAEError
+
+
+def temp_file_beside(target: Union[str, Path], suffix: str = ".tmp") -> Path:
+    """An empty temporary file in ``target``'s directory (so that the final rename is atomic), with the
+    permissions a normal new file gets (mkstemp alone makes it 0600)."""
+    target = Path(target)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=directory)
+    except OSError as exc:
+        raise OneVAEError(f"cannot write {target}: {exc.strerror or exc}") from None
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
+class atomic_path:
+    """Context manager: yields a temporary path next to ``target``; renames it onto ``target`` on success,
+    removes it on failure."""
+
+    def __init__(self, target: Union[str, Path]) -> None:
+        self.target = Path(target)
+        self.tmp: Optional[Path] = None
+
+    def __enter__(self) -> Path:
+        self.tmp = temp_file_beside(self.target)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.tmp is not None
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
