@@ -34,6 +34,12 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         for logger in trainer.loggers:
             logger.after_save_checkpoint(self)
 
+    def on_train_end(self, trainer: "L.Trainer", pl_module) -> None:
+        """Also keep the final state as ``last.ckpt`` when the run does not end on a checkpoint step."""
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
 
 def find_resume_checkpoint(output_dir: Path, resume: Optional[str]) -> Optional[str]:
     """``None``: start fresh; ``"auto"``: ``last.ckpt`` of the run if there is one; else a path."""

@@ -102,8 +102,27 @@ def _tensorboard_logger(out: Path):
         return None
 
 
+# Lightning warnings that do not apply here: our checkpoints are taken after the optimiser step on purpose
+# (resume continues from them), and a resumed run reuses its own log and checkpoint folders.
+_QUIET = (
+    r"Using ModelCheckpoint with manual optimization",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Experiment logs directory .* exists and is not empty",
+    r"Checkpoint directory .* exists and is not empty",
+    r"The '(train|val)_dataloader' does not have many workers",
+)
+
+
+def _quiet_lightning() -> None:
+    import warnings
+
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Optional[list] = None) -> Path:
     """Run a training stage; returns the exported model directory."""
+    _quiet_lightning()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = find_resume_checkpoint(out, resume)

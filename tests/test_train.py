@@ -1,0 +1,223 @@
+"""Training through the user's entry point: stages, initialisation chain, resume, DDP, non-finite losses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from onevae import OneVAE, OneVAEConfig, OneVAEError
+from onevae.cli.main import main as cli_main
+
+TINY_MODEL = {
+    "name": "tiny", "dim": 8, "z_dim": 8, "dim_mult": [1, 2, 2], "num_res_blocks": 1,
+    "temporal_downsample": [True, True], "fsq_levels": [8, 5, 5, 5], "num_codebooks": 2,
+}
+
+
+def tiny_config(out: Path, stage: str = "continuous", **sections) -> dict:
+    config = {
+        "stage": stage,
+        "seed": 0,
+        "output_dir": str(out),
+        "model": {"preset": None, "config": TINY_MODEL},
+        "schedule": {"kind": "continuous" if stage == "continuous" else "ramp", "ramp_steps": 4},
+        "loss": {"adversarial": {"enabled": True, "start_step": 4, "base_channels": 8}},
+        "optim": {"lr": 2e-3, "betas": [0.9, 0.99], "weight_decay": 0.0},
+        "ema": {"decay": 0.9, "warmup": True},
+        # one fixed tiny batch: two procedural clips, batch size two
+        "data": {"kind": "procedural", "num_frames": 5, "height": 32, "width": 32, "batch_size": 2, "num_workers": 0, "num_samples": 2},
+        "val": {"num_clips": 1, "num_frames": 5, "height": 32, "width": 32, "every_n_steps": 1000},
+        "trainer": {"max_steps": 12, "checkpoint_every_n_steps": 4, "progress_bar": False, "log_every_n_steps": 1},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def write_config(tmp_path: Path, name: str, config: dict) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def losses(out: Path, column: str) -> list[float]:
+    with (out / "logs" / "metrics.csv").open() as f:
+        return [float(row[column]) for row in csv.DictReader(f) if row.get(column)]
+
+
+def test_stages_chain_through_the_cli(tmp_path):
+    """continuous -> discrete (initialised from it, report written) -> joint; each loss goes down."""
+    cont = tmp_path / "continuous"
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "c", tiny_config(cont)))]) == 0
+    pixel = losses(cont, "train/loss/pixel_continuous")
+    assert len(pixel) == 12 and sum(pixel[-3:]) / 3 < 0.8 * sum(pixel[:3]) / 3
+    exported = OneVAE.from_pretrained(cont / "export")
+    assert (cont / "checkpoints" / "last.ckpt").is_file() and (cont / "checkpoints" / "step=0000004.ckpt").is_file()
+
+    disc = tmp_path / "discrete"
+    config = tiny_config(disc, "discrete", model={"preset": None, "config": TINY_MODEL, "init_from": str(cont / "export")})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "d", config)), "trainer.max_steps=8"]) == 0
+    report = json.loads((disc / "init_report.json").read_text())
+    assert "model.encoder.conv1.weight" in report["copied"] and not report["mismatched"]
+    assert report["initialised"] == []  # the continuous model already had its FSQ projections
+    # the discrete stage really started from the continuous weights: its first validation-free step used them
+    first = torch.load(disc / "checkpoints" / "step=0000004.ckpt", weights_only=True)
+    assert first["onevae_model_config"]["name"] == "tiny"
+    shares = losses(disc, "train/schedule/discrete_share")
+    assert shares[0] == 0.0 and shares[-1] == 1.0  # ramped from continuous to discrete
+    assert losses(disc, "train/loss/pixel_discrete")  # the FSQ path was trained
+
+    joint = tmp_path / "joint"
+    config = tiny_config(joint, "joint", model={"preset": None, "config": TINY_MODEL, "init_from": str(disc / "checkpoints" / "last.ckpt")},
+                         schedule={"kind": "joint", "joint_mode": "sum"})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "j", config)), "trainer.max_steps=6"]) == 0
+    both_c, both_d = losses(joint, "train/loss/pixel_continuous"), losses(joint, "train/loss/pixel_discrete")
+    assert len(both_c) == len(both_d) == 6  # both paths every step
+    report = json.loads((joint / "init_report.json").read_text())
+    assert "(training)" in report["source"] and report["copied"]
+    model = OneVAE.from_pretrained(joint / "export")
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert model.decode_tokens(model.encode_tokens(video)).shape == video.shape
+        assert model.decode_latents(model.encode_latents(video)).shape == video.shape
+    del exported
+
+
+def test_discrete_stage_from_a_continuous_only_model_initialises_the_bottleneck(tmp_path):
+    """A continuous prior without FSQ projections (like Wan2.1): the report lists them as newly initialised."""
+    prior = OneVAE(OneVAEConfig(**{**TINY_MODEL, "fsq_levels": None, "num_codebooks": 1}))
+    prior.save_pretrained(tmp_path / "prior")
+    out = tmp_path / "d"
+    config = tiny_config(out, "discrete", model={"preset": None, "config": TINY_MODEL, "init_from": str(tmp_path / "prior")})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "d", config)), "trainer.max_steps=2"]) == 0
+    report = json.loads((out / "init_report.json").read_text())
+    assert sorted(report["initialised"]) == ["post_quant_conv.bias", "post_quant_conv.weight", "quant_conv.bias", "quant_conv.weight"]
+    assert len(report["copied"]) == len(prior.state_dict())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    import lightning as L
+
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    class StopAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 6:
+                raise _Interrupt()
+
+    def run(out: Path, resume=None, callbacks=None):
+        sections = {"loss": {"adversarial": {"enabled": True, "start_step": 2, "base_channels": 8}}}
+        config = tiny_config(out, "discrete", schedule={"kind": "ramp", "ramp_steps": 6}, **sections)
+        config["trainer"].update(max_steps=10, checkpoint_every_n_steps=4)
+        path = write_config(tmp_path, out.name, config)
+        return train(load_train_config(path), resume=resume, extra_callbacks=callbacks)
+
+    run(tmp_path / "straight")
+    with pytest.raises(_Interrupt):
+        run(tmp_path / "broken", callbacks=[StopAt()])
+    assert not (tmp_path / "broken" / "export").exists()
+    run(tmp_path / "broken", resume="auto")
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "broken" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 10
+    for key, value in a["state_dict"].items():  # model, EMA and discriminator
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"]):
+        for pa, pb in zip(sa["state"].values(), sb["state"].values()):
+            torch.testing.assert_close(pb["exp_avg"], pa["exp_avg"], rtol=1e-5, atol=1e-7)
+
+
+def test_non_finite_loss_is_skipped_then_stops_with_a_clear_message(tmp_path, monkeypatch):
+    from onevae.train import module as module_lib
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    real_pixel = module_lib.OneVAETrainingModule.pixel_loss
+    poisoned = {2, 3}
+
+    def pixel_loss(self, video, recon):
+        loss = real_pixel(self, video, recon)
+        return loss * float("nan") if self.global_step in poisoned else loss
+
+    monkeypatch.setattr(module_lib.OneVAETrainingModule, "pixel_loss", pixel_loss)
+    out = tmp_path / "nan"
+    config = tiny_config(out, loss={"adversarial": {"enabled": False}})
+    config["trainer"].update(max_steps=6, max_nonfinite=3)
+    train(load_train_config(write_config(tmp_path, "nan", config)))
+    skipped = losses(out, "train/skipped_steps")
+    assert skipped[-1] == 2.0  # steps 2 and 3 skipped, training went on to step 6
+    weights = load_file(str(out / "export" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+    poisoned.update(range(0, 100))
+    out2 = tmp_path / "nan2"
+    config["output_dir"] = str(out2)
+    with pytest.raises(OneVAEError, match=r"non-finite loss \(4 step\(s\) in a row\)"):
+        train(load_train_config(write_config(tmp_path, "nan2", config)))
+    config["trainer"]["nonfinite"] = "stop"
+    config["output_dir"] = str(tmp_path / "nan3")
+    with pytest.raises(OneVAEError, match="non-finite loss"):
+        train(load_train_config(write_config(tmp_path, "nan3", config)))
+
+
+def test_collapse_to_flat_colours_stops_training(tmp_path, monkeypatch):
+    from onevae.model import CausalVAE
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    real_decode = CausalVAE.decode
+    monkeypatch.setattr(CausalVAE, "decode", lambda self, grids, cache=None: real_decode(self, grids, cache) * 0)
+    config = tiny_config(tmp_path / "flat", loss={"adversarial": {"enabled": False}})
+    config["trainer"].update(max_steps=20, collapse_patience=3)
+    with pytest.raises(OneVAEError, match="collapsed to flat colours"):
+        train(load_train_config(write_config(tmp_path, "flat", config)))
+
+
+def test_freezing_by_name_keeps_the_encoder_fixed(tmp_path):
+    out = tmp_path / "frozen"
+    config = tiny_config(out, trainer={"max_steps": 3, "freeze": ["model.encoder"], "progress_bar": False, "checkpoint_every_n_steps": 3})
+    config["ema"] = {"enabled": False}
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config))]) == 0
+    torch.manual_seed(0)
+    start = OneVAE(OneVAEConfig(**TINY_MODEL))
+    end = OneVAE.from_pretrained(out / "export")
+    assert torch.equal(start.model.encoder.conv1.weight, end.model.encoder.conv1.weight)
+    assert not torch.equal(start.model.decoder.head[-1].weight, end.model.decoder.head[-1].weight)
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config)), "trainer.freeze=[model.nothing]"]) == 2
+
+
+def test_bad_configs_are_clear_errors(tmp_path, capsys):
+    path = write_config(tmp_path, "bad", {"stage": "continuous", "trainer": {"max_stepz": 3}})
+    assert cli_main(["train", "--config", str(path)]) == 2
+    assert "unknown config key(s) in trainer: max_stepz" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert cli_main(["train", "--config", str(path), "trainer.max_steps=abc"]) == 2
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    config = tiny_config(out, "discrete", trainer={"max_steps": 3, "devices": 2, "strategy": "ddp", "accelerator": "cpu",
+                                                    "progress_bar": False, "checkpoint_every_n_steps": 3})
+    path = write_config(tmp_path, "ddp", config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "onevae.cli.main", "train", "--config", str(path)], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert (out / "export" / "model.safetensors").is_file()
