@@ -275,14 +275,15 @@ class OneVAE(nn.Module):
         save_pretrained(self, path, metadata=metadata)
 
 
-def concat_grids(parts: list[Grids]) -> Grids:
-    """Concatenate per-chunk grid lists along time; for fe models the first chunk holds [first, rest]."""
+def concat_grids(parts: list[Grids], time_dim: int = 2) -> Grids:
+    """Concatenate per-chunk grid lists along time (dim 2 for latents (B, z, t, h, w), dim 1 for tokens
+    (B, t, h, w, K)); for fe models the first chunk holds [first, rest]."""
     width = max(len(p) for p in parts)
     out: list[list[torch.Tensor]] = [[] for _ in range(width)]
     for part in parts:
         for i, grid in enumerate(part):
             out[i + width - len(part)].append(grid)
-    return [torch.cat(pieces, dim=2) for pieces in out]
+    return [torch.cat(pieces, dim=time_dim) for pieces in out]
 
 
 class StreamingEncoder:
@@ -304,6 +305,7 @@ class StreamingEncoder:
         self.pending: Optional[torch.Tensor] = None
         self.started = False
         self.frames_in = 0
+        self.time_dim = 1 if tokens else 2
 
     def push(self, frames: torch.Tensor) -> Grids:
         """Frames (B, 3, t, H, W) -> grids of the latent frames completed so far (possibly empty in time)."""
@@ -319,7 +321,7 @@ class StreamingEncoder:
         while self.pending.shape[2] >= self.chunk:
             parts.append(self._encode(self.pending[:, :, : self.chunk]))
             self.pending = self.pending[:, :, self.chunk :]
-        return concat_grids(parts) if parts else self._empty()
+        return concat_grids(parts, self.time_dim) if parts else self._empty()
 
     def finish(self) -> tuple[Grids, int]:
         """Encode what is left, padded with copies of the last frame to a whole number of latent frames."""

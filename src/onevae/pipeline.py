@@ -120,7 +120,7 @@ def encode_file(model: OneVAE, path: Path, options: FitOptions, kind: str = "tok
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
-    grids = concat_grids([p for p in parts + [tail] if p])
+    grids = concat_grids([p for p in parts + [tail] if p], encoder.time_dim)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
