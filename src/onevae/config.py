@@ -124,6 +124,8 @@ class OneVAEConfig:
             raise CheckpointError(f"{path}: not a valid JSON config ({exc})") from None
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: a config must be a JSON object")
+        if isinstance(data.get("config"), dict):  # a file that wraps the config (e.g. the conformance fixtures)
+            data = data["config"]
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> "OneVAEConfig":

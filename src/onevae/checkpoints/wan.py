@@ -48,11 +48,12 @@ def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
     return report
 
 
-def load_wan(path: Union[str, Path], trust: bool = False):
-    """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels). Returns ``(model, report)``."""
+def load_wan(path: Union[str, Path], trust: bool = False, config=None):
+    """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels; or ``config``), loaded strictly.
+    Returns ``(model, report)``."""
     from ..model import OneVAE
 
-    model = OneVAE("wan2.1")
+    model = OneVAE(config or "wan2.1")
     report = copy_matching(model, read_wan_state(path, trust), LoadReport(source=str(path)))
-    require_complete(report, "the Wan2.1 VAE")
+    require_complete(report, model.config.name)
     return model.eval(), report

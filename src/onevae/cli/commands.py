@@ -239,6 +239,7 @@ def add_convert(sub) -> None:
     p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors) or Wan2.1 VAE (.pth)")
     p.add_argument("-o", "--output", required=True, help="model directory to write (config.json + model.safetensors)")
     p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes)")
+    p.add_argument("--config", default=None, help="a JSON file with the architecture (our config.json or an official-style config) instead of --variant")
     p.add_argument("--format", default="auto", choices=["auto", "official", "wan"], help="naming of the weights (default: from the keys)")
     p.add_argument("--ema", action="store_true", help="take the EMA weights of an official Lightning checkpoint")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of a .ckpt that holds Python objects (runs code from the file!)")
@@ -249,12 +250,17 @@ def run_convert(args: argparse.Namespace) -> int:
     from ..checkpoints import load_official, load_wan
     from ..train.initialise import detect_format
 
+    from ..config import OneVAEConfig
+
     source = check_input_path(args.weights)
+    if args.config and args.variant:
+        raise OneVAEError("give either --variant or --config, not both")
+    config = OneVAEConfig.load(args.config) if args.config else args.variant
     fmt = args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
-    if fmt == "wan" or args.variant == "wan2.1":
-        model, report = load_wan(source, trust=args.trust_checkpoint)
+    if fmt == "wan":
+        model, report = load_wan(source, trust=args.trust_checkpoint, config=config)
     elif fmt == "official":
-        model, report = load_official(source, args.variant, use_ema=args.ema, trust=args.trust_checkpoint)
+        model, report = load_official(source, config, use_ema=args.ema, trust=args.trust_checkpoint)
     else:
         raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE or Wan2.1 weights (use onevae export for training checkpoints)")
     print_err(report.summary())
