@@ -90,6 +90,7 @@ class OptimConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | cosine
+    schedule_steps: Optional[int] = None  # horizon of the cosine decay; None: trainer.max_steps
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     disc_lr: Optional[float] = None  # None: same as lr

@@ -69,7 +69,8 @@ class OneVAETrainingModule(L.LightningModule):
         return optimizers, [{"scheduler": schedule, "interval": "step"}]
 
     def _lr_factor(self, step: int) -> float:
-        o, total = self.cfg.optim, max(1, self.cfg.trainer.max_steps)
+        o = self.cfg.optim
+        total = max(1, o.schedule_steps or self.cfg.trainer.max_steps)
         if o.warmup_steps and step < o.warmup_steps:
             return (step + 1) / o.warmup_steps
         if o.schedule == "cosine":
