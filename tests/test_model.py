@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from onevae import InputError, OneVAE
+from onevae import InputError
 from conftest import random_video, tiny_model
 
 VARIANT_SIZES = {"888": (17, 32, 32), "81616_fe": (17, 64, 64), "161616_fe": (33, 64, 64), "wan": (9, 32, 32)}

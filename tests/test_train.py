@@ -30,7 +30,7 @@ def tiny_config(out: Path, stage: str = "continuous", **sections) -> dict:
         "output_dir": str(out),
         "model": {"preset": None, "config": TINY_MODEL},
         "schedule": {"kind": "continuous" if stage == "continuous" else "ramp", "ramp_steps": 4},
-        "loss": {"adversarial": {"enabled": True, "start_step": 4, "base_channels": 8}},
+        "loss": {"disc_start": 4, "discriminator": {"base_channels": 8}},
         "optim": {"lr": 2e-3, "betas": [0.9, 0.99], "weight_decay": 0.0},
         "ema": {"decay": 0.9, "warmup": True},
         # one fixed tiny batch: two procedural clips, batch size two
@@ -120,7 +120,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
                 raise _Interrupt()
 
     def run(out: Path, resume=None, callbacks=None):
-        sections = {"loss": {"adversarial": {"enabled": True, "start_step": 2, "base_channels": 8}}}
+        sections = {"loss": {"disc_start": 2, "discriminator": {"base_channels": 8}}}
         config = tiny_config(out, "discrete", schedule={"kind": "ramp", "ramp_steps": 6}, **sections)
         config["trainer"].update(max_steps=10, checkpoint_every_n_steps=4)
         path = write_config(tmp_path, out.name, config)
@@ -142,20 +142,20 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 
 def test_non_finite_loss_is_skipped_then_stops_with_a_clear_message(tmp_path, monkeypatch):
-    from onevae.train import module as module_lib
+    from onevae.losses import ReconstructionLoss
     from onevae.train.config import load_train_config
     from onevae.train.runner import train
 
-    real_pixel = module_lib.OneVAETrainingModule.pixel_loss
+    real_forward = ReconstructionLoss.forward
     poisoned = {2, 3}
 
-    def pixel_loss(self, video, recon):
-        loss = real_pixel(self, video, recon)
-        return loss * float("nan") if self.global_step in poisoned else loss
+    def forward(self, video, recon, step, **kwargs):
+        total, logs = real_forward(self, video, recon, step, **kwargs)
+        return (total * float("nan"), logs) if step in poisoned else (total, logs)
 
-    monkeypatch.setattr(module_lib.OneVAETrainingModule, "pixel_loss", pixel_loss)
+    monkeypatch.setattr(ReconstructionLoss, "forward", forward)
     out = tmp_path / "nan"
-    config = tiny_config(out, loss={"adversarial": {"enabled": False}})
+    config = tiny_config(out, loss={"g_loss_weight": 0.0})
     config["trainer"].update(max_steps=6, max_nonfinite=3)
     train(load_train_config(write_config(tmp_path, "nan", config)))
     skipped = losses(out, "train/skipped_steps")
@@ -181,7 +181,7 @@ def test_collapse_to_flat_colours_stops_training(tmp_path, monkeypatch):
 
     real_decode = CausalVAE.decode
     monkeypatch.setattr(CausalVAE, "decode", lambda self, grids, cache=None: real_decode(self, grids, cache) * 0)
-    config = tiny_config(tmp_path / "flat", loss={"adversarial": {"enabled": False}})
+    config = tiny_config(tmp_path / "flat", loss={"g_loss_weight": 0.0})
     config["trainer"].update(max_steps=20, collapse_patience=3)
     with pytest.raises(OneVAEError, match="collapsed to flat colours"):
         train(load_train_config(write_config(tmp_path, "flat", config)))

@@ -1,71 +1,119 @@
 """PSNR and SSIM per frame (torchmetrics, no downloads) and codebook usage.
 
-Videos are (3, T, H, W) or (B, 3, T, H, W) in [-1, 1]; metrics are computed on [0, 1] with data range 1.
-Identical frames have infinite PSNR: it is capped at ``PSNR_CAP`` dB so that means stay finite.
+Videos are (3, T, H, W) or (B, 3, T, H, W) in [-1, 1]; both are clamped to [-1, 1] and mapped to [0, 1], and
+the metrics use data range 1. For a batch, the per-frame values are averaged over the clips, giving (T,).
+Identical frames have infinite PSNR: every frame's PSNR is capped at ``PSNR_CAP`` = 100 dB (an MSE of 1e-10)
+so that means stay finite. SSIM uses torchmetrics' defaults (Gaussian window 11, sigma 1.5), so frames must
+be at least 11x11 pixels.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from ..errors import InputError
+
 PSNR_CAP = 100.0
+SSIM_MIN_SIZE = 11
+USAGE_WINDOW = 65536  # the official image model's rolling buffer of indices
 
 
-def _frames01(video: torch.Tensor) -> torch.Tensor:
-    """(3, T, H, W) or (B, 3, T, H, W) in [-1, 1] -> (N, 3, H, W) in [0, 1], N = B*T."""
+def _frames01(video: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(3, T, H, W) or (B, 3, T, H, W) in [-1, 1] -> ((B*T, 3, H, W) in [0, 1], B)."""
     if video.dim() == 4:
         video = video.unsqueeze(0)
     if video.dim() != 5 or video.shape[1] != 3:
-        raise ValueError(f"expected a video (3, T, H, W) or (B, 3, T, H, W), got {tuple(video.shape)}")
+        raise InputError(f"expected a video (3, T, H, W) or (B, 3, T, H, W), got {tuple(video.shape)}")
     b, c, t, h, w = video.shape
-    return ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    frames = (video.float().clamp(-1, 1) + 1) / 2
+    return frames.transpose(1, 2).reshape(b * t, c, h, w), b
+
+
+def _pair(ref: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    if ref.shape != rec.shape:
+        raise InputError(f"reference {tuple(ref.shape)} and reconstruction {tuple(rec.shape)} differ in shape")
+    a, b = _frames01(ref)
+    r, _ = _frames01(rec.to(ref.device))
+    return a, r, b
 
 
 def psnr_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of every frame, (T,) (or (B*T,) for batches), capped at 100 dB."""
-    a, b = _frames01(ref), _frames01(rec)
-    mse = (a - b).square().mean(dim=(1, 2, 3))
-    psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-30))
-    return psnr.clamp(max=PSNR_CAP)
+    """PSNR in dB of every frame, (T,), each capped at 100 dB."""
+    a, r, b = _pair(ref, rec)
+    psnr = peak_signal_noise_ratio(r, a, data_range=1.0, reduction="none", dim=(1, 2, 3))  # (B*T,)
+    psnr = torch.nan_to_num(psnr, posinf=PSNR_CAP).clamp(max=PSNR_CAP)
+    return psnr.view(b, -1).mean(dim=0)
 
 
 def ssim_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
     """SSIM (Gaussian window 11, sigma 1.5) of every frame, (T,)."""
-    a, b = _frames01(ref), _frames01(rec)
-    return structural_similarity_index_measure(b, a, data_range=1.0, reduction="none")
+    a, r, b = _pair(ref, rec)
+    if min(a.shape[-2:]) < SSIM_MIN_SIZE:
+        raise InputError(f"SSIM needs frames of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} pixels, got {a.shape[-2]}x{a.shape[-1]}")
+    ssim = structural_similarity_index_measure(r, a, data_range=1.0, reduction="none")  # (B*T,)
+    return ssim.view(b, -1).mean(dim=0)
 
 
 def clip_metrics(ref: torch.Tensor, rec: torch.Tensor) -> dict:
+    """``{"psnr", "ssim"}`` (means over frames) and ``{"psnr_per_frame", "ssim_per_frame"}`` (lists)."""
     psnr, ssim = psnr_per_frame(ref, rec), ssim_per_frame(ref, rec)
-    return {"psnr": float(psnr.mean()), "ssim": float(ssim.mean()), "psnr_per_frame": psnr.tolist(), "ssim_per_frame": ssim.tolist()}
-
-
-def torchmetrics_psnr(ref: torch.Tensor, rec: torch.Tensor) -> float:
-    """The whole clip's PSNR from torchmetrics (one MSE over all frames), for cross-checks."""
-    return float(peak_signal_noise_ratio(_frames01(rec), _frames01(ref), data_range=1.0))
+    return {
+        "psnr": float(psnr.mean()),
+        "ssim": float(ssim.mean()),
+        "psnr_per_frame": psnr.tolist(),
+        "ssim_per_frame": ssim.tolist(),
+    }
 
 
 def codebook_usage(indices: torch.Tensor, vocab_size: int) -> list[float]:
-    """Share of the vocabulary used, per token position: ``indices`` (..., K) -> K floats."""
-    flat = indices.reshape(-1, indices.shape[-1])
+    """Share of the vocabulary used, per token position: ``indices`` (..., K) -> K floats in [0, 1]."""
+    indices = torch.as_tensor(indices)
+    if indices.dim() == 0:
+        raise InputError("codebook usage needs indices of shape (..., K), got a scalar")
+    flat = indices.reshape(-1, indices.shape[-1])  # (N, K)
     return [torch.unique(flat[:, k]).numel() / vocab_size for k in range(flat.shape[1])]
 
 
 class CodebookUsageTracker:
-    """Usage over a rolling buffer of the last ``window`` indices per token position (65,536 officially)."""
+    """Usage over a rolling buffer of the last ``window`` indices per token position (65,536 officially).
 
-    def __init__(self, vocab_size: int, num_codebooks: int, window: int = 65536) -> None:
+    The official code divides the unique count by 64,000; here it is divided by ``vocab_size``.
+    """
+
+    def __init__(self, vocab_size: int, num_positions: Optional[int] = None, window: int = USAGE_WINDOW) -> None:
+        if window < 1:
+            raise InputError(f"the usage window must hold at least 1 index, got {window}")
         self.vocab_size = vocab_size
-        self.buffers = [deque(maxlen=window) for _ in range(num_codebooks)]
+        self.window = window
+        self.num_positions = num_positions
+        self._buffer: Optional[torch.Tensor] = None  # (window, K) ring buffer
+        self._next = 0
+        self._filled = 0
 
     def update(self, indices: Union[torch.Tensor, list]) -> None:
-        flat = torch.as_tensor(indices).reshape(-1, len(self.buffers))
-        for k, buffer in enumerate(self.buffers):
-            buffer.extend(flat[:, k].tolist())
+        """Add indices (..., K); only the newest ``window`` per position are kept."""
+        indices = torch.as_tensor(indices)
+        k = self.num_positions or indices.shape[-1]
+        if indices.dim() == 0 or indices.shape[-1] != k:
+            raise InputError(f"expected indices of shape (..., {k}), got {tuple(indices.shape)}")
+        self.num_positions = k
+        flat = indices.detach().reshape(-1, k).to("cpu", torch.long)[-self.window:]  # (n, K)
+        if self._buffer is None:
+            self._buffer = torch.zeros(self.window, k, dtype=torch.long)
+        n = flat.shape[0]
+        rows = (self._next + torch.arange(n)) % self.window
+        self._buffer[rows] = flat
+        self._next = (self._next + n) % self.window
+        self._filled = min(self.window, self._filled + n)
 
     def usage(self) -> list[float]:
-        return [len(set(buffer)) / self.vocab_size for buffer in self.buffers]
+        """Share of the vocabulary seen in the buffer, per position (zeros before any update)."""
+        if self._buffer is None:
+            return [0.0] * (self.num_positions or 0)
+        return codebook_usage(self._buffer[: self._filled], self.vocab_size)
+
+    def reset(self) -> None:
+        self._buffer, self._next, self._filled = None, 0, 0

@@ -9,11 +9,13 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Optional, Union
 
 import yaml
 
+from ..configtools import build_dataclass
 from ..errors import OneVAEError
+from ..losses.config import LossConfig
 
 
 @dataclass
@@ -46,38 +48,6 @@ class ScheduleConfig:
     joint_mode: str = "sum"  # sum | sample
     continuous_weight: float = 1.0
     discrete_weight: float = 1.0
-
-
-@dataclass
-class PerceptualConfig:
-    weight: float = 0.1
-    weights_path: Optional[str] = None  # VGG16 trunk (torchvision naming or lpips naming); None: term off
-    lin_path: Optional[str] = None  # LPIPS linear layers (vgg.pth of the lpips package), optional
-    max_frames: Optional[int] = 4  # frames per clip that the perceptual term sees (cost)
-
-
-@dataclass
-class AdversarialConfig:
-    enabled: bool = True
-    start_step: int = 20000
-    g_weight: float = 0.1  # generator term weight (official: 0.1; 0.005 for the 16x16x16 decoder stage)
-    disc_weight: float = 0.2  # scales the adaptive weight (VQGAN)
-    adaptive: bool = True
-    loss: str = "hinge"  # hinge | vanilla
-    num_layers: int = 2
-    base_channels: int = 64
-    spectral_norm: bool = True
-    norm: str = "none"
-
-
-@dataclass
-class LossSection:
-    pixel: str = "l2"  # l1 | l2 (the official configs: MSE)
-    pixel_weight: float = 1.0
-    kl_weight: float = 0.0  # continuous stage only; 0: deterministic mean, as OneVAE uses it
-    first_frame_weight: float = 1.0  # >1 strengthens frame 0 in the pixel term
-    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
 @dataclass
@@ -158,7 +128,7 @@ class TrainConfig:
     output_dir: str = "runs/onevae"
     model: ModelSection = field(default_factory=ModelSection)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    loss: LossSection = field(default_factory=LossSection)
+    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     data: DataSection = field(default_factory=DataSection)
@@ -181,66 +151,6 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, recursively, refusing unknown keys with their path."""
-    if not isinstance(data, dict):
-        raise OneVAEError(f"config section {where or 'root'} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise OneVAEError(f"unknown config key(s) in {where or 'root'}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, key)
-        else:
-            kwargs[name] = _coerce(value, hint, key)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin, args = get_origin(hint), get_args(hint)
-    if value is None:
-        if origin is Union and type(None) in args:
-            return None
-        raise OneVAEError(f"config key {key} cannot be null")
-    if origin is Union:
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except OneVAEError:
-                continue
-        raise OneVAEError(f"config key {key}: {value!r} does not fit {hint}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise OneVAEError(f"config key {key} must be a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, key) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise OneVAEError(f"config key {key} must be true or false, got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OneVAEError(f"config key {key} must be a number, got {value!r}")
-        if hint is int and float(value) != int(value):
-            raise OneVAEError(f"config key {key} must be an integer, got {value!r}")
-        return hint(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise OneVAEError(f"config key {key} must be a string, got {value!r}")
-        return value
     return value
 
 
@@ -273,7 +183,7 @@ def load_train_config(path: Optional[Union[str, Path]] = None, overrides: Option
         except yaml.YAMLError as exc:
             raise OneVAEError(f"{path}: not valid YAML ({exc})") from None
     data = apply_overrides(data, overrides or [])
-    config = _build(TrainConfig, data, "")
+    config = build_dataclass(TrainConfig, data)
     validate(config)
     return config
 
@@ -291,8 +201,6 @@ def validate(config: TrainConfig) -> None:
         raise OneVAEError(f"schedule.joint_mode must be sum or sample, got {config.schedule.joint_mode!r}")
     if not 0.0 <= config.schedule.final_discrete <= 1.0:
         raise OneVAEError("schedule.final_discrete must lie in [0, 1]")
-    if config.loss.pixel not in ("l1", "l2"):
-        raise OneVAEError(f"loss.pixel must be l1 or l2, got {config.loss.pixel!r}")
     if config.trainer.nonfinite not in ("skip", "stop"):
         raise OneVAEError(f"trainer.nonfinite must be skip or stop, got {config.trainer.nonfinite!r}")
     if config.optim.schedule not in ("constant", "cosine"):

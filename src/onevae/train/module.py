@@ -7,11 +7,10 @@ optimiser). Every random choice is a function of ``(seed, step)``, so resuming g
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from ..errors import OneVAEError
 from ..model import OneVAE
@@ -26,7 +25,7 @@ FLAT_STD = 1e-3  # a reconstruction whose per-frame std is below this is "flat c
 class OneVAETrainingModule(L.LightningModule):
     def __init__(self, config: TrainConfig, model: OneVAE) -> None:
         super().__init__()
-        from ..losses import build_discriminator, build_perceptual_loss
+        from ..losses import ReconstructionLoss, build_discriminator
 
         self.automatic_optimization = False
         self.cfg = config
@@ -37,10 +36,11 @@ class OneVAETrainingModule(L.LightningModule):
                 if isinstance(module, ResidualBlock):
                     module.activation_checkpointing = True
         self.ema = EMA(self.vae, config.ema.decay, config.ema.warmup) if config.ema.enabled else None
-        perceptual_cfg = config.loss.perceptual
-        self.perceptual, self.perceptual_message = build_perceptual_loss(perceptual_cfg.weights_path, perceptual_cfg.lin_path)
-        adv = config.loss.adversarial
-        self.discriminator = build_discriminator(adv) if adv.enabled else None
+        # not a registered submodule: the frozen VGG16 of the perceptual term stays out of the checkpoints
+        self.__dict__["reconstruction_loss"] = ReconstructionLoss.from_config(config.loss)
+        self.perceptual_message = self.reconstruction_loss.perceptual_message
+        # g_loss_weight 0 turns the adversarial term off: no discriminator is built
+        self.discriminator = build_discriminator(config.loss.discriminator) if config.loss.g_loss_weight > 0 else None
         self.nonfinite_streak = 0
         self.flat_streak = 0
         self.skipped_steps = 0
@@ -91,36 +91,11 @@ class OneVAETrainingModule(L.LightningModule):
             quantised = [(1 - plan.alpha) * m + plan.alpha * q for m, q in zip(latents, quantised)]
         return quantised, tokens
 
-    def pixel_loss(self, video: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        diff = (recon.float() - video.float()).abs() if self.cfg.loss.pixel == "l1" else (recon.float() - video.float()).square()
-        per_frame = diff.mean(dim=(0, 1, 3, 4))  # (T,)
-        weights = torch.ones_like(per_frame)
-        weights[0] = self.cfg.loss.first_frame_weight
-        return (per_frame * weights).sum() / weights.sum()
-
-    def perceptual_loss(self, video: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        if self.perceptual is None or self.cfg.loss.perceptual.weight == 0:
-            return recon.new_zeros(())
-        return self.perceptual(recon.float(), video.float())
-
-    def kl_loss(self, latents: list[torch.Tensor], logvars: list[torch.Tensor]) -> torch.Tensor:
-        terms = [0.5 * (m.float().square() + lv.float().exp() - 1 - lv.float()).mean() for m, lv in zip(latents, logvars)]
-        return sum(terms) / len(terms)
+    def on_fit_start(self) -> None:
+        self.reconstruction_loss.to(self.device)
 
     def adversarial_active(self, step: int) -> bool:
-        adv = self.cfg.loss.adversarial
-        return self.discriminator is not None and step >= adv.start_step and adv.g_weight > 0
-
-    def generator_loss(self, rec_loss: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..losses import adaptive_weight, generator_hinge_loss
-
-        adv = self.cfg.loss.adversarial
-        g_loss = generator_hinge_loss(self.discriminator(recon.float()))
-        weight = torch.tensor(adv.disc_weight, device=recon.device)
-        last_layer = self.vae.model.decoder.head[-1].weight
-        if adv.adaptive and last_layer.requires_grad and torch.is_grad_enabled():
-            weight = adaptive_weight(rec_loss, g_loss, last_layer, adv.disc_weight)
-        return g_loss, weight * adv.g_weight
+        return self.reconstruction_loss.adversarial_active(step, self.discriminator)
 
     # ------------------------------------------------------------------------------------------ training
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
@@ -133,28 +108,23 @@ class OneVAETrainingModule(L.LightningModule):
         total = video.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
         last_recon = None
+        continuous_stage = self.cfg.stage == "continuous"
+        last_layer = self.vae.model.decoder.head[-1].weight
         for plan in plan_step(self.cfg.schedule, step, self.cfg.seed):
             decoder_in, tokens = self._decoder_input(plan, latents, logvars, step)
             recon = self.vae.model.decode(decoder_in)
-            pixel = self.pixel_loss(video, recon)
-            perceptual = self.perceptual_loss(video, recon)
-            rec = self.cfg.loss.pixel_weight * pixel + self.cfg.loss.perceptual.weight * perceptual
-            term = rec
-            if self.adversarial_active(step):
-                g_loss, g_weight = self.generator_loss(rec, recon)
-                term = term + g_weight * g_loss
-                logs[f"loss/g_adv_{plan.path}"] = g_loss.detach()
-                logs["adv/weight"] = g_weight.detach()
+            term, term_logs = self.reconstruction_loss(
+                video, recon, step, discriminator=self.discriminator,
+                last_layer_weight=last_layer if last_layer.requires_grad else None,
+                mu=latents if continuous_stage else None, logvar=logvars if continuous_stage else None,
+            )
             total = total + plan.weight * term
-            logs[f"loss/pixel_{plan.path}"] = pixel.detach()
-            logs[f"loss/perceptual_{plan.path}"] = perceptual.detach()
+            for key, value in term_logs.items():
+                if key != "loss/total":
+                    logs[f"{key}_{plan.path}"] = value
             if tokens is not None:
                 logs["codebook/batch_usage"] = torch.tensor(self._batch_usage(tokens), device=video.device)
             last_recon = recon
-        if self.cfg.loss.kl_weight > 0 and self.cfg.stage == "continuous":
-            kl = self.kl_loss(latents, logvars)
-            total = total + self.cfg.loss.kl_weight * kl
-            logs["loss/kl"] = kl.detach()
         logs["loss/total"] = total.detach()
         logs["schedule/discrete_share"] = torch.tensor(discrete_share(self.cfg.schedule, step))
         if not self._step_is_finite(total):
@@ -185,19 +155,18 @@ class OneVAETrainingModule(L.LightningModule):
         return float(torch.unique(flat).numel()) / self.vae.config.vocab_size
 
     def _discriminator_step(self, opt_d, video: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..losses import discriminator_hinge_loss
+        from ..losses import discriminator_loss
 
-        logits_real = self.discriminator(video.float())
-        logits_fake = self.discriminator(recon.float())
-        d_loss = discriminator_hinge_loss(logits_real, logits_fake)
-        if not self._step_is_finite(d_loss):
+        loss_cfg = self.cfg.loss
+        d_loss, logs = discriminator_loss(self.discriminator, video, recon, self.global_step, loss_cfg.disc_start, loss_cfg.disc_loss)
+        if not d_loss.requires_grad or not self._step_is_finite(d_loss):
             return {}
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         if self.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.cfg.optim.grad_clip)
         opt_d.optimizer.step()  # the raw optimiser: Lightning's step counter counts autoencoder steps only
-        return {"loss/disc": d_loss.detach(), "disc/logits_real": logits_real.mean().detach(), "disc/logits_fake": logits_fake.mean().detach()}
+        return logs
 
     def _clip(self, opt) -> torch.Tensor:
         params = self.trainable_parameters()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import lightning as L
-import torch
 
 from ..checkpoints.report import LoadReport
 from ..config import OneVAEConfig, preset
@@ -56,8 +54,8 @@ def _strategy(config: TrainConfig):
 
 
 def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None) -> L.Trainer:
-    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
 
     out = Path(config.output_dir)
     t = config.trainer
