@@ -11,6 +11,7 @@ peak memory (RSS on CPU, max allocated on CUDA) is its own.
 
     python benchmarks/bench_model.py                      # CPU: full-size 8x8x8 preset, 17x128x128, float32
     python benchmarks/bench_model.py --device cuda --dtype bfloat16 --frames 33 --size 256
+    python benchmarks/bench_model.py --memory-lengths 17,65,129   # peak memory vs clip length, full vs stream
 """
 
 from __future__ import annotations
@@ -104,6 +105,51 @@ def run_case(args: argparse.Namespace) -> dict:
     return out
 
 
+def run_memory_case(args: argparse.Namespace) -> dict:
+    """Encode + decode a clip generated piece by piece; report the process's peak memory."""
+    from onevae import OneVAE, StreamingDecoder, StreamingEncoder
+
+    dtype = getattr(torch, args.dtype)
+    model = OneVAE(args.preset).to(args.device, dtype).eval()
+    tf = model.config.temporal_factor
+    g = torch.Generator().manual_seed(0)
+
+    def frames(n: int) -> torch.Tensor:
+        return (torch.rand(1, 3, n, args.size, args.size, generator=g) * 2 - 1).to(args.device, dtype)
+
+    with torch.no_grad():
+        if args.path == "full":
+            model.decode_latents(model.encode_latents(frames(args.frames)))
+        else:  # frames arrive chunk by chunk (as from a video file) and decoded frames are dropped (as written)
+            encoder, decoder = StreamingEncoder(model, chunk_frames=tf), StreamingDecoder(model)
+            decoder.push(encoder.push(frames(1)))
+            for _ in range((args.frames - 1) // tf):
+                decoder.push(encoder.push(frames(tf)))
+    _sync(args.device)
+    peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"path": args.path, "frames": args.frames, "peak_mib": peak / 2**20}
+
+
+def memory_table(args: argparse.Namespace) -> None:
+    lengths = [int(n) for n in args.memory_lengths.split(",")]
+    print(f"# peak memory (MiB) vs clip length: {args.preset}, {args.size}x{args.size}, {args.dtype} on {args.device}; "
+          "stream = chunks of tf frames in, frames out as they come")
+    print("| frames | " + " | ".join(lengths and ["full", "stream"]) + " |")
+    print("|---|---|---|")
+    for n in lengths:
+        row = []
+        for path in ("full", "stream"):
+            cmd = [sys.executable, __file__, "--memory-case", "--path", path, f"--frames={n}"] + [
+                f"--{k}={getattr(args, k)}" for k in ("preset", "device", "dtype", "size")
+            ]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                print(result.stderr, file=sys.stderr)
+                raise SystemExit(f"memory case {path} {n} failed")
+            row.append(json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"])
+        print(f"| {n} | {row[0]:.0f} | {row[1]:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="onevae-888")
@@ -117,7 +163,15 @@ def main() -> None:
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--memory-lengths", default=None, help="comma-separated clip lengths: print peak memory of full vs stream instead")
+    parser.add_argument("--memory-case", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_case:
+        print(json.dumps(run_memory_case(args)))
+        return
+    if args.memory_lengths:
+        memory_table(args)
+        return
     if args.path:  # child process: one case
         print(json.dumps(run_case(args)))
         return

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Union
 import torch
 
 from ..errors import CheckpointError
+from ..io.paths import existing_file
 
 PICKLE_SUFFIXES = {".ckpt", ".pth", ".pt", ".bin"}
 
@@ -24,12 +25,7 @@ def _harmless_globals() -> list[Any]:
 
 
 def check_file(path: Union[str, Path]) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a weights file")
-    return path
+    return existing_file(path, "weights file", CheckpointError)
 
 
 def read_weights_file(path: Union[str, Path], trust: bool = False) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OneVAEError
+from ..io.paths import existing_file, writable_output
 
 
 # ------------------------------------------------------------------------------------------------ shared
@@ -96,30 +97,6 @@ def fit_options(args: argparse.Namespace):
     return FitOptions(size_mode=args.size_mode, max_side=args.max_side, short_side=args.short_side, fps=args.fps, max_frames=args.max_frames, chunk_latents=args.chunk)
 
 
-def check_output_path(path: Path) -> Path:
-    """Refuse an output that cannot be written before any work is done."""
-    import os
-
-    path = Path(path)
-    if path.is_dir():
-        raise OneVAEError(f"output {path} is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OneVAEError(f"cannot write {path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OneVAEError(f"cannot write {path}: the directory {parent} is not writable")
-    return path
-
-
-def check_input_path(path: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise OneVAEError(f"{p}: no such file")
-    if p.is_dir():
-        raise OneVAEError(f"{p} is a directory, not a video file")
-    return p
-
-
 # ------------------------------------------------------------------------------------------------ encode
 def add_encode(sub) -> None:
     p = sub.add_parser("encode", help="video(s) -> token files (or latent files with --continuous)",
@@ -134,14 +111,14 @@ def add_encode(sub) -> None:
 
 
 def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    videos = [check_input_path(v) for v in args.videos]
+    videos = [existing_file(v, "video file") for v in args.videos]
     out = Path(args.output)
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
     if len(videos) == 1 and not out.is_dir():
-        return [(videos[0], check_output_path(out))]
+        return [(videos[0], writable_output(out))]
     if not out.is_dir():
         raise OneVAEError(f"several videos need -o to be an existing directory, got {out}")
-    return [(v, check_output_path(out / (v.name.split(".")[0] + suffix))) for v in videos]
+    return [(v, writable_output(out / (v.name.split(".")[0] + suffix))) for v in videos]
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -180,8 +157,8 @@ def run_decode(args: argparse.Namespace) -> int:
     from ..checkpoints.pretrained import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 
-    source = check_input_path(args.tokens)
-    out = check_output_path(Path(args.output))
+    source = existing_file(args.tokens, "token file")
+    out = writable_output(Path(args.output))
     model = load_model_from_args(args)
     grids, meta = load_encoded_for(model, source, model_fingerprint(model))
     frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=max(1, args.chunk))
@@ -210,8 +187,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from ..pipeline import reconstruct_file
     from .report import print_table, write_report
 
-    video = check_input_path(args.video) if args.video else sample_video_path("carphone_pristine")
-    out = check_output_path(Path(args.output)) if args.output else None
+    video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
+    out = writable_output(Path(args.output)) if args.output else None
     report_dir = Path(args.report) if args.report else None
     if report_dir is not None:
         try:
@@ -252,7 +229,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     from ..config import OneVAEConfig
 
-    source = check_input_path(args.weights)
+    source = existing_file(args.weights, "weights file")
     if args.config and args.variant:
         raise OneVAEError("give either --variant or --config, not both")
     config = OneVAEConfig.load(args.config) if args.config else args.variant

@@ -57,6 +57,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
 from .atomic import temp_file_beside
+from .paths import existing_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -223,11 +224,7 @@ def _stream_duration(container: av.container.InputContainer, stream: av.video.st
 
 def _check_input_file(path: PathLike) -> Path:
     """The path as a Path, or InputError when it is missing, a directory, empty or unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory, not a video file")
+    path = existing_file(path, "video file", InputError)
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: permission denied (the file is not readable)")
     if _file_size(path) == 0:

@@ -1,0 +1,99 @@
+"""Training step time and peak memory: one optimisation step (encode, both paths' decoders as configured,
+backward, AdamW) of a preset on random clips, as the Lightning module runs it.
+
+    python benchmarks/bench_train.py                                  # onevae-small, 17x128x128, batch 1, CPU
+    python benchmarks/bench_train.py --preset onevae-888 --device cuda --precision bf16 --batch 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def run_case(args: argparse.Namespace) -> dict:
+    from onevae import OneVAE
+
+    torch.manual_seed(0)
+    model = OneVAE(args.preset).to(args.device).train()
+    if args.checkpointing:
+        from onevae.nn.layers import ResidualBlock
+
+        for module in model.modules():
+            if isinstance(module, ResidualBlock):
+                module.activation_checkpointing = True
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.1)
+    video = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1
+    autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def step() -> None:
+        with autocast:
+            out = model(video, discrete=args.path == "discrete")
+            loss = (out.recon.float() - video).square().mean()
+            if args.path == "joint":  # both paths, as schedule.kind joint / joint_mode sum
+                loss = loss + (model.model.decode(out.latents).float() - video).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    step()  # warm-up
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        step()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"path": args.path, "step_s": min(times), "peak_mib": peak / 2**20, "params_m": model.num_parameters() / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="onevae-small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="32", choices=["32", "bf16"])
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of residual blocks")
+    parser.add_argument("--paths", default="continuous,discrete,joint")
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.path:
+        print(json.dumps(run_case(args)))
+        return
+    rows = []
+    for path in args.paths.split(","):
+        cmd = [sys.executable, __file__, "--path", path] + [f"--{k}={getattr(args, k)}" for k in ("preset", "device", "precision", "frames", "size", "batch", "repeats")]
+        if args.checkpointing:
+            cmd.append("--checkpointing")
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            print(result.stderr, file=sys.stderr)
+            raise SystemExit(f"case {path} failed")
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"# training step: {args.preset} ({rows[0]['params_m']:.2f} M), batch {args.batch} x {args.frames}x{args.size}x{args.size}, "
+          f"{args.precision} on {args.device} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (", activation checkpointing" if args.checkpointing else ""))
+    print("| path(s) per step | step time (s) | clips/s | peak memory MiB |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['path']} | {row['step_s']:.2f} | {args.batch / row['step_s']:.2f} | {row['peak_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
