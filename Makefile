@@ -11,7 +11,6 @@ OUT ?= out
 
 $(BIN)/onevae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned (a local CPU build here); an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,data]"
