@@ -243,8 +243,8 @@ def reconstruct_file(
     frames_total = 0
     try:
         with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            def consume(latents: Grids, final: bool = False) -> None:
-                if not latents or latents[-1].shape[2] + (1 if len(latents) == 2 else 0) == 0:
+            def consume(latents: Grids) -> None:
+                if not latents:  # nothing completed in this piece
                     return
                 recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
                 n = recons[paths[0]].shape[2]
@@ -268,7 +268,7 @@ def reconstruct_file(
             if frames_total == 0:
                 raise InputError(f"{path}: no frame could be read")
             tail, _ = encoder.finish()
-            consume(tail, final=True)
+            consume(tail)
         if writer is not None:
             writer.close()
     except BaseException:

@@ -83,7 +83,7 @@ class OneVAETrainingModule(L.LightningModule):
         """The grids the decoder gets on this path, and the tokens (discrete path only)."""
         if plan.path == "continuous":
             if self.cfg.loss.kl_weight > 0:
-                g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + step)
+                g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + step * 1009 + self.global_rank)
                 return [m + torch.exp(0.5 * lv.clamp(-30, 20)) * torch.randn(m.shape, generator=g).to(m) for m, lv in zip(latents, logvars)], None
             return latents, None
         quantised, tokens = self.vae.quantize(latents)
