@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from onevae.io.samples import sample_video_path
-from onevae.io.video import VideoWriter, fit_size, iter_video_windows, probe_video
+from onevae.io.fit import fit_size
+from onevae.io.video import iter_video_windows, probe_video
+from onevae.io.writer import VideoWriter
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel", "retina", "cat", "motorcycle_left"]
 

@@ -17,7 +17,9 @@ import torch
 
 from .errors import InputError
 from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for
-from .io.video import Geometry, VideoInfo, VideoWriter, fit_size, iter_video_windows, probe_video
+from .io.fit import Geometry, fit_size
+from .io.video import VideoInfo, iter_video_windows, probe_video
+from .io.writer import VideoWriter
 from .model import Grids, OneVAE, StreamingDecoder, StreamingEncoder, concat_grids
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).

@@ -33,15 +33,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import InputError, OneVAEError
-from ..io.video import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    VideoInfo,
-    frames_to_tensor,
-    iter_video_frames,
-    probe_video,
-    resize_video,
-)
+from ..io.fit import resize_video
+from ..io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, frames_to_tensor, iter_video_frames, probe_video
 
 PathLike = Union[str, Path]
 LIST_EXTENSIONS = (".txt", ".lst", ".list")

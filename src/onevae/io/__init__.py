@@ -1,28 +1,20 @@
 """Video input/output: probing, streaming decode, size fitting, atomic H.264 writing, sample clips."""
 
 from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_video_path
+from .fit import Geometry, LengthFit, VideoFit, fit_length, fit_size, fit_video, resize_video
 from .video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
-    Geometry,
-    LengthFit,
-    VideoFit,
     VideoInfo,
     VideoReadWarning,
-    VideoWriter,
-    fit_length,
-    fit_size,
-    fit_video,
     frames_to_tensor,
     iter_video_frames,
     iter_video_windows,
     probe_video,
     read_video,
-    resize_video,
-    side_by_side,
     tensor_to_frames,
-    write_video,
 )
+from .writer import VideoWriter, side_by_side, write_video
 
 __all__ = [
     "EVALUATION_CLIP",

@@ -73,7 +73,8 @@ def _save_media(stem: Path, video: torch.Tensor, recons: dict[str, torch.Tensor]
     """A PNG of first/middle/last frames (input | each path) and an mp4 of the same, side by side."""
     from PIL import Image
 
-    from ..io.video import tensor_to_frames, write_video
+    from ..io.video import tensor_to_frames
+    from ..io.writer import write_video
 
     panels = [video] + [recon[0] for recon in recons.values()]
     side = torch.cat(panels, dim=-1)  # (3, T, H, W * n)

@@ -1,0 +1,191 @@
+"""Writing videos.
+
+:class:`VideoWriter` / :func:`write_video` encode H.264 (libx264, yuv420p, CRF 18, BT.709 tags) to
+    ``.mp4``/``.mov``/``.mkv`` through a temporary file in the same directory, renamed on success.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import av
+import numpy as np
+import torch
+from av.video.reformatter import ColorRange, Colorspace
+
+from ..errors import InputError, OneVAEError
+from .atomic import temp_file_beside
+from .video import tensor_to_frames
+
+PathLike = Union[str, os.PathLike]
+
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+# ============================================================================================ writing
+
+
+class VideoWriter:
+    """Incremental H.264 writer; use as a context manager. The file appears only when it is complete.
+
+    ``write`` takes uint8 (T, H, W, 3) / (H, W, 3) arrays or float tensors in [-1, 1] shaped (3, T, H, W) or
+    (1, 3, T, H, W). Odd heights/widths are padded by one pixel (replicated edge) for yuv420p.
+    """
+
+    def __init__(self, path: PathLike, fps: float = 24.0, crf: int = 18, preset: str = "medium") -> None:
+        self.path = Path(path)
+        if not (fps > 0 and math.isfinite(fps)):
+            raise InputError(f"{self.path}: fps must be a positive number, got {fps}")
+        self.format = _output_format(self.path)
+        self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        self.crf, self.preset = crf, preset
+        self.tmp_path = _create_temp_beside(self.path)
+        self.container: Optional[av.container.OutputContainer] = None
+        self.stream: Optional[av.video.stream.VideoStream] = None
+        self.size: Optional[tuple[int, int]] = None  # (H, W) of the frames given
+        self.frames_written = 0
+        self.closed = False
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frames: Union[np.ndarray, torch.Tensor]) -> None:
+        """Append frames: uint8 (T, H, W, 3) / (H, W, 3), or a float tensor (3, T, H, W) in [-1, 1]."""
+        if self.closed:
+            raise OneVAEError(f"{self.path}: the writer is already closed")
+        rgb = _as_uint8_frames(frames)  # (T, H, W, 3) uint8
+        if self.size is None:
+            self._open(rgb.shape[1], rgb.shape[2])
+        elif rgb.shape[1:3] != self.size:
+            raise InputError(f"{self.path}: frames of size {rgb.shape[1:3]} after frames of size {self.size}")
+        for image in _even_sized(rgb):
+            self._encode(image)
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns its path."""
+        if self.closed:
+            return self.path
+        if self.frames_written == 0:
+            self.abort()
+            raise InputError(f"{self.path}: no frames were written")
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            self.container.close()
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self.closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written (the temporary file is removed)."""
+        self.closed = True
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:  # closing a broken container must not hide the original error
+                pass
+        self.tmp_path.unlink(missing_ok=True)
+
+    def _open(self, height: int, width: int) -> None:
+        self.size = (height, width)
+        container = av.open(str(self.tmp_path), mode="w", format=self.format)
+        stream = container.add_stream("libx264", rate=self.fps)
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        context = stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        context.color_range = 1  # limited ("tv") range
+        self.container, self.stream = container, stream
+
+    def _encode(self, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        frame.pts = self.frames_written
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames_written += 1
+
+
+def write_video(
+    path: PathLike, frames: Union[np.ndarray, torch.Tensor], fps: float = 24.0, crf: int = 18, preset: str = "medium"
+) -> Path:
+    """Write a whole clip (see :class:`VideoWriter` for the accepted frames) atomically; returns the path."""
+    with VideoWriter(path, fps=fps, crf=crf, preset=preset) as writer:
+        writer.write(frames)
+    return writer.path
+
+
+def _output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unsupported output extension {path.suffix!r}; use .mp4, .mov or .mkv")
+    return fmt
+
+
+def _create_temp_beside(path: Path) -> Path:
+    """An empty temporary file in the output's directory (so that the final rename is atomic)."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.exists():
+        raise OneVAEError(f"cannot write {path}: the directory {directory} does not exist")
+    if not directory.is_dir():
+        raise OneVAEError(f"cannot write {path}: {directory} is not a directory")
+    if path.is_dir():
+        raise OneVAEError(f"cannot write {path}: it is a directory")
+    try:
+        return temp_file_beside(path, suffix=f".tmp{path.suffix}")
+    except OneVAEError as error:
+        raise OneVAEError(f"{error} (the directory {directory} is not writable)") from None
+
+
+def _as_uint8_frames(frames: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    """Any accepted frame layout -> uint8 (T, H, W, 3)."""
+    if isinstance(frames, torch.Tensor) and frames.is_floating_point():
+        return tensor_to_frames(frames)
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.dtype != np.uint8:
+        raise InputError(f"frames must be uint8 (T, H, W, 3) or a float tensor (3, T, H, W), got dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
+        raise InputError(f"frames must have shape (T, H, W, 3) or (H, W, 3), got {tuple(array.shape)}")
+    return array
+
+
+def _even_sized(frames: np.ndarray) -> np.ndarray:
+    """Pad odd heights/widths by one replicated pixel at the bottom/right: (T, H', W', 3)."""
+    h, w = frames.shape[1:3]
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def side_by_side(
+    a: Union[np.ndarray, torch.Tensor], b: Union[np.ndarray, torch.Tensor]
+) -> Union[np.ndarray, torch.Tensor]:
+    """Concatenate two videos horizontally: tensors (…, 3, T, H, W) on W, or uint8 arrays (T, H, W, 3) on W."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        if a.shape[:-1] != b.shape[:-1]:
+            raise InputError(
+                f"side_by_side needs the same shape except the width, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        return torch.cat([a, b.to(a.dtype)], dim=-1)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 4 or a.shape[:2] != b.shape[:2] or a.shape[3:] != b.shape[3:] or a.dtype != b.dtype:
+        raise InputError(
+            f"side_by_side needs two (T, H, W, 3) arrays with the same T, H and dtype, got {a.shape} and {b.shape}"
+        )
+    return np.concatenate([a, b], axis=2)
