@@ -105,8 +105,15 @@ def _expected_frames(info: VideoInfo, options: FitOptions) -> Optional[int]:
 
 # ------------------------------------------------------------------------------------------------ encode
 @torch.no_grad()
-def encode_file(model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False) -> tuple[Grids, TokenFileMeta]:
-    """A video file -> token (or latent) grids and the metadata to decode them back to a video."""
+def encode_file(
+    model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False,
+    latent_dtype: torch.dtype = torch.float16,
+) -> tuple[Grids, TokenFileMeta]:
+    """A video file -> token (or latent) grids and the metadata to decode them back to a video.
+
+    Only the grids of the whole video are kept in memory, in their stored type (int32 tokens, ``latent_dtype``
+    latents), chunk by chunk as they are produced."""
+    store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
         model._require_discrete()
     info = probe_video(path)
@@ -116,13 +123,13 @@ def encode_file(model: OneVAE, path: Path, options: FitOptions, kind: str = "tok
     parts, frames = [], 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
         for window in _windows(path, model, info, geometry, options):
-            parts.append(encoder.push(window))
+            parts.append([g.to("cpu", store) for g in encoder.push(window)])
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
-    grids = concat_grids([p for p in parts + [tail] if p], encoder.time_dim)
+    grids = concat_grids([p for p in parts + [[g.to("cpu", store) for g in tail]] if p], encoder.time_dim)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,

@@ -133,9 +133,8 @@ def run_encode(args: argparse.Namespace) -> int:
     options = fit_options(args)
     fingerprint = model_fingerprint(model)
     for video, out in targets:
-        grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet)
-        if kind == "latents":
-            grids = [g.to(getattr(torch, args.latent_dtype)) for g in grids]
+        grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
+                                  latent_dtype=getattr(torch, args.latent_dtype))
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids)
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")

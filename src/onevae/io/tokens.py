@@ -78,7 +78,7 @@ def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: Tok
     tensors = {}
     for i, grid in enumerate(grids):
         grid = grid.detach().to("cpu").contiguous()
-        tensors[f"{meta.kind}.{i}"] = grid.to(torch.int32) if meta.kind == "tokens" else grid
+        tensors[f"{meta.kind}.{i}"] = grid.to(torch.int32) if meta.kind == "tokens" else grid  # no copy if already int32
     meta.grid_shapes = [list(g.shape) for g in grids]
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"onevae": meta.to_json()})
