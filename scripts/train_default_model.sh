@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped default tokenizer from scratch (CPU is enough; ~1.5 s/step on 2 cores) and install it
+# Train the shipped default tokenizer from scratch (CPU is enough: about 1.5 h on 2 cores) and install it
 # into the package with its model card:
 #   bash scripts/train_default_model.sh
 set -euo pipefail
