@@ -60,6 +60,8 @@ def main() -> None:
     stages = [training_summary(run) for run in args.runs]
     config = model.config
     tokens = config.tokens_per_clip(17, 256, 256)
+    cont_optim = stages[0]["config"]["optim"]
+    ramp = stages[1]["config"]["schedule"]
 
     ASSET.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.export / "config.json", ASSET / "config.json")
@@ -104,8 +106,8 @@ Random 9-frame clips, random resized crops (scale 0.35-1) to 64x64, horizontal f
 
 | stage | config | steps | what it does |
 |---|---|---|---|
-| 1 continuous | `configs/default_small_continuous.yaml` | {stages[0]['steps']} | the VAE from scratch, deterministic mean, MSE, AdamW lr 6e-4 cosine |
-| 2 joint | `configs/default_small_joint.yaml` | {stages[1]['steps']} | init from stage 1; discrete path ramped in (p 0 -> 0.7 over 400 steps), then 70 % token steps / 30 % latent steps |
+| 1 continuous | `configs/default_small_continuous.yaml` | {stages[0]['steps']} | the VAE from scratch, deterministic mean, MSE, AdamW lr {cont_optim['lr']:g} cosine |
+| 2 joint | `configs/default_small_joint.yaml` | {stages[1]['steps']} | init from stage 1; discrete path ramped in (p 0 -> {ramp['final_discrete']:g} over {ramp['ramp_steps']} steps), then {100 * ramp['final_discrete']:.0f} % token steps / {100 - 100 * ramp['final_discrete']:.0f} % latent steps |
 
 Command: `bash scripts/train_default_model.sh` (runs both stages and this script).
 Wall time: {args.wall_seconds / 60:.0f} min for both stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},
