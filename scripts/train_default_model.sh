@@ -10,5 +10,6 @@ rm -f data/train_small/photos/{cat,chelsea,colorwheel,hubble_deep_field,retina,i
 start=$(date +%s)
 onevae train --config configs/default_small_continuous.yaml
 onevae train --config configs/default_small_joint.yaml
+onevae train --config configs/default_small_long.yaml
 end=$(date +%s)
-python scripts/install_default_model.py runs/default_small/joint/export --wall-seconds $((end - start))
+python scripts/install_default_model.py runs/default_small/long/export --wall-seconds $((end - start))

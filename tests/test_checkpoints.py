@@ -129,6 +129,22 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
     assert model_fingerprint(tiny_model("81616_fe", seed=5)) != model_fingerprint(loaded)
 
 
+def test_weights_stored_in_float16_load_as_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    model = tiny_model("888")
+    model.save_pretrained(tmp_path / "full")
+    model.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    stored = load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    size = lambda d: (tmp_path / d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size("half") < 0.55 * size("full")
+    loaded = OneVAE.from_pretrained(tmp_path / "half")
+    assert loaded.quant_conv.weight.dtype == torch.float32
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value.half().float()), key
+
+
 def test_hugging_face_cache_layout(tmp_path, monkeypatch):
     model = tiny_model("888")
     repo = tmp_path / "hub" / "models--someone--onevae-tiny"

@@ -319,6 +319,21 @@ def test_writer_is_atomic(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """Outputs are readable by others as any new file is (0666 & ~umask), even when the writer (safetensors)
+    replaces the temporary file with a 0600 one."""
+    from safetensors.torch import save_file
+
+    from onevae.io.atomic import atomic_path, default_file_mode
+
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp))
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == default_file_mode()
+    with VideoWriter(tmp_path / "out.mp4", fps=10) as writer:
+        writer.write(np.zeros((3, 16, 16, 3), np.uint8))
+    assert (tmp_path / "out.mp4").stat().st_mode & 0o777 == default_file_mode()
+
+
 def test_writer_directory_errors(tmp_path):
     with pytest.raises(OneVAEError, match="does not exist"):
         VideoWriter(tmp_path / "missing" / "out.mp4")

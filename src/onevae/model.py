@@ -268,11 +268,14 @@ class OneVAE(nn.Module):
 
         return load_pretrained(path, device=device, dtype=dtype)
 
-    def save_pretrained(self, path: Union[str, Path], metadata: Optional[dict[str, str]] = None) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``path`` (atomically)."""
+    def save_pretrained(
+        self, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
+    ) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``path`` (atomically); ``dtype`` (e.g.
+        ``torch.float16``) stores the weights in that precision."""
         from .checkpoints.pretrained import save_pretrained
 
-        save_pretrained(self, path, metadata=metadata)
+        save_pretrained(self, path, metadata=metadata, dtype=dtype)
 
 
 def concat_grids(parts: list[Grids], time_dim: int = 2) -> Grids:

@@ -93,8 +93,13 @@ def load_pretrained(name_or_path, device: Union[str, torch.device] = "cpu", dtyp
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
 
-def save_pretrained(model, path: Union[str, Path], metadata: Optional[dict[str, str]] = None) -> None:
-    """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all."""
+def save_pretrained(
+    model, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
+) -> None:
+    """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all.
+
+    ``dtype`` stores the floating-point tensors in that precision (e.g. float16 halves the file); loading casts
+    them back to the model's dtype."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -102,13 +107,20 @@ def save_pretrained(model, path: Union[str, Path], metadata: Optional[dict[str, 
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(f"cannot create model directory {path}: {exc.strerror}") from None
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
     meta = {"format": "onevae", "config": json.dumps(model.config.to_dict())}
     meta.update(metadata or {})
     with atomic_path(path / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata=meta)
     with atomic_path(path / CONFIG_NAME) as tmp:
         model.config.save(tmp)
+
+
+def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
+    tensor = tensor.detach().to("cpu")
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.contiguous()
 
 
 def model_fingerprint(model) -> str:

@@ -60,13 +60,17 @@ def add_export(sub) -> None:
     p.add_argument("checkpoint", help="a .ckpt written by onevae train")
     p.add_argument("-o", "--output", required=True, help="model directory to write")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="precision of the stored weights (float16 halves the file; loading casts back; default float32)")
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import torch
+
     from ..train.checkpointing import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema)
+    out = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=getattr(torch, args.save_dtype))
     print_err(f"[onevae] wrote {out}/config.json and {out}/model.safetensors")
     return 0
 

@@ -20,10 +20,15 @@ def temp_file_beside(target: Union[str, Path], suffix: str = ".tmp") -> Path:
     except OSError as exc:
         raise OneVAEError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
+    os.chmod(name, default_file_mode())
+    return Path(name)
+
+
+def default_file_mode() -> int:
+    """The permissions a new file gets from ``open()`` under the current umask."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
+    return 0o666 & ~umask
 
 
 class atomic_path:
@@ -41,6 +46,8 @@ class atomic_path:
     def __exit__(self, exc_type, exc, tb) -> bool:
         assert self.tmp is not None
         if exc_type is None:
+            # writers that replace the file themselves (safetensors does) leave it 0600: set the usual mode again
+            os.chmod(self.tmp, default_file_mode())
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

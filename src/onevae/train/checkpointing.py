@@ -77,8 +77,11 @@ def read_training_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     return checkpoint
 
 
-def export_checkpoint(path: Union[str, Path], out_dir: Union[str, Path], use_ema: bool = True) -> Path:
-    """Write a training checkpoint's model (EMA weights by default) as a ``from_pretrained`` directory."""
+def export_checkpoint(
+    path: Union[str, Path], out_dir: Union[str, Path], use_ema: bool = True, dtype: Optional[torch.dtype] = None
+) -> Path:
+    """Write a training checkpoint's model (EMA weights by default) as a ``from_pretrained`` directory, its
+    weights stored in ``dtype`` (default: as trained, float32)."""
     from ..model import OneVAE
 
     checkpoint = read_training_checkpoint(path)
@@ -86,7 +89,7 @@ def export_checkpoint(path: Union[str, Path], out_dir: Union[str, Path], use_ema
     weights = weights_from_training_checkpoint(checkpoint, use_ema and any(k.startswith("ema.shadow__") for k in checkpoint["state_dict"]))
     model.load_state_dict(weights)
     step = checkpoint.get("global_step", 0)
-    save_pretrained(model, out_dir, metadata={"source": str(path), "step": str(step), "ema": str(use_ema)})
+    save_pretrained(model, out_dir, metadata={"source": str(path), "step": str(step), "ema": str(use_ema)}, dtype=dtype)
     return Path(out_dir)
 
 
