@@ -130,7 +130,8 @@ a multiple of 8), cropped back; PSNR/SSIM on [0, 1] per frame, averaged:
 | discrete (tokens) | {summary['tokens']['psnr']:.2f} | {summary['tokens']['ssim']:.4f} | {summary['tokens']['psnr_first_frame']:.2f} |
 | continuous (latents) | {summary['latents']['psnr']:.2f} | {summary['latents']['ssim']:.4f} | {summary['latents']['psnr_first_frame']:.2f} |
 
-PSNR (dB) by frame range: a causal model trained on short clips is best near the start of a clip.
+PSNR (dB) by frame range. A causal model trained only on short clips degrades past its training length; stage 3
+(33-frame clips) is what keeps the later frames close to the first ones (docs/training.md, "clip length").
 
 | path | {' | '.join(f'frames {a}-{b - 1}' for a, b in ranges['ranges'])} |
 |---|{'---|' * len(ranges['ranges'])}
