@@ -241,6 +241,8 @@ def test_broken_model_directories_are_refused(model_dir, odd_clip, tmp_path):
     OneVAEConfig(**{**TINY, "z_dim": 16}).save(mismatched / "config.json")
     assert_user_error(run_cli("reconstruct", str(odd_clip), "--model", str(mismatched)), "does not fit")
     assert_user_error(run_cli("reconstruct", str(odd_clip), "--model", str(tmp_path / "nowhere")), "no such model directory")
+    # a preset names an architecture, not weights: the message says how to get them
+    assert_user_error(run_cli("reconstruct", str(odd_clip), "--model", "onevae-888"), "onevae convert CHECKPOINT --variant onevae-888")
 
 
 def test_unwritable_outputs_are_refused_before_any_work(model_dir, odd_clip, tmp_path):
