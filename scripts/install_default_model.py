@@ -1,6 +1,6 @@
 """Install a trained model as the package's default tokenizer, with a model card whose numbers are measured here.
 
-    python scripts/install_default_model.py runs/default_small/long/export --wall-seconds 5400
+    python scripts/install_default_model.py runs/default_small/longer/export --wall-seconds 5400
 
 Evaluates on the held-out clip carphone_pristine (never trained on) through both paths, at its full 176x144
 resolution and all 120 frames (padded to 121 = 1 + 4*30 by repeating the last frame, cropped back), and writes
@@ -83,7 +83,7 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path)
-    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/default_small/continuous"), Path("runs/default_small/joint"), Path("runs/default_small/long")])
+    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/default_small/continuous"), Path("runs/default_small/joint"), Path("runs/default_small/long"), Path("runs/default_small/longer")])
     parser.add_argument("--wall-seconds", type=float, required=True, help="wall time of the whole training")
     args = parser.parse_args()
 
@@ -130,8 +130,8 @@ a multiple of 8), cropped back; PSNR/SSIM on [0, 1] per frame, averaged:
 | discrete (tokens) | {summary['tokens']['psnr']:.2f} | {summary['tokens']['ssim']:.4f} | {summary['tokens']['psnr_first_frame']:.2f} |
 | continuous (latents) | {summary['latents']['psnr']:.2f} | {summary['latents']['ssim']:.4f} | {summary['latents']['psnr_first_frame']:.2f} |
 
-PSNR (dB) by frame range. A causal model trained only on short clips degrades past its training length; stage 3
-(33-frame clips) is what keeps the later frames close to the first ones (docs/training.md, "clip length").
+PSNR (dB) by frame range. A causal model trained only on short clips degrades past its training length; stages 3-4
+(33- and 49-frame clips) are what keep the later frames close to the first ones (docs/training.md, "clip length").
 
 | path | {' | '.join(f'frames {a}-{b - 1}' for a, b in ranges['ranges'])} |
 |---|{'---|' * len(ranges['ranges'])}
@@ -139,7 +139,7 @@ PSNR (dB) by frame range. A causal model trained only on short clips degrades pa
 | continuous (latents) | {' | '.join(f'{v:.2f}' for v in ranges['latents'])} |
 
 Reproduce: `onevae reconstruct --pad` (the default clip is carphone_pristine), or
-`python scripts/install_default_model.py runs/default_small/long/export --wall-seconds N`.
+`python scripts/install_default_model.py runs/default_small/longer/export --wall-seconds N`.
 
 ## Training
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped default tokenizer from scratch (CPU is enough: about 1.5 h on 2 cores) and install it
+# Train the shipped default tokenizer from scratch (CPU is enough: about 2 h on 2 cores) and install it
 # into the package with its model card:
 #   bash scripts/train_default_model.sh
 set -euo pipefail
@@ -11,5 +11,6 @@ start=$(date +%s)
 onevae train --config configs/default_small_continuous.yaml
 onevae train --config configs/default_small_joint.yaml
 onevae train --config configs/default_small_long.yaml
+onevae train --config configs/default_small_longer.yaml
 end=$(date +%s)
-python scripts/install_default_model.py runs/default_small/long/export --wall-seconds $((end - start))
+python scripts/install_default_model.py runs/default_small/longer/export --wall-seconds $((end - start))

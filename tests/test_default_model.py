@@ -16,7 +16,7 @@ from onevae.io.video import read_video
 
 # Measured on the first 17 frames of carphone_pristine when the model was installed (MODEL_CARD.md has the
 # whole clip); a margin of 0.5 dB absorbs codec and BLAS differences between machines.
-FIRST_17_PSNR = {"tokens": 21.39, "latents": 21.81}
+FIRST_17_PSNR = {"tokens": 21.38, "latents": 21.79}
 
 
 def test_default_model_is_shipped_and_self_describing():
