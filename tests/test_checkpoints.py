@@ -173,3 +173,5 @@ def test_broken_model_directories(tmp_path):
         OneVAE.from_pretrained(tmp_path / "m2")
     with pytest.raises(CheckpointError, match="no such model directory"):
         OneVAE.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="onevae-888 is a preset .* without weights"):
+        OneVAE.from_pretrained("onevae-888")

@@ -243,6 +243,7 @@ def test_broken_model_directories_are_refused(model_dir, odd_clip, tmp_path):
     assert_user_error(run_cli("reconstruct", str(odd_clip), "--model", str(tmp_path / "nowhere")), "no such model directory")
     # a preset names an architecture, not weights: the message says how to get them
     assert_user_error(run_cli("reconstruct", str(odd_clip), "--model", "onevae-888"), "onevae convert CHECKPOINT --variant onevae-888")
+    assert "fingerprint" in json.loads(run_cli("info", "onevae-small", "--json").stdout)  # the shipped model, not a preset
 
 
 def test_unwritable_outputs_are_refused_before_any_work(model_dir, odd_clip, tmp_path):

@@ -63,13 +63,25 @@ def resolve_model_dir(name_or_path: Union[str, Path, None], subfolder: Optional[
     if subfolder:
         path = path / subfolder
     if not path.exists():
-        raise CheckpointError(f"{path}: no such model directory (and no such preset or Hugging Face cache entry)")
+        refuse_weightless_preset(str(name_or_path))
+        raise CheckpointError(f"{path}: no such model directory (nor a Hugging Face cache entry)")
     if not path.is_dir():
         raise CheckpointError(f"{path} is a file; a model is a directory with {CONFIG_NAME} and {WEIGHTS_NAME} (convert weight files with `onevae convert`)")
     for needed in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / needed).is_file():
             raise CheckpointError(f"{path}: model directory is missing {needed}")
     return path
+
+
+def refuse_weightless_preset(name: str) -> None:
+    """A preset name is an architecture without weights: say how to get the weights instead of 'not found'."""
+    from ..config import PRESETS
+
+    if name in PRESETS:
+        raise CheckpointError(
+            f"{name} is a preset (an architecture) without weights: convert the released checkpoint first, e.g. "
+            f"'onevae convert CHECKPOINT --variant {name} -o models/{name}', then load models/{name}"
+        )
 
 
 def load_pretrained(name_or_path, device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None, subfolder: Optional[str] = None):

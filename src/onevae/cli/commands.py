@@ -27,21 +27,7 @@ def load_model_from_args(args: argparse.Namespace):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
-    refuse_weightless_preset(args.model)
     return OneVAE.from_pretrained(args.model, device=device, dtype=dtype)
-
-
-def refuse_weightless_preset(name) -> None:
-    """A preset name is an architecture without weights: say how to get the weights instead of 'not found'."""
-    from ..checkpoints.pretrained import DEFAULT_MODEL_NAME
-    from ..config import PRESETS
-
-    if name is None or name == DEFAULT_MODEL_NAME or name not in PRESETS or Path(name).exists():
-        return
-    raise OneVAEError(
-        f"{name} is a preset (an architecture) without weights: convert the released checkpoint first, e.g. "
-        f"'onevae convert CHECKPOINT --variant {name} -o models/{name}', then pass --model models/{name}"
-    )
 
 
 def print_err(message: str) -> None:

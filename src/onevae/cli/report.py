@@ -107,11 +107,13 @@ def describe_model(model, size: str, fps: float) -> dict[str, Any]:
 
 
 def describe_target(target: Optional[str], size: str, fps: float) -> dict[str, Any]:
+    from ..checkpoints.pretrained import DEFAULT_MODEL_NAME
     from ..config import PRESETS
     from ..io.tokens import describe, load_token_file
     from ..model import OneVAE
 
-    if target is not None and target in PRESETS and not Path(target).exists():
+    # a preset name describes the architecture; the default model's name is the shipped model, as in from_pretrained
+    if target is not None and target in PRESETS and target != DEFAULT_MODEL_NAME and not Path(target).exists():
         import torch
 
         with torch.device("meta"):
