@@ -26,25 +26,29 @@ from onevae.pipeline import FitOptions, reconstruct_file
 ASSET = Path(__file__).resolve().parents[1] / "src" / "onevae" / "assets" / "onevae-small"
 
 
-def training_summary(run: Path) -> dict:
-    """Steps and wall time of a run, from its metrics.csv and checkpoints."""
+STAGE_CONFIGS = [f"configs/default_small_{name}.yaml" for name in ("continuous", "joint", "long", "longer")]
+
+
+def training_summary(config_path: str) -> dict:
+    """A stage's config path, its run's resolved config and the step its last checkpoint reached."""
+    run = Path(yaml.safe_load(Path(config_path).read_text())["output_dir"])
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     config = yaml.safe_load((run / "config.yaml").read_text())
-    name = Path(run).name
-    return {"steps": int(ckpt["global_step"]), "config": config, "config_path": f"configs/default_small_{name}.yaml"}
+    return {"steps": int(ckpt["global_step"]), "config": config, "config_path": config_path}
 
 
 def describe_stage(config: dict) -> str:
     """One line on what a training stage did, from its saved config."""
     schedule, optim = config["schedule"], config["optim"]
     init = f"init from `{config['model']['init_from']}`; " if config["model"].get("init_from") else "from scratch; "
+    discrete = 100 * schedule["final_discrete"]
+    mix = f"{discrete:.0f} % token steps / {100 - discrete:.0f} % latent steps"
     if schedule["kind"] == "continuous":
         paths = "continuous path only (deterministic mean)"
     elif schedule["kind"] == "ramp":
-        paths = (f"discrete path ramped in (p 0 -> {schedule['final_discrete']:g} over {schedule['ramp_steps']} steps), "
-                 f"then {100 * schedule['final_discrete']:.0f} % token steps / {100 - 100 * schedule['final_discrete']:.0f} % latent steps")
+        paths = f"discrete path ramped in (p 0 -> {schedule['final_discrete']:g} over {schedule['ramp_steps']} steps), then {mix}"
     elif schedule["kind"] == "joint" and schedule.get("joint_mode") == "sample":
-        paths = f"{100 * schedule['final_discrete']:.0f} % token steps / {100 - 100 * schedule['final_discrete']:.0f} % latent steps"
+        paths = mix
     else:
         paths = f"schedule {schedule['kind']}"
     horizon = optim.get("schedule_steps") or config["trainer"]["max_steps"]
@@ -83,7 +87,7 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path)
-    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/default_small/continuous"), Path("runs/default_small/joint"), Path("runs/default_small/long"), Path("runs/default_small/longer")])
+    parser.add_argument("--configs", nargs="+", default=STAGE_CONFIGS, help="the stages' configs, in training order (their output_dir holds the runs)")
     parser.add_argument("--wall-seconds", type=float, required=True, help="wall time of the whole training")
     args = parser.parse_args()
 
@@ -96,7 +100,7 @@ def main() -> None:
     result = reconstruct_file(model, clip, FitOptions(size_mode="pad"), out=None)
     eval_seconds = time.time() - start
     summary = result.summary()
-    stages = [training_summary(run) for run in args.runs]
+    stages = [training_summary(path) for path in args.configs]
     config = model.config
     tokens = config.tokens_per_clip(17, 256, 256)
     ranges = frame_ranges(result.per_frame, [(0, 17), (17, 49), (49, result.frames)])
