@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from onevae.errors import InputError
-from onevae.eval import PSNR_CAP, CodebookUsageTracker, clip_metrics, codebook_usage, psnr_per_frame, ssim_per_frame
+from onevae.eval import PSNR_CAP, clip_metrics, codebook_usage, psnr_per_frame, ssim_per_frame
 
 
 def clip(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -69,15 +69,11 @@ def test_codebook_usage_on_known_indices():
     assert codebook_usage(torch.arange(8).view(8, 1), vocab_size=8) == [1.0]
 
 
-def test_usage_tracker_keeps_a_rolling_window():
-    tracker = CodebookUsageTracker(vocab_size=10, window=4)
-    assert tracker.usage() == []
-    tracker.update(torch.tensor([[0, 5], [1, 5], [2, 5]]))
-    assert tracker.usage() == [0.3, 0.1]
-    tracker.update(torch.tensor([[3, 6], [4, 7]]))  # wraps: window holds rows 1..4
-    assert tracker.usage() == [0.4, 0.3]
-    tracker.update(torch.zeros(10, 2, dtype=torch.long))  # more than the window: only zeros remain
-    assert tracker.usage() == [0.1, 0.1]
+def test_codebook_usage_pools_token_grids():
+    from onevae import Tokens
+
+    fe = Tokens(rest=torch.tensor([[[[[0, 1]]]]]), first=torch.tensor([[[[[2, 1]]]]]))  # (1, 1, 1, 1, K=2) each
+    assert codebook_usage(fe, vocab_size=4) == [0.5, 0.25]
+    assert codebook_usage([fe, torch.tensor([[3, 3]])], vocab_size=4) == [0.75, 0.5]
     with pytest.raises(InputError, match="shape"):
-        tracker.update(torch.zeros(3, 3, dtype=torch.long))
-    assert CodebookUsageTracker(vocab_size=64000).window == 65536
+        codebook_usage(torch.tensor(3), vocab_size=4)

@@ -2,13 +2,21 @@
 
 from .config import PRESETS, OneVAEConfig, preset
 from .errors import CheckpointError, InputError, OneVAEError
-from .model import OneVAE, Padding, StreamingDecoder, StreamingEncoder
+from .latents import Latents, Tokens
+from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan, StreamingDecoder, StreamingEncoder
+from .padding import Padding
 from .quantizers.fsq import FSQ
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONTINUOUS",
+    "DISCRETE",
     "FSQ",
+    "Latents",
+    "ModelOutput",
+    "PathPlan",
+    "Tokens",
     "PRESETS",
     "CheckpointError",
     "InputError",

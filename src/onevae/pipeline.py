@@ -20,7 +20,8 @@ from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_to
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
-from .model import Grids, OneVAE, StreamingDecoder, StreamingEncoder, concat_grids
+from .latents import Grids, Latents, Tokens
+from .model import OneVAE, StreamingDecoder, StreamingEncoder
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
@@ -115,21 +116,26 @@ def encode_file(
     latents), chunk by chunk as they are produced."""
     store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
-        model._require_discrete()
+        model.require_discrete()
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
     encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor, tokens=kind == "tokens")
-    parts, frames = [], 0
+    parts: list[Grids] = []
+    frames = 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
         for window in _windows(path, model, info, geometry, options):
-            parts.append([g.to("cpu", store) for g in encoder.push(window)])
+            piece = encoder.push(window)
+            if piece is not None:
+                parts.append(piece.to("cpu", store))
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
-    grids = concat_grids([p for p in parts + [[g.to("cpu", store) for g in tail]] if p], encoder.time_dim)
+    if tail is not None:
+        parts.append(tail.to("cpu", store))
+    grids = type(parts[0]).cat(parts)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
@@ -142,26 +148,10 @@ def _source_dict(info: VideoInfo) -> dict[str, Any]:
 
 
 def write_encoded(path: Path, grids: Grids, meta: TokenFileMeta) -> None:
-    save_token_file(path, grids, meta)
+    save_token_file(path, grids.to_list(), meta)
 
 
 # ------------------------------------------------------------------------------------------------ decode
-def iter_latent_chunks(model: OneVAE, grids: Grids, kind: str, chunk_latents: int) -> Iterator[Grids]:
-    """Decoder inputs chunk by chunk: the first chunk holds frame 0 (with the high-res grid for fe models)."""
-    to_latent = model.token_grid_to_latent if kind == "tokens" else (lambda g: g.to(model.device, model.dtype))
-    rest = grids[-1]
-    if model.config.first_frame_highres:
-        yield [to_latent(grids[0]), to_latent(rest[:, :0])]
-        start = 0
-    else:
-        yield [to_latent(rest[:, :1] if kind == "tokens" else rest[:, :, :1])]
-        start = 1
-    length = rest.shape[1] if kind == "tokens" else rest.shape[2]
-    for i in range(start, length, chunk_latents):
-        piece = rest[:, i : i + chunk_latents] if kind == "tokens" else rest[:, :, i : i + chunk_latents]
-        yield [to_latent(piece)]
-
-
 class FrameSink:
     """Crops decoded chunks back to the source geometry, drops padded frames at the end, writes or collects."""
 
@@ -186,8 +176,8 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
-        for chunk in iter_latent_chunks(model, grids, meta.kind, chunk_latents):
-            n = sink.push(decoder.push(chunk)).shape[1]
+        for piece in grids.chunks(chunk_latents):
+            n = sink.push(decoder.push(piece)).shape[1]
             written += n
             bar.update(n)
     return written
@@ -197,9 +187,8 @@ def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids
     grids, meta = load_token_file(path)
     check_same_model(meta, model, fingerprint, str(path))
     if meta.kind == "tokens":
-        for grid in grids:
-            model.quantizer.check_indices(grid)
-    return grids, meta
+        return model.as_tokens(grids), meta
+    return model.as_latents(grids), meta
 
 
 # ------------------------------------------------------------------------------------------------ reconstruct
@@ -252,8 +241,8 @@ def reconstruct_file(
     frames_total = 0
     try:
         with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            def consume(latents: Grids) -> None:
-                if not latents:  # nothing completed in this piece
+            def consume(latents: Optional[Latents]) -> None:
+                if latents is None:  # nothing completed in this piece
                     return
                 recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
                 n = recons[paths[0]].shape[2]
@@ -287,10 +276,8 @@ def reconstruct_file(
     return Reconstruction(fps, frames_total, per_frame, geometry, info)
 
 
-def _decode_chunk(model: OneVAE, decoder: StreamingDecoder, latents: Grids, path: str) -> torch.Tensor:
-    if path == "tokens":
-        latents = [model.token_grid_to_latent(t) for t in model.latents_to_tokens(latents)]
-    return decoder.push(latents)
+def _decode_chunk(model: OneVAE, decoder: StreamingDecoder, latents: Latents, path: str) -> torch.Tensor:
+    return decoder.push(model.latents_to_tokens(latents) if path == "tokens" else latents)
 
 
 def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry, size_mode: str) -> torch.Tensor:

@@ -12,8 +12,9 @@ from typing import Union
 import torch
 
 from ..errors import CheckpointError
+from ..model import OneVAE
 from .files import read_weights_file, unwrap_state_dict
-from .report import LoadReport, copy_matching, require_complete
+from ..state_dict import LoadReport, copy_matching, require_complete
 
 WAN_PREFIXES = ("encoder.", "decoder.", "conv1.", "conv2.")
 
@@ -51,8 +52,6 @@ def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
 def load_wan(path: Union[str, Path], trust: bool = False, config=None):
     """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels; or ``config``), loaded strictly.
     Returns ``(model, report)``."""
-    from ..model import OneVAE
-
     model = OneVAE(config or "wan2.1")
     report = copy_matching(model, read_wan_state(path, trust), LoadReport(source=str(path)))
     require_complete(report, model.config.name)

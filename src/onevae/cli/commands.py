@@ -128,7 +128,7 @@ def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
 def run_encode(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
     targets = _encode_targets(args)
@@ -140,7 +140,7 @@ def run_encode(args: argparse.Namespace) -> int:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
                                   latent_dtype=getattr(torch, args.latent_dtype))
         write_encoded(out, grids, meta)
-        shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids)
+        shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
     return 0
 
@@ -157,7 +157,7 @@ def add_decode(sub) -> None:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 
     source = existing_file(args.tokens, "token file")

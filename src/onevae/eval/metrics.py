@@ -9,16 +9,16 @@ be at least 11x11 pixels.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Sequence, Union
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..errors import InputError
+from ..latents import Tokens
 
 PSNR_CAP = 100.0
 SSIM_MIN_SIZE = 11
-USAGE_WINDOW = 65536  # the official image model's rolling buffer of indices
 
 
 def _frames01(video: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -68,52 +68,13 @@ def clip_metrics(ref: torch.Tensor, rec: torch.Tensor) -> dict:
     }
 
 
-def codebook_usage(indices: torch.Tensor, vocab_size: int) -> list[float]:
-    """Share of the vocabulary used, per token position: ``indices`` (..., K) -> K floats in [0, 1]."""
-    indices = torch.as_tensor(indices)
-    if indices.dim() == 0:
-        raise InputError("codebook usage needs indices of shape (..., K), got a scalar")
-    flat = indices.reshape(-1, indices.shape[-1])  # (N, K)
+def codebook_usage(tokens: Union[Tokens, torch.Tensor, Sequence[Union[Tokens, torch.Tensor]]], vocab_size: int) -> list[float]:
+    """The share of the vocabulary used, per token position: K floats in [0, 1] for tokens (..., K) (a tensor,
+    :class:`~onevae.latents.Tokens`, or a list of them pooled together). This is the one definition used by
+    training logs, validation and evaluation (the official code divides by 64,000 over a rolling window)."""
+    pieces = tokens if isinstance(tokens, (list, tuple)) else [tokens]
+    grids = [g for piece in pieces for g in (piece.to_list() if isinstance(piece, Tokens) else [torch.as_tensor(piece)])]
+    if not grids or any(g.dim() == 0 for g in grids):
+        raise InputError("codebook usage needs indices of shape (..., K)")
+    flat = torch.cat([g.reshape(-1, g.shape[-1]) for g in grids])  # (N, K)
     return [torch.unique(flat[:, k]).numel() / vocab_size for k in range(flat.shape[1])]
-
-
-class CodebookUsageTracker:
-    """Usage over a rolling buffer of the last ``window`` indices per token position (65,536 officially).
-
-    The official code divides the unique count by 64,000; here it is divided by ``vocab_size``.
-    """
-
-    def __init__(self, vocab_size: int, num_positions: Optional[int] = None, window: int = USAGE_WINDOW) -> None:
-        if window < 1:
-            raise InputError(f"the usage window must hold at least 1 index, got {window}")
-        self.vocab_size = vocab_size
-        self.window = window
-        self.num_positions = num_positions
-        self._buffer: Optional[torch.Tensor] = None  # (window, K) ring buffer
-        self._next = 0
-        self._filled = 0
-
-    def update(self, indices: Union[torch.Tensor, list]) -> None:
-        """Add indices (..., K); only the newest ``window`` per position are kept."""
-        indices = torch.as_tensor(indices)
-        k = self.num_positions or indices.shape[-1]
-        if indices.dim() == 0 or indices.shape[-1] != k:
-            raise InputError(f"expected indices of shape (..., {k}), got {tuple(indices.shape)}")
-        self.num_positions = k
-        flat = indices.detach().reshape(-1, k).to("cpu", torch.long)[-self.window:]  # (n, K)
-        if self._buffer is None:
-            self._buffer = torch.zeros(self.window, k, dtype=torch.long)
-        n = flat.shape[0]
-        rows = (self._next + torch.arange(n)) % self.window
-        self._buffer[rows] = flat
-        self._next = (self._next + n) % self.window
-        self._filled = min(self.window, self._filled + n)
-
-    def usage(self) -> list[float]:
-        """Share of the vocabulary seen in the buffer, per position (zeros before any update)."""
-        if self._buffer is None:
-            return [0.0] * (self.num_positions or 0)
-        return codebook_usage(self._buffer[: self._filled], self.vocab_size)
-
-    def reset(self) -> None:
-        self._buffer, self._next, self._filled = None, 0, 0

@@ -15,6 +15,7 @@ from typing import Any, Union
 import torch
 
 from ..errors import CheckpointError, InputError, OneVAEError
+from ..latents import Grids
 
 FORMAT = "onevae-tokens"
 FORMAT_VERSION = 1
@@ -60,8 +61,7 @@ class TokenFileMeta:
             raise InputError(f"{source}: unexpected metadata fields ({exc})") from None
 
 
-def grid_names(first_frame_highres: bool) -> list[str]:
-    return ["first_frame", "rest"] if first_frame_highres else ["all"]
+grid_names = Grids.names
 
 
 def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: TokenFileMeta) -> None:

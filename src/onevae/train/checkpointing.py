@@ -11,7 +11,6 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ..checkpoints.files import read_weights_file
-from ..checkpoints.pretrained import save_pretrained
 from ..config import OneVAEConfig
 from ..errors import CheckpointError, OneVAEError
 from .ema import EMA
@@ -89,7 +88,7 @@ def export_checkpoint(
     weights = weights_from_training_checkpoint(checkpoint, use_ema and any(k.startswith("ema.shadow__") for k in checkpoint["state_dict"]))
     model.load_state_dict(weights)
     step = checkpoint.get("global_step", 0)
-    save_pretrained(model, out_dir, metadata={"source": str(path), "step": str(step), "ema": str(use_ema)}, dtype=dtype)
+    model.save_pretrained(out_dir, metadata={"source": str(path), "step": str(step), "ema": str(use_ema)}, dtype=dtype)
     return Path(out_dir)
 
 
@@ -111,5 +110,5 @@ class ExportCallback(Callback):
             pl_module.ema.to("cpu")
             pl_module.ema.copy_to(model)
             pl_module.ema.to(pl_module.device)
-        save_pretrained(model, self.out_dir, metadata={"step": str(trainer.global_step), "ema": str(self.use_ema and pl_module.ema is not None)})
+        model.save_pretrained(self.out_dir, metadata={"step": str(trainer.global_step), "ema": str(self.use_ema and pl_module.ema is not None)})
         pl_module.cfg.save(self.out_dir / "training_config.yaml")

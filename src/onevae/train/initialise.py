@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..checkpoints.files import read_weights_file, unwrap_state_dict
 from ..checkpoints.official import split_official_state
-from ..checkpoints.report import LoadReport, copy_matching
+from ..state_dict import LoadReport, copy_matching
 from ..checkpoints.wan import WAN_PREFIXES, load_wan_prior
 from ..errors import CheckpointError
 from .config import ModelSection
@@ -30,7 +30,7 @@ def detect_format(path: Path, trust: bool) -> str:
 
 
 def initialise_model(model, section: ModelSection) -> LoadReport:
-    from ..checkpoints.pretrained import resolve_model_dir
+    from ..model_dir import resolve_model_dir
     from .checkpointing import weights_from_training_checkpoint
 
     path = Path(section.init_from)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import lightning as L
 
-from ..checkpoints.report import LoadReport
+from ..state_dict import LoadReport
 from ..config import OneVAEConfig, preset
 from ..errors import OneVAEError
 from ..model import OneVAE
