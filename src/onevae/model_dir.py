@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from .config import PRESETS, OneVAEConfig
 from .errors import CheckpointError
@@ -84,9 +86,6 @@ def read_model_dir(
     name_or_path: Union[str, Path, None], subfolder: Optional[str] = None
 ) -> tuple[OneVAEConfig, dict[str, torch.Tensor], Path]:
     """The config and the weights of a model directory (see :func:`resolve_model_dir`), and its path."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = resolve_model_dir(name_or_path, subfolder)
     config = OneVAEConfig.load(path / CONFIG_NAME)
     try:
@@ -104,8 +103,6 @@ def write_model_dir(
 
     ``dtype`` stores the floating-point tensors in that precision (e.g. float16 halves the file); loading casts
     them back to the model's dtype."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

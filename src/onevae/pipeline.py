@@ -90,7 +90,7 @@ def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, opt
 
 
 def _progress(total: Optional[int], desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm.auto probes for notebooks: only when a bar is shown
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
 
@@ -223,7 +223,7 @@ def reconstruct_file(
 ) -> Reconstruction:
     """Encode and decode a file through tokens and through latents, chunk by chunk; PSNR/SSIM per frame
     against the fitted input; optionally write ``out`` (one path, or input | tokens | latents side by side)."""
-    from .eval.metrics import psnr_per_frame, ssim_per_frame
+    from .eval.metrics import psnr_per_frame, ssim_per_frame  # torchmetrics: heavy, and only reconstruct needs it
 
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)

@@ -228,8 +228,7 @@ def add_convert(sub) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from ..checkpoints import load_official, load_wan
-    from ..train.initialise import detect_format
-
+    from ..checkpoints.detect import detect_format
     from ..config import OneVAEConfig
 
     source = existing_file(args.weights, "weights file")

@@ -52,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"onevae {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
-        print(f"onevae {args.command}: error: out of memory; use a smaller --max-side or --window", file=sys.stderr)
+        print(f"onevae {args.command}: error: out of memory; use a smaller --max-side or --chunk 1", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from ..config import OneVAEConfig, preset
 from ..configtools import build_dataclass
 from ..errors import OneVAEError
 from ..losses.config import LossConfig
@@ -22,7 +23,7 @@ from ..losses.config import LossConfig
 class ModelSection:
     """Which network to train and where its first weights come from."""
 
-    preset: Optional[str] = "onevae-small-888"
+    preset: Optional[str] = "onevae-small"
     config: dict[str, Any] = field(default_factory=dict)  # OneVAEConfig fields that override the preset
     init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth, or our training .ckpt
     init_format: str = "auto"  # auto | onevae | official | wan | training
@@ -140,6 +141,14 @@ class TrainConfig:
 
     def save(self, path: Union[str, Path]) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def model_config(self) -> OneVAEConfig:
+        """The architecture to train: the preset with ``model.config`` overrides."""
+        base = preset(self.model.preset) if self.model.preset else OneVAEConfig()
+        config = OneVAEConfig.from_dict({**base.to_dict(), **self.model.config})
+        if self.stage != "continuous" and not config.discrete:
+            raise OneVAEError(f"the {self.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
+        return config
 
 
 STAGES = ("continuous", "discrete", "joint")

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import lightning as L
 import torch
 
+from ..checkpoints.detect import TRAINING_CONFIG_KEY
 from ..errors import OneVAEError
 from ..eval.metrics import codebook_usage
 from ..losses import ReconstructionLoss, build_discriminator, discriminator_loss
@@ -215,7 +216,7 @@ class OneVAETrainingModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["onevae_model_config"] = self.vae.config.to_dict()
+        checkpoint[TRAINING_CONFIG_KEY] = self.vae.config.to_dict()
         checkpoint["onevae_train_config"] = self.cfg.to_dict()
         checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": self.flat_streak}
 

@@ -20,18 +20,9 @@ from .initialise import initialise_model
 from .module import OneVAETrainingModule
 
 
-def build_model_config(config: TrainConfig) -> OneVAEConfig:
-    section = config.model
-    base = preset(section.preset) if section.preset else OneVAEConfig()
-    model_config = OneVAEConfig.from_dict({**base.to_dict(), **section.config})
-    if config.stage != "continuous" and not model_config.discrete:
-        raise OneVAEError(f"the {config.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
-    return model_config
-
-
 def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, Optional[LoadReport]]:
     L.seed_everything(config.seed, workers=True, verbose=False)
-    model = OneVAE(build_model_config(config))
+    model = OneVAE(config.model_config())
     report = initialise_model(model, config.model) if config.model.init_from else None
     return OneVAETrainingModule(config, model), report
 

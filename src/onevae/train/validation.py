@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from ..eval.metrics import codebook_usage, psnr_per_frame, ssim_per_frame
+from ..io.video import tensor_to_frames
+from ..io.writer import write_video
 from ..model import CONTINUOUS, DISCRETE
 
 
@@ -70,11 +73,6 @@ def _write_records(module, summary: dict[str, float], outputs: list[dict[str, An
 
 def _save_media(stem: Path, video: torch.Tensor, recons: dict[str, torch.Tensor]) -> None:
     """A PNG of first/middle/last frames (input | each path) and an mp4 of the same, side by side."""
-    from PIL import Image
-
-    from ..io.video import tensor_to_frames
-    from ..io.writer import write_video
-
     panels = [video] + [recon[0] for recon in recons.values()]
     side = torch.cat(panels, dim=-1)  # (3, T, H, W * n)
     t = side.shape[1]
