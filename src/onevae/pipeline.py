@@ -21,10 +21,17 @@ from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
 from .latents import Grids, Latents, Tokens
-from .model import OneVAE, StreamingDecoder, StreamingEncoder
+from .model import OneVAE
+from .streaming import MIN_TILE_POSITIONS, Tiling, decoder_for, encoder_for
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
+# The causal caches hold 2 past frames per temporal conv; counting the lower-resolution stages (half the area per
+# channel doubling) about twice the full-resolution ones: per (dim channels x H x W x 4 bytes).
+_CACHE_FRAMES = 2
+_CACHE_STAGE_FACTOR = 2
+# Plan to use at most this share of the memory available, leaving room for the rest of the process.
+_MEMORY_SHARE = 0.8
 
 
 @dataclass
@@ -56,15 +63,46 @@ def read_fps(info: VideoInfo, options: FitOptions) -> Optional[float]:
     return float(info.fps) if info.variable_frame_rate and info.fps > 0 else None
 
 
-def check_memory(model: OneVAE, geometry: Geometry, chunk_frames: int) -> None:
-    """Refuse a frame size whose streamed chunk cannot fit in the memory available."""
-    need = _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * geometry.height * geometry.width * 4
-    available = _available_memory(model.device)
-    if available is not None and need > available:
+def _chunk_bytes(model: OneVAE, height: int, width: int, chunk_frames: int) -> int:
+    return _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * height * width * 4
+
+
+def _cache_bytes(model: OneVAE, height: int, width: int) -> int:
+    convs_full_res = 2 * model.config.num_res_blocks + 2  # encoder and decoder stages at full resolution
+    return _CACHE_STAGE_FACTOR * convs_full_res * model.config.dim * _CACHE_FRAMES * height * width * 4
+
+
+def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Optional[Tiling]:
+    """The tiling to stream frames of (height, width) with: the model's own (``enable_tiling``), else none if a
+    whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). Refuses a frame
+    whose causal caches alone would not fit."""
+    budget = _available_memory(model.device)
+    if budget is None:
+        return model.tiling
+    budget = int(budget * _MEMORY_SHARE)
+    tiling = model.tiling
+    if tiling is None and _chunk_bytes(model, height, width, chunk_frames) + _cache_bytes(model, height, width) <= budget:
+        return None
+    if tiling is None:
+        tiling = _largest_tiling(model, budget - _cache_bytes(model, height, width), chunk_frames)
+    tile = min(tiling.tile, max(height, width))
+    need = _chunk_bytes(model, tile, tile, chunk_frames) + _cache_bytes(model, height, width)
+    if tiling is None or need > budget:
         raise InputError(
-            f"a {geometry.width}x{geometry.height} video needs about {need / 2**30:.1f} GiB per chunk, more than the "
-            f"{available / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
+            f"a {width}x{height} video needs about {need / 2**30:.1f} GiB even in tiles, more than the "
+            f"{budget / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
         )
+    return tiling
+
+
+def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Optional[Tiling]:
+    sf = model.config.spatial_factor
+    per_pixel = _chunk_bytes(model, 1, 1, chunk_frames)
+    side = int((max(budget, 0) / per_pixel) ** 0.5) // sf * sf if per_pixel else 0
+    if side < MIN_TILE_POSITIONS * sf:
+        return None
+    overlap = side // 4 // sf * sf
+    return Tiling(side, overlap)
 
 
 def _available_memory(device: torch.device) -> Optional[int]:
@@ -86,7 +124,7 @@ def _available_memory(device: torch.device) -> Optional[int]:
 def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, options: FitOptions) -> Iterator[torch.Tensor]:
     chunk = options.chunk_latents * model.config.temporal_factor
     for window in iter_video_windows(path, chunk, fps=read_fps(info, options), max_frames=options.max_frames, geometry=geometry):
-        yield window.unsqueeze(0).to(model.device, model.dtype)  # (1, 3, t, H, W)
+        yield window.unsqueeze(0).to(model.device, model.encode_dtype)  # (1, 3, t, H, W)
 
 
 def _progress(total: Optional[int], desc: str, enabled: bool):
@@ -119,8 +157,9 @@ def encode_file(
         model.require_discrete()
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
-    check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
-    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor, tokens=kind == "tokens")
+    chunk = options.chunk_latents * model.config.temporal_factor
+    tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
+    encoder = encoder_for(model, geometry.height, geometry.width, chunk, tokens=kind == "tokens", tiling=tiling)
     parts: list[Grids] = []
     frames = 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
@@ -172,7 +211,10 @@ class FrameSink:
 def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
-    decoder = StreamingDecoder(model)
+    sf = model.config.spatial_factor
+    h, w = grids.spatial_size
+    chunk = chunk_latents * model.config.temporal_factor
+    decoder = decoder_for(model, h * sf, w * sf, tiling=plan_tiling(model, h * sf, w * sf, chunk))
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
@@ -228,12 +270,12 @@ def reconstruct_file(
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     tf = model.config.temporal_factor
-    check_memory(model, geometry, options.chunk_latents * tf)
+    tiling = plan_tiling(model, geometry.height, geometry.width, options.chunk_latents * tf)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
     if output_path not in paths:
         raise InputError(f"this model has no {output_path} path (it is continuous only)")
-    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * tf)
-    decoders = {p: StreamingDecoder(model) for p in paths}
+    encoder = encoder_for(model, geometry.height, geometry.width, options.chunk_latents * tf, tiling=tiling)
+    decoders = {p: decoder_for(model, geometry.height, geometry.width, tiling=tiling) for p in paths}
     pending: deque[torch.Tensor] = deque()  # input frames (3, H, W) waiting for their reconstruction
     per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
     fps = output_fps(info, options)
@@ -276,7 +318,7 @@ def reconstruct_file(
     return Reconstruction(fps, frames_total, per_frame, geometry, info)
 
 
-def _decode_chunk(model: OneVAE, decoder: StreamingDecoder, latents: Latents, path: str) -> torch.Tensor:
+def _decode_chunk(model: OneVAE, decoder, latents: Latents, path: str) -> torch.Tensor:
     return decoder.push(model.latents_to_tokens(latents) if path == "tokens" else latents)
 
 

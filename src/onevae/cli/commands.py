@@ -15,7 +15,15 @@ from ..io.paths import existing_file, writable_output
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory, Hugging Face id in the local cache, or 'default' (the shipped tokenizer)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="compute dtype (default: float32)")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="compute dtype of the whole network (default: float32)")
+    parser.add_argument("--encode-dtype", default=None, choices=list(DTYPES), help="compute dtype of the encoder (default: --dtype)")
+    parser.add_argument("--decode-dtype", default=None, choices=list(DTYPES), help="compute dtype of the decoder (default: --dtype; bfloat16 decoding costs little quality)")
+    parser.add_argument("--tile", type=int, default=None, help="encode/decode frames larger than this many pixels as overlapping tiles "
+                        "(memory bounded by the tile; default: only when a whole frame would not fit in memory)")
+    parser.add_argument("--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default: a quarter of --tile)")
+
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def load_model_from_args(args: argparse.Namespace):
@@ -26,8 +34,15 @@ def load_model_from_args(args: argparse.Namespace):
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
-    return OneVAE.from_pretrained(args.model, device=device, dtype=dtype)
+    model = OneVAE.from_pretrained(args.model, device=device)
+    encode, decode = (getattr(torch, DTYPES[d or args.dtype]) for d in (args.encode_dtype, args.decode_dtype))
+    model.set_precision(encode=encode, decode=decode)
+    if args.tile is not None:
+        overlap = args.tile_overlap if args.tile_overlap is not None else args.tile // 4 // model.config.spatial_factor * model.config.spatial_factor
+        model.enable_tiling(args.tile, overlap)
+    elif args.tile_overlap is not None:
+        raise OneVAEError("--tile-overlap needs --tile")
+    return model
 
 
 def print_err(message: str) -> None:

@@ -78,3 +78,20 @@ def codebook_usage(tokens: Union[Tokens, torch.Tensor, Sequence[Union[Tokens, to
         raise InputError("codebook usage needs indices of shape (..., K)")
     flat = torch.cat([g.reshape(-1, g.shape[-1]) for g in grids])  # (N, K)
     return [torch.unique(flat[:, k]).numel() / vocab_size for k in range(flat.shape[1])]
+
+
+def seam_figure(video: torch.Tensor, rows: Sequence[int], cols: Sequence[int]) -> float:
+    """How much a video's gradient jumps on given lines: the mean absolute vertical difference across the
+    boundaries above ``rows`` and horizontal difference across the boundaries left of ``cols`` (tile borders),
+    divided by the same mean over every other boundary. About 1 for a seamless image; compare the figure of a
+    tiled reconstruction with the untiled one's. ``video``: (3, T, H, W) or (B, 3, T, H, W)."""
+    frames, _ = _frames01(video)  # (N, 3, H, W)
+    dy = (frames[:, :, 1:] - frames[:, :, :-1]).abs().mean(dim=(0, 1, 3))  # (H-1,): boundary above row i+1
+    dx = (frames[..., 1:] - frames[..., :-1]).abs().mean(dim=(0, 1, 2))  # (W-1,)
+    row_set = {r - 1 for r in rows if 0 < r < frames.shape[2]}
+    col_set = {c - 1 for c in cols if 0 < c < frames.shape[3]}
+    on = [dy[i] for i in row_set] + [dx[j] for j in col_set]
+    off = [dy[i] for i in range(len(dy)) if i not in row_set] + [dx[j] for j in range(len(dx)) if j not in col_set]
+    if not on or not off:
+        raise InputError("seam_figure needs border lines inside the frame and lines elsewhere")
+    return float(torch.stack(on).mean() / torch.stack(off).mean().clamp_min(1e-12))
