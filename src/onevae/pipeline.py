@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .guards import check_finite
 from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
@@ -119,17 +120,23 @@ def encode_file(
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
-    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor, tokens=kind == "tokens")
+    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor)
+
+    def stored(latents: Grids) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
+        check_finite(latents, "latents", model)
+        grids = model.latents_to_tokens(latents) if kind == "tokens" and latents else latents
+        return [g.to("cpu", store) for g in grids]
+
     parts, frames = [], 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
         for window in _windows(path, model, info, geometry, options):
-            parts.append([g.to("cpu", store) for g in encoder.push(window)])
+            parts.append(stored(encoder.push(window)))
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
-    grids = concat_grids([p for p in parts + [[g.to("cpu", store) for g in tail]] if p], encoder.time_dim)
+    grids = concat_grids([p for p in parts + [stored(tail)] if p], 1 if kind == "tokens" else 2)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
@@ -187,7 +194,7 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
         for chunk in iter_latent_chunks(model, grids, meta.kind, chunk_latents):
-            n = sink.push(decoder.push(chunk)).shape[1]
+            n = sink.push(check_finite(decoder.push(chunk), "frames", model)).shape[1]
             written += n
             bar.update(n)
     return written
@@ -196,6 +203,8 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
 def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
     grids, meta = load_token_file(path)
     check_same_model(meta, model, fingerprint, str(path))
+    if grids[0].shape[0] != 1:
+        raise InputError(f"{path} holds a batch of {grids[0].shape[0]} clips; decode writes one video per file")
     if meta.kind == "tokens":
         for grid in grids:
             model.quantizer.check_indices(grid)
@@ -255,7 +264,8 @@ def reconstruct_file(
             def consume(latents: Grids) -> None:
                 if not latents:  # nothing completed in this piece
                     return
-                recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
+                check_finite(latents, "latents", model)
+                recons = {p: check_finite(_decode_chunk(model, decoders[p], latents, p), "frames", model) for p in paths}
                 n = recons[paths[0]].shape[2]
                 inputs = torch.stack([pending.popleft() for _ in range(min(n, len(pending)))], dim=1)  # (3, n', H, W)
                 n_real = inputs.shape[1]

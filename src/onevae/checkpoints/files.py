@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -28,13 +29,20 @@ def check_file(path: Union[str, Path]) -> Path:
     return existing_file(path, "weights file", CheckpointError)
 
 
-def read_weights_file(path: Union[str, Path], trust: bool = False) -> dict[str, Any]:
-    """The object stored in a weights file (a flat state dict for safetensors, anything for pickles)."""
+TRUST_HINT = "Only if you trust where the file comes from, pass --trust-checkpoint (Python: trust=True)."
+NO_TRUST_HINT = "Checkpoints written by onevae train hold none: this file was written by something else, or altered."
+
+
+def read_weights_file(path: Union[str, Path], trust: bool = False, trust_hint: str = TRUST_HINT) -> dict[str, Any]:
+    """The object stored in a weights file (a flat state dict for safetensors, anything for pickles).
+
+    ``trust_hint`` ends the message that refuses a pickle holding code: how the caller can opt in, if it can
+    (``NO_TRUST_HINT`` where there is no such option, as for ``export`` and ``--resume``)."""
     path = check_file(path)
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     if path.suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path, trust)
+        return _read_pickle(path, trust, trust_hint)
     raise CheckpointError(f"{path}: unknown weights format {path.suffix!r} (expected .safetensors, .ckpt, .pth or .pt)")
 
 
@@ -48,7 +56,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def _read_pickle(path: Path, trust: bool) -> dict[str, Any]:
+def _read_pickle(path: Path, trust: bool, trust_hint: str = TRUST_HINT) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(_harmless_globals()):
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -56,10 +64,7 @@ def _read_pickle(path: Path, trust: bool) -> dict[str, Any]:
         if "global" not in str(exc).lower() and "SETITEMS" not in str(exc) and "BUILD" not in str(exc):
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint") from None
         if not trust:
-            raise CheckpointError(
-                f"{path} holds Python objects that a safe load refuses ({_refused_class(exc)}). "
-                "Only if you trust where the file comes from, pass --trust-checkpoint (Python: trust=True)."
-            ) from None
+            raise CheckpointError(f"{path} holds Python objects that a safe load refuses ({_refused_class(exc)}). {trust_hint}") from None
         warnings.warn(f"loading {path} with full unpickling: this runs code from the file (trust_checkpoint=True)", stacklevel=2)
         obj = torch.load(str(path), map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
@@ -71,6 +76,9 @@ def _read_pickle(path: Path, trust: bool) -> dict[str, Any]:
 
 
 def _refused_class(exc: Exception) -> str:
+    named = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+    if named:
+        return f"it would call {named.group(1)}"
     for line in str(exc).splitlines():
         if "Unsupported global" in line:
             return line.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()

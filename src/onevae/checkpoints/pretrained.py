@@ -18,6 +18,7 @@ import torch
 
 from ..config import OneVAEConfig
 from ..errors import CheckpointError
+from ..guards import first_nonfinite
 from ..io.atomic import atomic_path
 from .report import LoadReport, copy_matching, require_complete
 
@@ -100,6 +101,10 @@ def load_pretrained(name_or_path, device: Union[str, torch.device] = "cpu", dtyp
         raise CheckpointError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from None
     report = copy_matching(model, state, LoadReport(source=str(path / WEIGHTS_NAME)))
     require_complete(report, f"the config in {path / CONFIG_NAME} ({config.name})")
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise CheckpointError(f"{path / WEIGHTS_NAME}: weight {bad} holds NaN or inf; the model is broken (retrain or re-export it)")
+    model._fingerprint = weights_fingerprint(config, state)  # of the weights as stored, whatever --dtype casts them to
     model.source_dir = path  # type: ignore[attr-defined]
     model.eval()
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
@@ -141,12 +146,20 @@ def model_fingerprint(model) -> str:
     cached = getattr(model, "_fingerprint", None)
     if cached is not None:
         return cached
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for key, value in sorted(model.state_dict().items()):
+    model._fingerprint = weights_fingerprint(model.config, model.state_dict())
+    return model._fingerprint
+
+
+def weights_fingerprint(config: OneVAEConfig, state) -> str:
+    """The hash behind :func:`model_fingerprint`. ``load_pretrained`` takes it of the weights as stored in the
+    file, before any cast, so that a model loaded in bfloat16 recognises the files it wrote in float32.
+    Every weight is widened to float32 first (exact for float16/bfloat16/float32 files), which keeps the
+    fingerprints of float32 models what they always were."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    model._fingerprint = digest.hexdigest()[:16]
-    return model._fingerprint
+    return digest.hexdigest()[:16]
 
 
 def copy_model_dir(src: Union[str, Path], dst: Union[str, Path]) -> None:
