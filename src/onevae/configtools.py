@@ -45,13 +45,16 @@ NON_NEGATIVE = Range(0)
 UNIT_INTERVAL = Range(0, 1)
 
 
-def build_dataclass(cls: type, data: dict[str, Any], where: str = "") -> Any:
+def build_dataclass(cls: type, data: dict[str, Any], where: str = "", strict: bool = False) -> Any:
     """Build dataclass ``cls`` from a mapping, recursively, refusing unknown keys, values of the wrong type,
-    strings outside a ``Literal`` and numbers outside a ``Range``, each with its key path."""
-    return _build(cls, data, where)
+    strings outside a ``Literal`` and numbers outside a ``Range``, each with its key path.
+
+    ``strict``: numbers must be JSON numbers (by default a float field also takes a string such as YAML's
+    ``1e4``, which YAML reads as a string)."""
+    return _build(cls, data, where, strict)
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) -> Any:
     if not isinstance(data, dict):
         raise OneVAEError(f"config section {where or 'root'} must be a mapping, got {type(data).__name__}")
     hints = get_type_hints(cls, include_extras=True)
@@ -64,9 +67,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         hint = hints[name]
         key = f"{where}.{name}" if where else name
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, {} if value is None else value, key)
+            kwargs[name] = _build(hint, {} if value is None else value, key, strict)
         else:
-            kwargs[name] = _coerce(value, hint, key)
+            kwargs[name] = _coerce(value, hint, key, strict)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # a __post_init__ check of the dataclass itself
@@ -75,10 +78,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         raise OneVAEError(f"config {where or 'root'}: {exc}") from None
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
+def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if origin is Annotated:
-        value = _coerce(value, args[0], key)
+        value = _coerce(value, args[0], key, strict)
         for rule in args[1:]:
             if isinstance(rule, Range):
                 for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -98,7 +101,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key)
+                return _coerce(value, arg, key, strict)
             except OneVAEError as exc:
                 errors.append(str(exc))
         raise OneVAEError(errors[0] if len(errors) == 1 else f"config key {key}: {value!r} does not fit {_type_name(hint)}")
@@ -108,9 +111,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise OneVAEError(f"config key {key} must hold {len(args)} values, got {len(value)}")
-            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+            return tuple(_coerce(v, a, key, strict) for v, a in zip(value, args))
         inner = args[0] if args else Any
-        items = [_coerce(v, inner, key) for v in value]
+        items = [_coerce(v, inner, key, strict) for v in value]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
@@ -123,7 +126,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         raise OneVAEError(f"config key {key} must be true or false, got {value!r}")
     if hint in (int, float):
-        return _number(value, hint, key)
+        return _number(value, hint, key, strict)
     if hint is str:
         if not isinstance(value, str):
             raise OneVAEError(f"config key {key} must be a string, got {value!r}")
@@ -131,8 +134,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def _number(value: Any, hint: type, key: str) -> Union[int, float]:
-    if isinstance(value, str) and hint is float:  # YAML reads 1e4 (no dot) as a string
+def _number(value: Any, hint: type, key: str, strict: bool = False) -> Union[int, float]:
+    if isinstance(value, str) and hint is float and not strict:  # YAML reads 1e4 (no dot) as a string
         try:
             value = float(value)
         except ValueError:

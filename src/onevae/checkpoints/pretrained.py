@@ -19,7 +19,7 @@ import torch
 from ..config import OneVAEConfig
 from ..errors import CheckpointError
 from ..guards import first_nonfinite
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, write_safetensors
 from .report import LoadReport, copy_matching, require_complete
 
 CONFIG_NAME = "config.json"
@@ -117,8 +117,6 @@ def save_pretrained(
 
     ``dtype`` stores the floating-point tensors in that precision (e.g. float16 halves the file); loading casts
     them back to the model's dtype."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -127,8 +125,7 @@ def save_pretrained(
     state = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
     meta = {"format": "onevae", "config": json.dumps(model.config.to_dict())}
     meta.update(metadata or {})
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    write_safetensors(path / WEIGHTS_NAME, state, metadata=meta)
     with atomic_path(path / CONFIG_NAME) as tmp:
         model.config.save(tmp)
 

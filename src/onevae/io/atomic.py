@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional, Union
@@ -76,3 +78,20 @@ class atomic_path:
         else:
             self.tmp.unlink(missing_ok=True)
         return False
+
+
+def write_safetensors(path: Union[str, Path], tensors: dict, metadata: Optional[dict[str, str]] = None) -> None:
+    """``safetensors.torch.save_file`` through :class:`atomic_path`; its I/O failures (a full disk, a file size
+    limit) become the OSError they are, naming ``path``, instead of a SafetensorError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number) if number else errno.errorcode.get(number, str(exc)), str(path)) from None

@@ -62,7 +62,7 @@ class TokenFileMeta:
         if version > FORMAT_VERSION:
             raise InputError(f"{source}: written by a newer onevae (format version {version}); upgrade onevae")
         try:
-            return build_dataclass(cls, data, "metadata")
+            return build_dataclass(cls, data, "metadata", strict=True)
         except OneVAEError as exc:
             raise InputError(f"{source}: invalid metadata: {exc}") from None
 
@@ -73,9 +73,7 @@ def grid_names(first_frame_highres: bool) -> list[str]:
 
 def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: TokenFileMeta) -> None:
     """Write grids and metadata atomically."""
-    from safetensors.torch import save_file
-
-    from ..io.atomic import atomic_path
+    from ..io.atomic import write_safetensors
 
     if meta.kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
@@ -87,8 +85,7 @@ def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: Tok
         grid = grid.detach().to("cpu").contiguous()
         tensors[f"{meta.kind}.{i}"] = grid.to(torch.int32) if meta.kind == "tokens" else grid  # no copy if already int32
     meta.grid_shapes = [list(g.shape) for g in grids]
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"onevae": meta.to_json()})
+    write_safetensors(path, tensors, metadata={"onevae": meta.to_json()})
 
 
 def load_token_file(path: Union[str, Path]) -> tuple[list[torch.Tensor], TokenFileMeta]:
@@ -193,7 +190,7 @@ def check_geometry(fit: dict[str, Any], height: int, width: int, refuse) -> None
     from .fit import PADDING_MODES, SIZE_MODES, Geometry
 
     try:
-        g = build_dataclass(Geometry, fit, "fit")
+        g = build_dataclass(Geometry, fit, "fit", strict=True)
     except OneVAEError as exc:
         refuse(f"invalid metadata: {exc}")
     sizes = (g.source_height, g.source_width, g.resized_height, g.resized_width, g.height, g.width, g.multiple)

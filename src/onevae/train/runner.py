@@ -134,8 +134,9 @@ def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Op
 
     _quiet_lightning()
     out = Path(config.output_dir)
+    model_config = build_model_config(config)  # every config error before the directory is touched
     with RunDirectory(out, resume, overwrite):
-        point = find_resume_checkpoint(out, resume, build_model_config(config))
+        point = find_resume_checkpoint(out, resume, model_config)
         module, report = build_module(config)
         trainer = build_trainer(config, extra_callbacks, resume_step=point.step if point else None)
         if trainer.is_global_zero:
