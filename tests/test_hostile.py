@@ -24,9 +24,8 @@ from safetensors.torch import save_file
 
 from media import make_clip, smooth_frames
 from onevae import OneVAE, OneVAEConfig, OneVAEError
-from onevae.cli.main import EXIT_INTERRUPTED, EXIT_PREEMPTED, exit_code
 from onevae.cli.main import main as cli_main
-from onevae.errors import CheckpointError, InputError, Preempted
+from onevae.errors import CheckpointError, InputError
 
 TINY = dict(name="tiny-hostile", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
 TRAIN_MODEL = {"name": "tiny", "dim": 8, "z_dim": 8, "dim_mult": [1, 2, 2], "num_res_blocks": 1,
@@ -248,6 +247,9 @@ class SendSignal(L.Callback):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_d6_a_signal_saves_a_checkpoint_and_ends_with_its_own_code(tmp_path, signum):
+    from onevae.cli.main import EXIT_INTERRUPTED, EXIT_PREEMPTED, exit_code
+    from onevae.errors import Preempted
+
     out = tmp_path / "run"
     previous = signal.getsignal(signum)
     with pytest.raises(Preempted) as stopped:
@@ -468,7 +470,8 @@ def test_d11_disk_full_is_one_line_and_leaves_nothing(model_dir, clip, finished_
     out.mkdir()
     for args in (["encode", str(clip), "-o", str(out / "t.tokens.safetensors"), "--model", str(model_dir)],
                  ["reconstruct", str(clip), "-o", str(out / "r.mp4"), "--model", str(model_dir)],
-                 ["export", str(finished_run / "checkpoints" / "last.ckpt"), "-o", str(out / "m")]):
+                 ["export", str(finished_run / "checkpoints" / "last.ckpt"), "-o", str(out / "m")],
+                 ["train", "--config", str(write_yaml(tmp_path / "c.yaml", train_config(out / "run")))]):
         result = run_cli(*args, limit_file_bytes=200)  # writes past 200 bytes fail with EFBIG, as on a full disk
         one_line_error(result.stderr, "File too large", result.returncode)
         leftovers = [p for p in out.rglob("*") if p.is_file()]
@@ -579,5 +582,8 @@ def test_d19_frames_smaller_than_the_ssim_window_are_reconstructed(model_dir, tm
 
 
 def test_preempted_is_not_a_user_error():
+    from onevae.cli.main import exit_code
+    from onevae.errors import Preempted
+
     assert exit_code(Preempted(signal.SIGTERM, "x")) == 75 and exit_code(Preempted(signal.SIGINT, "x")) == 130
     assert exit_code(OneVAEError("x")) == exit_code(OSError("x")) == 2 and exit_code(RuntimeError("bug")) is None
