@@ -28,7 +28,7 @@ import torch.nn as nn
 from .config import OneVAEConfig, preset
 from .errors import InputError
 from .latents import Latents, Tokens
-from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, write_model_dir
+from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
 from .padding import Padding, pad_to_multiple
 from .quantizers.fsq import FSQ
@@ -90,6 +90,7 @@ class OneVAE(nn.Module):
         super().__init__()
         self.config = preset(config) if isinstance(config, str) else config
         self.source_dir: Optional[Path] = None  # the model directory it was loaded from, if any
+        self.stored_fingerprint: Optional[str] = None  # of the weights as stored there (onevae.model_dir.model_fingerprint)
         self.tiling: Optional[Tiling] = None  # spatial tiling of encode/decode (enable_tiling)
         self.model = CausalVAE(self.config)
         if self.config.discrete:
@@ -333,6 +334,7 @@ class OneVAE(nn.Module):
         report = copy_matching(model, state, LoadReport(source=str(directory / WEIGHTS_NAME)))
         require_complete(report, f"the config in {directory / CONFIG_NAME} ({config.name})")
         model.source_dir = directory
+        model.stored_fingerprint = weights_fingerprint(config, state)
         model.to(device=device).eval()
         if dtype is not None:
             model.set_precision(encode=dtype, decode=dtype)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for
+from .guards import check_finite
+from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
@@ -95,6 +96,22 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Op
     return tiling
 
 
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -> Optional[Tiling]:
+    """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
+    source size the frames are brought back to), before anything is allocated."""
+    config = model.config
+    sizes = []
+    for name, shape in zip(meta.grid_names, meta.grid_shapes):
+        h, w = (shape[2], shape[3]) if meta.kind == "tokens" else (shape[3], shape[4])
+        factor = config.first_frame_spatial_factor if name == "first_frame" else config.spatial_factor
+        sizes.append((h * factor, w * factor))
+    height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    if meta.fit:  # frames are brought back to the source size after decoding
+        out_h, out_w = undone_size(meta.fit)
+        height, width = max(height, out_h), max(width, out_w)
+    return plan_tiling(model, height, width, chunk_latents * config.temporal_factor)
+
+
 def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Optional[Tiling]:
     sf = model.config.spatial_factor
     per_pixel = _chunk_bytes(model, 1, 1, chunk_frames)
@@ -159,21 +176,27 @@ def encode_file(
     geometry = plan_geometry(model, info, options)
     chunk = options.chunk_latents * model.config.temporal_factor
     tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
-    encoder = encoder_for(model, geometry.height, geometry.width, chunk, tokens=kind == "tokens", tiling=tiling)
+    encoder = encoder_for(model, geometry.height, geometry.width, chunk, tiling=tiling)
+
+    def stored(latents: Latents) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
+        check_finite(latents.to_list(), "latents", model)
+        grids = model.latents_to_tokens(latents) if kind == "tokens" else latents
+        return grids.to("cpu", store)
+
     parts: list[Grids] = []
     frames = 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
         for window in _windows(path, model, info, geometry, options):
             piece = encoder.push(window)
             if piece is not None:
-                parts.append(piece.to("cpu", store))
+                parts.append(stored(piece))
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
     if tail is not None:
-        parts.append(tail.to("cpu", store))
+        parts.append(stored(tail))
     grids = type(parts[0]).cat(parts)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
@@ -213,13 +236,12 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
-    chunk = chunk_latents * model.config.temporal_factor
-    decoder = decoder_for(model, h * sf, w * sf, tiling=plan_tiling(model, h * sf, w * sf, chunk))
+    decoder = decoder_for(model, h * sf, w * sf, tiling=plan_decode_tiling(model, meta, chunk_latents))
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
         for piece in grids.chunks(chunk_latents):
-            n = sink.push(decoder.push(piece)).shape[1]
+            n = sink.push(check_finite(decoder.push(piece), "frames", model)).shape[1]
             written += n
             bar.update(n)
     return written
@@ -228,6 +250,8 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
 def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
     grids, meta = load_token_file(path)
     check_same_model(meta, model, fingerprint, str(path))
+    if grids[0].shape[0] != 1:
+        raise InputError(f"{path} holds a batch of {grids[0].shape[0]} clips; decode writes one video per file")
     if meta.kind == "tokens":
         return model.as_tokens(grids), meta
     return model.as_latents(grids), meta
@@ -286,7 +310,8 @@ def reconstruct_file(
             def consume(latents: Optional[Latents]) -> None:
                 if latents is None:  # nothing completed in this piece
                     return
-                recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
+                check_finite(latents.to_list(), "latents", model)
+                recons = {p: check_finite(_decode_chunk(model, decoders[p], latents, p), "frames", model) for p in paths}
                 n = recons[paths[0]].shape[2]
                 inputs = torch.stack([pending.popleft() for _ in range(min(n, len(pending)))], dim=1)  # (3, n', H, W)
                 n_real = inputs.shape[1]
