@@ -18,7 +18,6 @@ from onevae.data import (
     ProceduralVideoDataset,
     VideoClipDataset,
     WebDatasetClips,
-    build_dataloader,
     build_dataset,
     collate_clips,
     expand_shards,
@@ -192,19 +191,23 @@ def test_procedural_dataset():
     assert (clip[:, 1:] - clip[:, :-1]).abs().mean() > 0.001  # it moves
 
 
-def test_build_dataset_and_dataloader(media_dir, tmp_path):
-    cfg = DataConfig(kind="procedural", num_frames=9, height=16, width=24, num_samples=4, batch_size=2, num_workers=0)
-    batch = next(iter(build_dataloader(cfg)))
+def test_build_dataset_from_the_one_data_config(media_dir, tmp_path):
+    from onevae.errors import OneVAEError
+
+    cfg = DataConfig(kind="procedural", num_frames=9, height=16, width=24, num_samples=4, batch_size=2)
+    batch = next(iter(DataLoader(build_dataset(cfg, temporal_factor=8), batch_size=cfg.batch_size, collate_fn=collate_clips)))
     assert batch.shape == (2, 3, 9, 16, 24)
     files = DataConfig(sources=[str(media_dir)], num_frames=9, height=32, width=48, images_as_clips=False)
     with pytest.warns(DataWarning):
-        assert isinstance(build_dataset(files), VideoClipDataset)
+        assert isinstance(build_dataset(files, temporal_factor=8), VideoClipDataset)
     write_shards(media_dir / "good.mp4", tmp_path / "s")
     shards = DataConfig(kind="webdataset", sources=[str(tmp_path / "s")], num_frames=9, height=32, width=48)
-    assert isinstance(build_dataset(shards), WebDatasetClips)
-    with pytest.raises(InputError, match="unknown data option"):
+    assert isinstance(build_dataset(shards, temporal_factor=8), WebDatasetClips)
+    with pytest.raises(OneVAEError, match="frames"):
         DataConfig.from_dict({"sources": ["x"], "frames": 3})
-    with pytest.raises(InputError, match="kind"):
-        DataConfig(sources=["x"], kind="s3")
+    with pytest.raises(OneVAEError, match="kind"):
+        DataConfig.from_dict({"sources": ["x"], "kind": "s3"})
+    with pytest.raises(InputError, match="needs at least one entry in sources"):
+        build_dataset(DataConfig(kind="files"), temporal_factor=8)
     with pytest.raises(InputError, match="different shapes"):
         collate_clips([torch.zeros(3, 1, 4, 4), torch.zeros(3, 9, 4, 4)])

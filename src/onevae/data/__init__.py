@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset
 
 from ..errors import InputError
 from .config import DATA_KINDS, DataConfig
@@ -29,7 +29,6 @@ __all__ = [
     "ProceduralVideoDataset",
     "VideoClipDataset",
     "WebDatasetClips",
-    "build_dataloader",
     "build_dataset",
     "collate_clips",
     "expand_shards",
@@ -39,23 +38,26 @@ __all__ = [
 ]
 
 
-def build_dataset(cfg: DataConfig) -> Union[Dataset, IterableDataset]:
-    """The dataset a :class:`DataConfig` describes."""
+def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Union[Dataset, IterableDataset]:
+    """The dataset a :class:`DataConfig` describes, for a model of ``temporal_factor``; ``seed`` fixes every
+    random choice (crops, flips, start times, motion)."""
     cfg.validate()
     size = (cfg.height, cfg.width)
+    if cfg.kind != "procedural" and not cfg.sources:
+        raise InputError(f"data kind {cfg.kind!r} needs at least one entry in sources")
     if cfg.kind == "procedural":
-        validate_num_frames(cfg.num_frames, cfg.temporal_factor)
-        return ProceduralVideoDataset(cfg.num_samples, cfg.num_frames, size, seed=cfg.seed)
+        validate_num_frames(cfg.num_frames, temporal_factor)
+        return ProceduralVideoDataset(cfg.num_samples, cfg.num_frames, size, seed=seed)
     common = dict(
         num_frames=cfg.num_frames,
         size=size,
         fps=cfg.fps,
-        temporal_factor=cfg.temporal_factor,
+        temporal_factor=temporal_factor,
         random_crop_scale=cfg.random_crop_scale,
         hflip=cfg.hflip,
         images_as_clips=cfg.images_as_clips,
         simulate_motion=cfg.simulate_motion,
-        seed=cfg.seed,
+        seed=seed,
         exclude=cfg.exclude,
     )
     if cfg.kind == "webdataset":
@@ -72,31 +74,3 @@ def collate_clips(clips: Sequence[torch.Tensor]) -> torch.Tensor:
             "use batch_size=1, simulate_motion=True, or separate image and video datasets)"
         )
     return torch.stack(list(clips))
-
-
-def _limit_worker_threads(worker_id: int) -> None:
-    """Decoding already uses threads; one torch thread per worker avoids oversubscribing the cores."""
-    torch.set_num_threads(1)
-
-
-def build_dataloader(
-    cfg: DataConfig, dataset: Optional[Union[Dataset, IterableDataset]] = None, shuffle: bool = True
-) -> DataLoader:
-    """A DataLoader over ``dataset`` (default: ``build_dataset(cfg)``) with ``cfg``'s batch size and workers.
-
-    Workers are not persistent, so that ``dataset.set_epoch(epoch)`` reaches them at each epoch.
-    """
-    dataset = build_dataset(cfg) if dataset is None else dataset
-    iterable = isinstance(dataset, IterableDataset)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    return DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        shuffle=shuffle and not iterable,
-        num_workers=cfg.num_workers,
-        collate_fn=collate_clips,
-        worker_init_fn=_limit_worker_threads if cfg.num_workers > 0 else None,
-        generator=None if iterable else generator,
-        drop_last=not iterable and len(dataset) >= cfg.batch_size,
-        persistent_workers=False,
-    )

