@@ -9,6 +9,7 @@ sources must then be readable from every node, and the output folder is written 
 from __future__ import annotations
 
 import io
+import logging
 import json
 import os
 from typing import Any, Callable, Iterator, Optional
@@ -46,7 +47,10 @@ def start_ray(address: Optional[str], num_cpus: Optional[int]) -> bool:
             ray.init(num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise OneVAEError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {error}") from None
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
 
 
@@ -152,10 +156,15 @@ def run_ray(plans: list[SegmentPlan], wanted: set[int], settings: ClipSettings, 
     ds = ds.map_batches(
         _Encoder, fn_constructor_kwargs={"model": model.to("cpu"), "settings": encode, "fingerprint": fingerprint,
                                          "device": "cuda" if gpus else "cpu", "threads": threads},
-        batch_size=1, batch_format="numpy", concurrency=_actors(gpus), num_gpus=gpus, num_cpus=0 if gpus else 1,
+        batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=_actors(gpus)), num_gpus=gpus,
+        num_cpus=0 if gpus else 1,
+        memory=_ENCODER_MEMORY,  # also keeps the readers as their own tasks (Ray fuses stages of equal resources)
     )
     for row in ds.iter_rows():
         deliver(_result(row))
+
+
+_ENCODER_MEMORY = 512 * 2**20  # bytes reserved for an encoder actor (the model and one clip's activations)
 
 
 def _actors(gpus: int) -> int:
