@@ -22,6 +22,7 @@ from .sources import Segment
 
 _QUEUE_PARTS = 8  # parts waiting for the model, per worker
 _POLL_S = 1.0
+_IDLE_POLLS_LOST = 10  # polls with every reader idle, no task queued and segments unfinished: those were lost
 
 
 def _init_worker() -> None:
@@ -99,14 +100,19 @@ def _run_with_workers(tasks: list[tuple[SegmentPlan, list[int]]], settings: Clip
     for worker in range(workers):
         start(worker)
     remaining = set(by_segment)
-    next_worker = workers
+    next_worker, idle_polls = workers, 0
     try:
         while remaining:
             try:
                 kind, worker, payload = results.get(timeout=_POLL_S)
+                idle_polls = 0
             except queue.Empty:
                 next_worker = _replace_dead(processes, current, by_segment, finished, remaining, stage, deliver,
                                             start, next_worker)
+                idle_polls = idle_polls + 1 if all(s is None for s in current.values()) and task_queue.empty() else 0
+                if idle_polls >= _IDLE_POLLS_LOST:  # a reader died between taking a task and announcing it
+                    _fail_segments(remaining, by_segment, finished, stage, deliver, "its reader process was lost")
+                    remaining.clear()
                 continue
             if kind == "start":
                 current[worker] = payload
@@ -139,14 +145,19 @@ def _replace_dead(processes, current, by_segment, finished, remaining, stage, de
         segment = current.pop(worker, None)
         del processes[worker]
         if segment is not None and segment in remaining:
-            plan, ids = by_segment[segment]
-            reason = f"{plan.segment.label}: the reader process died (exit code {process.exitcode}) while decoding it"
-            for clip_id in ids:
-                if clip_id not in finished.get(segment, set()):
-                    stage.open.pop(clip_id, None)
-                    deliver(ClipFailure(clip_id, reason))
+            _fail_segments({segment}, by_segment, finished, stage, deliver,
+                           f"the reader process died (exit code {process.exitcode}) while decoding it")
             remaining.discard(segment)
         if remaining:
             start(next_worker)
             next_worker += 1
     return next_worker
+
+
+def _fail_segments(segments, by_segment, finished, stage: EncodeStage, deliver, why: str) -> None:
+    for segment in sorted(segments):
+        plan, ids = by_segment[segment]
+        for clip_id in ids:
+            if clip_id not in finished.get(segment, set()):
+                stage.open.pop(clip_id, None)
+                deliver(ClipFailure(clip_id, f"{plan.segment.label}: {why}"))

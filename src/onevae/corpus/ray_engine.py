@@ -154,7 +154,7 @@ def run_ray(plans: list[SegmentPlan], wanted: set[int], settings: ClipSettings, 
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     ds = ds.map_batches(_Reader(settings), batch_size=1, batch_format="numpy", num_cpus=1)
     ds = ds.map_batches(
-        _Encoder, fn_constructor_kwargs={"model": model.to("cpu"), "settings": encode, "fingerprint": fingerprint,
+        _Encoder, fn_constructor_kwargs={"model": model, "settings": encode, "fingerprint": fingerprint,
                                          "device": "cuda" if gpus else "cpu", "threads": threads},
         batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=_actors(gpus)), num_gpus=gpus,
         num_cpus=0 if gpus else 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -154,7 +155,8 @@ def _encode(plans, wanted, settings, options: TokenizeOptions, model, fingerprin
     if options.engine == "ray":
         from .ray_engine import run_ray
 
-        run_ray(plans, wanted, settings, options.encode_settings(), model, fingerprint, assembler.add,
+        cpu_model = copy.deepcopy(model).to("cpu")  # sent to the actors; the caller's model stays where it is
+        run_ray(plans, wanted, settings, options.encode_settings(), cpu_model, fingerprint, assembler.add,
                 str(model.device), torch.get_num_threads())
         return
     from .local_engine import run_local

@@ -25,6 +25,7 @@ from ..errors import InputError
 
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".parquet")
 SHARD_EXTENSIONS = (".tar",)
+OUTPUT_MARKER = ".onevae-tokenize"  # the state folder of a tokenize output (onevae.corpus.state.STATE_DIR)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ def _expand_path(path: Path, columns: ManifestColumns, from_glob: bool) -> Itera
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             if is_media_file(file):
                 yield _segment(file)
-            elif file.suffix.lower() in SHARD_EXTENSIONS:
-                yield from _shard_members(file)
+            elif file.suffix.lower() in SHARD_EXTENSIONS and not (file.parent / OUTPUT_MARKER).exists():
+                yield from _shard_members(file)  # (not the token shards of an earlier tokenize run)
     elif suffix in MANIFEST_EXTENSIONS:
         yield from _manifest_rows(path, columns)
     elif suffix in LIST_EXTENSIONS:
