@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -105,7 +106,7 @@ def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, 
            "model": {"name": model.config.name, "fingerprint": fingerprint, "config": model.config.to_dict()},
            "dtype": str(model.dtype).replace("torch.", ""), "options": options.output_options(), "sources": sources}
     ray_started = False
-    with OutputDir.prepare(Path(out_dir), run, options.overwrite) as out:
+    with OutputDir.prepare(Path(out_dir), run, options.overwrite) as out, _readers(options, settings) as readers:
         try:
             if options.engine == "ray":
                 from .ray_engine import start_ray
@@ -113,7 +114,7 @@ def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, 
                 ray_started = start_ray(options.ray_address, options.workers + 1 if options.workers else None)
             plans = out.load_plan()
             if plans is None:
-                plans = _plan(segments, settings, options)
+                plans = _plan(segments, settings, options, readers)
                 number_clips(plans)
                 out.save_plan(plans)
             total = sum(p.num_clips for p in plans)
@@ -125,7 +126,7 @@ def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, 
             assembler = ShardAssembler(out.root, out.errors_dir, todo, options.clips_per_shard,
                                        _error_row(plans, options.clips_per_shard), progress.update)
             try:
-                _encode(plans, wanted, settings, options, model, fingerprint, assembler)
+                _encode(plans, wanted, settings, options, model, fingerprint, assembler, readers)
             finally:
                 progress.close()
             if assembler.pending:  # a clip that was never delivered (should not happen): fail it, visibly
@@ -139,17 +140,16 @@ def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, 
     return TokenizeResult(Path(out_dir), summary, len(assembler.written))
 
 
-def _plan(segments, settings: ClipSettings, options: TokenizeOptions) -> list[SegmentPlan]:
+def _plan(segments, settings: ClipSettings, options: TokenizeOptions, readers) -> list[SegmentPlan]:
     if options.engine == "ray":
         from .ray_engine import plan_segments_ray
 
         return plan_segments_ray(segments, settings)
-    from .local_engine import plan_segments
-
-    return plan_segments(segments, settings, options.workers)
+    return readers.plan(segments)
 
 
-def _encode(plans, wanted, settings, options: TokenizeOptions, model, fingerprint, assembler: ShardAssembler) -> None:
+def _encode(plans, wanted, settings, options: TokenizeOptions, model, fingerprint, assembler: ShardAssembler,
+            readers) -> None:
     if not wanted:
         return
     if options.engine == "ray":
@@ -159,10 +159,16 @@ def _encode(plans, wanted, settings, options: TokenizeOptions, model, fingerprin
         run_ray(plans, wanted, settings, options.encode_settings(), cpu_model, fingerprint, assembler.add,
                 str(model.device), torch.get_num_threads())
         return
-    from .local_engine import run_local
+    readers.read(plans, wanted, EncodeStage(model, options.encode_settings(), fingerprint), assembler.add)
 
-    stage = EncodeStage(model, options.encode_settings(), fingerprint)
-    run_local(plans, wanted, settings, stage, assembler.add, options.workers)
+
+def _readers(options: TokenizeOptions, settings: ClipSettings):
+    """The local engine's reader processes (started once, for planning and reading), or nothing for Ray."""
+    if options.engine == "ray":
+        return contextlib.nullcontext(None)
+    from .local_engine import ReaderPool
+
+    return ReaderPool(settings, options.workers)
 
 
 def _error_row(plans: list[SegmentPlan], clips_per_shard: int):

@@ -59,9 +59,11 @@ class TokenShards(IterableDataset):
                     continue
                 meta = json.loads(members["json"])
                 tokens = read_tokens(members)
-                if tokens is None:
-                    raise InputError(f"{shard}: clip {key} has no tokens (the corpus was written with --latents only)")
-                sample = {"key": key, "tokens": torch.from_numpy(tokens.astype(np.int64)), "meta": meta}
+                if tokens is None and not self.latents:
+                    raise InputError(f"{shard}: clip {key} has no tokens (written with --latents only: use latents=True)")
+                sample = {"key": key, "meta": meta}
+                if tokens is not None:
+                    sample["tokens"] = torch.from_numpy(tokens.astype(np.int64))
                 if self.latents:
                     sample["latents"] = read_latents(members, meta)
                 yield sample
