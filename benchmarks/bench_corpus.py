@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the model process")
     parser.add_argument("--cases", default="model,local,encode-loop,ray")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of model and local (median)")
     parser.add_argument("--output", default=None, help="JSON results file")
     args = parser.parse_args()
     if args.threads:
@@ -146,26 +147,37 @@ def main() -> None:
                              "frames_per_s": round(frames / seconds, 2), **extra}
             print(f"{name:12} {seconds:8.2f} s  {clips / seconds:7.3f} clips/s  {frames / seconds:8.2f} frames/s", flush=True)
 
-        if "model" in cases:
-            bench_model(model, paths[:1], args.clip_frames)  # warm-up
-            record("model", bench_model(model, paths, args.clip_frames))
-        if "local" in cases:
-            seconds, counts = bench_tokenize(model, work / "videos", work / "local", args.clip_frames, "local", args.workers)
-            assert counts["clips"] == clips, counts
-            record("local", seconds, workers=args.workers)
+        rounds: list[dict[str, float]] = []
+        for _ in range(args.repeats):  # model and local interleaved: on a shared CPU both see the same load
+            timing = {}
+            if "model" in cases:
+                bench_model(model, paths[:1], args.clip_frames)  # warm-up
+                timing["model"] = bench_model(model, paths, args.clip_frames)
+            if "local" in cases:
+                seconds, counts = bench_tokenize(model, work / "videos", work / "local", args.clip_frames, "local", args.workers)
+                assert counts["clips"] == clips, counts
+                timing["local"] = seconds
+            print("round", {k: round(v, 2) for k, v in timing.items()}, flush=True)
+            rounds.append(timing)
+        for name in ("model", "local"):
+            if name in cases:
+                record(name, float(np.median([r[name] for r in rounds])), rounds_s=[round(r[name], 2) for r in rounds])
+        if "model" in results and "local" in results:
+            ratios = [r["model"] / r["local"] for r in rounds]
+            results["local"]["fraction_of_model"] = round(float(np.median(ratios)), 3)
+            results["local"]["fraction_of_model_per_round"] = [round(x, 3) for x in ratios]
+            results["local"]["workers"] = args.workers
         if "encode-loop" in cases:
             record("encode-loop", bench_encode_loop(paths, work / "encoded", args), note="whole files, one process each")
         if "ray" in cases:
             startup = bench_ray_startup(args.workers)
+            local_s, _ = bench_tokenize(model, work / "videos", work / "local", args.clip_frames, "local", args.workers)
             seconds, counts = bench_tokenize(model, work / "videos", work / "ray", args.clip_frames, "ray", args.workers)
             assert counts["clips"] == clips, counts
-            record("ray", seconds, workers=args.workers, ray_start_stop_s=round(startup, 2))
+            record("ray", seconds, workers=args.workers, ray_start_stop_s=round(startup, 2), local_same_round_s=round(local_s, 2),
+                   overhead_vs_local_s=round(seconds - local_s, 2))
             same = all((work / "ray" / p.name).read_bytes() == p.read_bytes() for p in (work / "local").glob("shard-*.tar"))
             results["ray"]["shards_identical_to_local"] = same
-        if "model" in results:
-            for name in ("local", "ray", "encode-loop"):
-                if name in results:
-                    results[name]["fraction_of_model"] = round(results["model"]["seconds"] / results[name]["seconds"], 3)
         report = {
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -175,6 +187,7 @@ def main() -> None:
             "corpus": {"files": args.files, "frames": args.frames, "size": args.size, "clip_frames": args.clip_frames,
                        "clips": clips},
             "results": results,
+            "load_average_at_end": os.getloadavg(),
         }
         print(json.dumps(report, indent=1))
         if args.output:
