@@ -340,3 +340,36 @@ def test_disk_full_leaves_no_half_shard(model, corpus, tmp_path, monkeypatch):
     with pytest.raises(OneVAEError, match="disk full while writing .*shard-000000.tar"):
         tokenize_corpus(model, [str(corpus / "clip0.mp4")], tmp_path / "out", TokenizeOptions(workers=0))
     assert not list((tmp_path / "out").glob("shard-*")) and not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_sources_folders_globs_lists_csv_and_parquet_manifests(corpus, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from onevae.corpus import expand_sources
+
+    folder = [s.path for s in expand_sources([str(corpus)])]
+    assert folder == [str(corpus / n) for n in ("clip0.mp4", "clip2.mp4", "clip4.mp4", "sub/clip1.mp4", "sub/clip3.mp4")]
+    assert [s.path for s in expand_sources([str(corpus / "**" / "clip[13].mp4")])] == folder[3:]
+    (tmp_path / "list.txt").write_text(f"{corpus / 'clip2.mp4'}\n\n# comment\n{corpus / 'sub'}\n")
+    assert [s.path for s in expand_sources([str(tmp_path / "list.txt")])] == folder[1:2] + folder[3:]
+    rows = {"path": [folder[0], folder[1]], "start": [0.5, None], "end": [1.5, None], "caption": ["a", "b"], "n": [1, 2]}
+    pq.write_table(pa.table(rows), tmp_path / "m.parquet")
+    with open(tmp_path / "m.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(rows))
+        writer.writerows([[folder[0], 0.5, 1.5, "a", 1], [folder[1], "", "", "b", 2]])
+    from_parquet = expand_sources([str(tmp_path / "m.parquet")])
+    from_csv = expand_sources([str(tmp_path / "m.csv")])
+    assert [(s.path, s.start_s, s.end_s) for s in from_parquet] == [(s.path, s.start_s, s.end_s) for s in from_csv]
+    assert from_parquet[0].columns == {"caption": "a", "n": 1} and from_csv[0].columns == {"caption": "a", "n": "1"}
+    (tmp_path / "bad.csv").write_text("path,start,end\nx.mp4,2,1\n")
+    with pytest.raises(OneVAEError, match="is not after"):
+        expand_sources([str(tmp_path / "bad.csv")])
+
+
+def test_an_output_path_that_is_a_file_is_refused(model, corpus, tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(OneVAEError, match="cannot create the output folder"):
+        tokenize_corpus(model, [str(corpus)], tmp_path / "taken", TokenizeOptions(workers=0))
+    assert (tmp_path / "taken").read_text() == "not a folder"
