@@ -70,7 +70,7 @@ def bench_model(model, paths: list[Path], clip_frames: int) -> float:
         geometry = fit_size(info.height, info.width, model.config.spatial_factor)
         video = geometry.apply(video)
         for start in range(0, video.shape[1] - clip_frames + 1, clip_frames):
-            clips.append(video[:, start : start + clip_frames].unsqueeze(0))
+            clips.append(video[:, start : start + clip_frames].unsqueeze(0).contiguous())
     _sync(model)
     begin = time.perf_counter()
     for clip in clips:
@@ -133,6 +133,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from onevae.model import OneVAE
 
+    load_at_start = os.getloadavg()
     model = OneVAE.from_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     work = Path(tempfile.mkdtemp(prefix="onevae-bench-corpus-"))
     try:
@@ -181,7 +182,7 @@ def main() -> None:
         report = {
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                        "load_average_at_start": os.getloadavg(),
+                        "load_average_at_start": load_at_start,
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"},
             "date": time.strftime("%Y-%m-%d"), "model": model.config.name, "dtype": args.dtype,
             "corpus": {"files": args.files, "frames": args.frames, "size": args.size, "clip_frames": args.clip_frames,
