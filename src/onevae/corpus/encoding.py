@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 
 from ..io.tokens import grid_names
 from .model_adapter import ClipEncoder
-from .reading import ClipFailure, ClipPart, Message
+from .reading import ClipFailure, Message
 from .samples import sample_members
 
 

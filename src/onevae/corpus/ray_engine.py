@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import json
-import os
 from typing import Any, Callable, Iterator, Optional
 
 import msgpack  # a Ray dependency

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from ..errors import InputError, OneVAEError
 from ..io.atomic import atomic_path
 from .plan import SegmentPlan
-from .shards import SHARD_PATTERN, shard_name
+from .shards import shard_name
 
 STATE_DIR = ".onevae-tokenize"
 RUN_FORMAT = "onevae-corpus"
