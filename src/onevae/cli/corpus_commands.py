@@ -51,8 +51,10 @@ def add_tokenize(sub) -> None:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     from ..corpus import ManifestColumns, TokenizeOptions, tokenize_corpus
-    from .commands import load_model_from_args, print_err
+    from .commands import checked_fps, load_model_from_args, print_err
 
+    if args.fps is not None:
+        checked_fps(args.fps)
     if args.chunk < 1:
         raise OneVAEError("--chunk must be >= 1")
     options = TokenizeOptions(

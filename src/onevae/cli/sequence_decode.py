@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import OneVAEError
 from ..io.paths import writable_output
@@ -43,31 +45,28 @@ def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
     return t, h, w
 
 
-def _outputs(output: str, batch: int) -> list[Path]:
+def _outputs(output: str, batch: int, source: str, suffixes) -> list[Path]:
     out = Path(output)
     if batch == 1 and not out.is_dir():
-        return [writable_output(out)]
+        return [writable_output(out, suffixes, inputs=[source])]
     if not out.is_dir():
         raise OneVAEError(f"a batch of {batch} sequences needs -o to be an existing directory, got {out}")
-    return [writable_output(out / f"clip-{i:05d}.mp4") for i in range(batch)]
+    return [writable_output(out / f"clip-{i:05d}.mp4", suffixes, inputs=[source]) for i in range(batch)]
 
 
-def run_decode_sequence(args: argparse.Namespace) -> int:
-    from ..checkpoints.pretrained import model_fingerprint
+def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
+    """``load_model`` and ``video_suffixes`` come from onevae.cli.commands (which calls this module)."""
+    from ..model_dir import model_fingerprint
     from ..sequences import load_token_sequence, require_tokens, sequence_grid, sequence_to_grids, write_sequence_videos
-    from .commands import load_model_from_args, print_err
-
-    if not (args.fps > 0):
-        raise OneVAEError(f"--fps must be positive, got {args.fps}")
     sequence = load_token_sequence(args.tokens)
     size, grid_arg = _parse_size(args.size), _parse_grid(args.grid)
-    outputs = _outputs(args.output, sequence.shape[0])
-    model = load_model_from_args(args)
+    outputs = _outputs(args.output, sequence.shape[0], args.tokens, video_suffixes)
+    model = load_model(args)
     require_tokens(model)
     grid = sequence_grid(model.config, args.frames, size, grid_arg)
     sequence_to_grids(sequence, grid, model.config.vocab_size, args.tokens)  # checked before anything is written
     frames = write_sequence_videos(model, sequence, grid, outputs, args.fps, model_fingerprint(model), args.tokens,
                                    progress=not args.quiet)
     target = outputs[0] if len(outputs) == 1 else Path(args.output)
-    print_err(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames {grid.width}x{grid.height} at {args.fps:g} fps")
+    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames {grid.width}x{grid.height} at {args.fps:g} fps", file=sys.stderr)
     return 0

@@ -7,8 +7,7 @@ from typing import Optional, Union
 
 import torch
 
-from ..io.tokens import grid_names
-from .model_adapter import ClipEncoder
+from .model_adapter import ClipEncoder, grid_names
 from .reading import ClipFailure, Message
 from .samples import sample_members
 
@@ -40,7 +39,7 @@ class EncodeStage:
         config = model.config
         self.model_info = {"name": config.name, "fingerprint": fingerprint}
         self.vocab_size = config.vocab_size
-        self.grid_names = grid_names(config.first_frame_highres)
+        self.grid_names = grid_names(model)
         self.open: dict[int, ClipEncoder] = {}
 
     def handle(self, message: Message) -> Optional[Result]:

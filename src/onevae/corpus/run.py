@@ -15,6 +15,7 @@ import torch
 from ..errors import InputError
 from .encoding import EncodeSettings, EncodeStage
 from .finalize import finalize
+from .model_adapter import compute_dtype
 from .plan import ClipSettings, SegmentPlan, clips_by_shard, number_clips, shard_of
 from .progress import Progress
 from .shards import ShardAssembler
@@ -91,7 +92,7 @@ class TokenizeResult:
 def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, Path],
                     options: Optional[TokenizeOptions] = None, fingerprint: Optional[str] = None) -> TokenizeResult:
     """Tokenize every clip of ``sources`` into webdataset shards in ``out_dir`` (see docs/corpus.md)."""
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
 
     options = options or TokenizeOptions()
     options.validate()
@@ -104,7 +105,7 @@ def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, 
     segments = expand_sources(sources, options.columns)
     run = {"format": RUN_FORMAT, "version": RUN_VERSION,
            "model": {"name": model.config.name, "fingerprint": fingerprint, "config": model.config.to_dict()},
-           "dtype": str(model.dtype).replace("torch.", ""), "options": options.output_options(), "sources": sources}
+           "dtype": compute_dtype(model), "options": options.output_options(), "sources": sources}
     ray_started = False
     with OutputDir.prepare(Path(out_dir), run, options.overwrite) as out, _readers(options, settings) as readers:
         try:
