@@ -13,7 +13,7 @@ $(BIN)/onevae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned (a local CPU build here); an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,data]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,data,corpus]"
 	@touch $(BIN)/onevae
 
 install: $(BIN)/onevae

@@ -190,15 +190,23 @@ def run_encode(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ decode
 def add_decode(sub) -> None:
     p = sub.add_parser("decode", help="token (or latent) file -> mp4")
-    p.add_argument("tokens", help="a file written by onevae encode")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264)")
+    p.add_argument("tokens", help="a file written by onevae encode, or a flattened token sequence (.npy, .safetensors, .pt)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264); a directory for a batch of sequences")
     p.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
+    from .sequence_decode import add_sequence_options
+
+    add_sequence_options(p)
     p.set_defaults(func=run_decode)
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    from .sequence_decode import is_sequence_request, run_decode_sequence
+
+    if is_sequence_request(args):
+        checked_fps(args.fps)
+        return run_decode_sequence(args, load_model_from_args, VIDEO_OUTPUTS)
     from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 

@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in commands.REGISTRY:
+    from .corpus_commands import add_tokenize
+
+    for register in commands.REGISTRY + [add_tokenize]:
         register(sub)
     return parser
 

@@ -18,6 +18,7 @@ from .video_dataset import (
     list_media_files,
     validate_num_frames,
 )
+from .token_shards import TokenShards, collate_token_sequences, sample_token_grids
 from .webdataset_source import WebDatasetClips, expand_shards, write_shards
 
 __all__ = [
@@ -27,12 +28,15 @@ __all__ = [
     "DataConfig",
     "DataWarning",
     "ProceduralVideoDataset",
+    "TokenShards",
     "VideoClipDataset",
     "WebDatasetClips",
     "build_dataset",
     "collate_clips",
+    "collate_token_sequences",
     "expand_shards",
     "list_media_files",
+    "sample_token_grids",
     "validate_num_frames",
     "write_shards",
 ]

@@ -146,6 +146,27 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def reader_slot(rank: Optional[int] = None, world_size: Optional[int] = None) -> tuple[int, int]:
+    """(this reader's id, number of readers) over DDP ranks x DataLoader workers (``rank``/``world_size``
+    override the process group's)."""
+    default_rank, default_world = _rank_and_world()
+    rank = rank if rank is not None else default_rank
+    world = world_size if world_size is not None else default_world
+    worker = get_worker_info()
+    worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+    return rank * workers + worker_id, world * workers
+
+
+def assign_shards(shards: Sequence[Path], reader: int, readers: int, shuffle: bool, seed: int, epoch: int) -> tuple[list[Path], int, int]:
+    """(shards to scan, modulus, remainder): keep sample number n of the scan when n % modulus == remainder."""
+    order = list(shards)
+    if shuffle:
+        np.random.default_rng([seed & 0xFFFFFFFF, epoch]).shuffle(order)
+    if len(order) >= readers:
+        return order[reader::readers], 1, 0
+    return order, readers, reader
+
+
 def iter_tar_samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) for each sample of a shard, read sequentially."""
     key, members = None, {}
@@ -203,22 +224,10 @@ class WebDatasetClips(IterableDataset):
         self.epoch = epoch
 
     def _reader(self) -> tuple[int, int]:
-        """(this reader's id, number of readers) over DDP ranks x DataLoader workers."""
-        rank, world = _rank_and_world()
-        rank = self.rank if self.rank is not None else rank
-        world = self.world_size if self.world_size is not None else world
-        worker = get_worker_info()
-        worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        return rank * workers + worker_id, world * workers
+        return reader_slot(self.rank, self.world_size)
 
     def _assigned(self, reader: int, readers: int) -> tuple[list[Path], int, int]:
-        """(shards to scan, modulus, remainder): keep sample number n of the scan when n % modulus == remainder."""
-        order = list(self.shards)
-        if self.shuffle_shards:
-            np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch]).shuffle(order)
-        if len(order) >= readers:
-            return order[reader::readers], 1, 0
-        return order, readers, reader
+        return assign_shards(self.shards, reader, readers, self.shuffle_shards, self.seed, self.epoch)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         reader, readers = self._reader()

@@ -1,0 +1,72 @@
+"""``onevae decode`` of a flattened token sequence (what an autoregressive model generates)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import OneVAEError
+from ..io.paths import writable_output
+
+SEQUENCE_SUFFIXES = (".npy", ".pt", ".pth")
+
+
+def add_sequence_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("flattened token sequences (docs/tokens.md order; one clip (N,) or a batch (B, N))")
+    g.add_argument("--frames", type=int, default=None, help="frames of the clip the sequence encodes (with --size)")
+    g.add_argument("--size", default=None, help="HxW image size of the clip, e.g. 256x256 (with --frames)")
+    g.add_argument("--grid", default=None, help="t,h,w: latent frames and positions (the low-resolution grid for fe models)")
+    g.add_argument("--fps", type=float, default=24.0, help="frame rate of the written video (default 24)")
+
+
+def is_sequence_request(args: argparse.Namespace) -> bool:
+    return any(v is not None for v in (args.frames, args.size, args.grid)) or Path(args.tokens).suffix.lower() in SEQUENCE_SUFFIXES
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OneVAEError(f"--size must be HxW, e.g. 256x256, got {text!r}") from None
+    return height, width
+
+
+def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        t, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise OneVAEError(f"--grid must be t,h,w (three integers), got {text!r}") from None
+    return t, h, w
+
+
+def _outputs(output: str, batch: int, source: str, suffixes) -> list[Path]:
+    out = Path(output)
+    if batch == 1 and not out.is_dir():
+        return [writable_output(out, suffixes, inputs=[source])]
+    if not out.is_dir():
+        raise OneVAEError(f"a batch of {batch} sequences needs -o to be an existing directory, got {out}")
+    return [writable_output(out / f"clip-{i:05d}.mp4", suffixes, inputs=[source]) for i in range(batch)]
+
+
+def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
+    """``load_model`` and ``video_suffixes`` come from onevae.cli.commands (which calls this module)."""
+    from ..model_dir import model_fingerprint
+    from ..sequences import load_token_sequence, require_tokens, sequence_grid, sequence_to_grids, write_sequence_videos
+    sequence = load_token_sequence(args.tokens)
+    size, grid_arg = _parse_size(args.size), _parse_grid(args.grid)
+    outputs = _outputs(args.output, sequence.shape[0], args.tokens, video_suffixes)
+    model = load_model(args)
+    require_tokens(model)
+    grid = sequence_grid(model.config, args.frames, size, grid_arg)
+    sequence_to_grids(sequence, grid, model.config.vocab_size, args.tokens)  # checked before anything is written
+    frames = write_sequence_videos(model, sequence, grid, outputs, args.fps, model_fingerprint(model), args.tokens,
+                                   progress=not args.quiet)
+    target = outputs[0] if len(outputs) == 1 else Path(args.output)
+    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames {grid.width}x{grid.height} at {args.fps:g} fps", file=sys.stderr)
+    return 0

@@ -1,0 +1,75 @@
+"""The one place where the corpus tools touch the model beyond its config: streaming a clip through the
+encoder exactly as :func:`onevae.pipeline.encode_file` does. Everything else in :mod:`onevae.corpus` works on
+plain lists of tensors in the stored order (``[all]`` or ``[first_frame, rest]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class EncodedClip:
+    """A clip's grids in the stored order: ``[all]`` or ``[first_frame, rest]``."""
+
+    tokens: Optional[list[torch.Tensor]]  # (1, t, h, w, K) int32, or None
+    latents: Optional[list[torch.Tensor]]  # (1, z, t, h, w) in the stored dtype, or None
+    padded_frames: int  # frames added at the end (repeat of the last frame) to reach 1 + k*tf
+
+
+def grid_names(model) -> list[str]:
+    from ..latents import Grids
+
+    return Grids.names(model.config.first_frame_highres)
+
+
+class ClipEncoder:
+    """Streams one clip through the model as ``onevae encode`` does (frame 0, then chunks of ``chunk_latents * tf``
+    frames, tiled where the pipeline would tile, the last chunk padded by repeating the last frame), keeping the
+    grids on the CPU in their stored types: int32 tokens, ``latent_dtype`` latents."""
+
+    def __init__(self, model, chunk_latents: int, tokens: bool, latents: bool, latent_dtype: torch.dtype) -> None:
+        self.model, self.want_tokens, self.want_latents, self.latent_dtype = model, tokens, latents, latent_dtype
+        self.chunk = chunk_latents * model.config.temporal_factor
+        self.encoder = None
+        self.token_parts: list = []
+        self.latent_parts: list = []
+
+    @torch.no_grad()
+    def push(self, frames: torch.Tensor) -> None:
+        """Frames (1, 3, t, H, W) float in [-1, 1], on any device."""
+        if self.encoder is None:
+            from ..pipeline import plan_tiling
+            from ..streaming import encoder_for
+
+            height, width = frames.shape[-2:]
+            tiling = plan_tiling(self.model, height, width, self.chunk)
+            self.encoder = encoder_for(self.model, height, width, self.chunk, tiling=tiling)
+        self._keep(self.encoder.push(frames.to(self.model.device, self.model.encode_dtype)))
+
+    @torch.no_grad()
+    def finish(self) -> EncodedClip:
+        tail, added = self.encoder.finish()
+        self._keep(tail)
+        tokens = type(self.token_parts[0]).cat(self.token_parts).to_list() if self.want_tokens else None
+        latents = type(self.latent_parts[0]).cat(self.latent_parts).to_list() if self.want_latents else None
+        return EncodedClip(tokens, latents, int(added))
+
+    def _keep(self, latents) -> None:
+        from ..guards import check_finite
+
+        if latents is None:
+            return
+        check_finite(latents.to_list(), "latents", self.model)  # a NaN latent would become token 0
+        if self.want_tokens:  # the same per-chunk projection + FSQ as encode_file
+            self.token_parts.append(self.model.latents_to_tokens(latents).to("cpu", torch.int32))
+        if self.want_latents:
+            self.latent_parts.append(latents.to("cpu", self.latent_dtype))
+
+
+def compute_dtype(model) -> str:
+    """The encoder's compute dtype (recorded with a run: it decides the bytes)."""
+    return str(model.encode_dtype).replace("torch.", "")
