@@ -28,6 +28,8 @@ FORBIDDEN = {
     "onevae.eval": ["onevae.train", "onevae.cli"],
     "onevae.losses": ["onevae.train", "onevae.cli"],
     "onevae.pipeline": ["onevae.train", "onevae.cli"],
+    "onevae.corpus": ["onevae.train", "onevae.cli"],
+    "onevae.sequences": ["onevae.train", "onevae.cli", "onevae.corpus"],
     "onevae.train": ["onevae.cli"],
 }
 
