@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import PRESETS, OneVAEConfig
+from .config import LATENT_STATS_FIELDS, PRESETS, OneVAEConfig
 from .errors import CheckpointError
 from .io.atomic import atomic_path
 
@@ -126,11 +126,13 @@ def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
 
 def model_fingerprint(model) -> str:
     """A short hash of the config and every weight: token files record it so that decoding with another model
-    is refused."""
+    is refused. The latent statistics are left out: measuring them later does not orphan the files already
+    written (a file of normalised latents records the statistics it used)."""
     cached = getattr(model, "_fingerprint", None)
     if cached is not None:
         return cached
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    config = {k: v for k, v in model.config.to_dict().items() if k not in LATENT_STATS_FIELDS}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

@@ -215,37 +215,61 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ convert
 def add_convert(sub) -> None:
-    p = sub.add_parser("convert", help="official .ckpt/.safetensors or Wan2.1 .pth -> our model directory")
-    p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors) or Wan2.1 VAE (.pth)")
+    p = sub.add_parser("convert", help="official .ckpt/.safetensors, Wan2.1 .pth or diffusers AutoencoderKLWan folder -> our model directory")
+    p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors), Wan2.1 VAE (.pth), a diffusers AutoencoderKLWan "
+                   "folder (or a pipeline repository with vae/, a HF cache folder or cached org/name), or with --to diffusers our model directory")
     p.add_argument("-o", "--output", required=True, help="model directory to write (config.json + model.safetensors)")
-    p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes)")
+    p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes or config.json)")
     p.add_argument("--config", default=None, help="a JSON file with the architecture (our config.json or an official-style config) instead of --variant")
-    p.add_argument("--format", default="auto", choices=["auto", "official", "wan"], help="naming of the weights (default: from the keys)")
+    p.add_argument("--format", default="auto", choices=["auto", "official", "wan", "diffusers"], help="naming of the weights (default: from the keys or the folder)")
+    p.add_argument("--to", default="onevae", choices=["onevae", "diffusers"],
+                   help="what to write: our model directory (default) or a diffusers AutoencoderKLWan folder (continuous, non-fe, 4x-temporal models)")
     p.add_argument("--ema", action="store_true", help="take the EMA weights of an official Lightning checkpoint")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of a .ckpt that holds Python objects (runs code from the file!)")
     p.set_defaults(func=run_convert)
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_official, load_wan
+    from ..checkpoints import load_diffusers, load_official, load_wan, save_diffusers
     from ..checkpoints.detect import detect_format
-    from ..config import OneVAEConfig
+    from ..checkpoints.diffusers import find_diffusers_folder
+    from ..config import OneVAEConfig, preset
+    from ..model import OneVAE
 
-    source = existing_file(args.weights, "weights file")
+    folder = find_diffusers_folder(args.weights) if args.format in ("auto", "diffusers") else None
+    source = folder if folder is not None else _convert_source(args)
     if args.config and args.variant:
         raise OneVAEError("give either --variant or --config, not both")
     config = OneVAEConfig.load(args.config) if args.config else args.variant
-    fmt = args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
+    fmt = "diffusers" if folder is not None else args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
     if fmt == "wan":
         model, report = load_wan(source, trust=args.trust_checkpoint, config=config)
     elif fmt == "official":
         model, report = load_official(source, config, use_ema=args.ema, trust=args.trust_checkpoint)
+    elif fmt == "diffusers":
+        model, report = load_diffusers(args.weights, preset(config) if isinstance(config, str) else config)
+    elif fmt == "onevae" and args.to == "diffusers":
+        model, report = OneVAE.from_pretrained(source), None
     else:
-        raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE or Wan2.1 weights (use onevae export for training checkpoints)")
-    print_err(report.summary())
-    model.save_pretrained(args.output, metadata={"converted_from": str(source)})
-    print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters)")
+        raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE, Wan2.1 or diffusers AutoencoderKLWan weights (use onevae export for training checkpoints)")
+    if report is not None:
+        print_err(report.summary())
+    if args.to == "diffusers":
+        save_diffusers(model, args.output)
+    else:
+        model.save_pretrained(args.output, metadata={"converted_from": str(source)})
+    print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters{', diffusers layout' if args.to == 'diffusers' else ''})")
     return 0
+
+
+def _convert_source(args: argparse.Namespace) -> Path:
+    """A weights file, or (for --to diffusers) one of our model directories."""
+    path = Path(args.weights)
+    if args.format == "diffusers" and path.is_dir():
+        raise OneVAEError(f"{path}: not a diffusers model folder (config.json with _class_name and diffusion_pytorch_model.safetensors)")
+    if args.to == "diffusers" and path.is_dir():
+        return path
+    return existing_file(path, "weights file")
 
 
 # ------------------------------------------------------------------------------------------------ info
