@@ -20,6 +20,7 @@ from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_to
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
+from .latent_stats import denormalize as denormalize_latents, normalize as normalize_latents, stats_tensors
 from .latents import Grids, Latents, Tokens
 from .model import OneVAE, StreamingDecoder, StreamingEncoder
 
@@ -108,15 +109,23 @@ def _expected_frames(info: VideoInfo, options: FitOptions) -> Optional[int]:
 @torch.no_grad()
 def encode_file(
     model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False,
-    latent_dtype: torch.dtype = torch.float16,
+    latent_dtype: torch.dtype = torch.float16, normalize: bool = False,
 ) -> tuple[Grids, TokenFileMeta]:
     """A video file -> token (or latent) grids and the metadata to decode them back to a video.
 
     Only the grids of the whole video are kept in memory, in their stored type (int32 tokens, ``latent_dtype``
-    latents), chunk by chunk as they are produced."""
+    latents), chunk by chunk as they are produced. ``normalize``: store latents as ``(z - mean) / std`` with the
+    model's per-channel statistics (recorded in the metadata; :func:`decode_to_video` undoes it)."""
     store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
         model.require_discrete()
+    if normalize and kind != "latents":
+        raise InputError("only continuous latents can be stored normalised (tokens are indices)")
+    stats = stats_tensors(model.config) if normalize else None
+
+    def stored(piece: Grids) -> Grids:
+        return (piece if stats is None else normalize_latents(piece.to(torch.float32), *stats)).to("cpu", store)
+
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
@@ -127,18 +136,19 @@ def encode_file(
         for window in _windows(path, model, info, geometry, options):
             piece = encoder.push(window)
             if piece is not None:
-                parts.append(piece.to("cpu", store))
+                parts.append(stored(piece))
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
     if tail is not None:
-        parts.append(tail.to("cpu", store))
+        parts.append(stored(tail))
     grids = type(parts[0]).cat(parts)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
+        latent_normalization=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
     )
     return grids, meta
 
@@ -172,6 +182,9 @@ class FrameSink:
 def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
+    if meta.latent_normalization:  # stored as (z - mean) / std: back to the raw latents the decoder takes
+        norm = meta.latent_normalization
+        grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
     decoder = StreamingDecoder(model)
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:

@@ -109,6 +109,9 @@ def add_encode(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
     p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
     p.add_argument("--latent-dtype", default="float16", choices=["float16", "float32"], help="dtype of stored latents")
+    p.add_argument("--normalize-latents", action="store_true",
+                   help="with --continuous: store (z - latents_mean) / latents_std per channel, what a diffusion model is trained on "
+                   "(the model's statistics, recorded in the file; decode undoes it)")
     add_model_options(p)
     add_fit_options(p)
     p.set_defaults(func=run_encode)
@@ -131,6 +134,8 @@ def run_encode(args: argparse.Namespace) -> int:
     from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
+    if args.normalize_latents and not args.continuous:
+        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
     targets = _encode_targets(args)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
@@ -138,7 +143,7 @@ def run_encode(args: argparse.Namespace) -> int:
     fingerprint = model_fingerprint(model)
     for video, out in targets:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
-                                  latent_dtype=getattr(torch, args.latent_dtype))
+                                  latent_dtype=getattr(torch, args.latent_dtype), normalize=args.normalize_latents)
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
@@ -294,4 +299,6 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_train, add_export]
+from .stats import add_stats  # noqa: E402 - it reuses the option helpers above
+
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_train, add_export]

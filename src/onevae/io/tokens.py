@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -41,9 +41,14 @@ class TokenFileMeta:
     padded_frames: int = 0  # frames added at the end (repeat of the last frame) to reach 1 + k*tf
     format: str = FORMAT
     version: int = FORMAT_VERSION
+    # latents stored normalised, (z - mean) / std per channel: {"mean": [...], "std": [...]} (decoding undoes it)
+    latent_normalization: Optional[dict[str, list[float]]] = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(self)
+        if data["latent_normalization"] is None:  # absent: files of raw latents and tokens stay readable by older versions
+            del data["latent_normalization"]
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> "TokenFileMeta":
@@ -169,6 +174,7 @@ def describe(meta: TokenFileMeta) -> dict[str, Any]:
         "source": meta.source,
         "fit": meta.fit,
         "format_version": meta.version,
+        "latents": ("normalised per channel, (z - mean) / std (decode undoes it)" if meta.latent_normalization else "raw") if meta.kind == "latents" else None,
     }
 
 
