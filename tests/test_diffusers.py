@@ -269,3 +269,27 @@ def test_adapters_refuse_first_frame_highres_models_and_continuous_tokenizers():
         DiffusersVAE(tiny_model("81616_fe"))
     with pytest.raises(InputError, match="continuous-only"):
         DiffusersTokenizer(tiny_model("wan"))
+
+
+# ------------------------------------------------------------------------------------------ the documentation
+@pytest.mark.slow
+def test_docs_interop_examples_run(tmp_path):
+    """Every python and bash block of docs/interop.md, in order, in one fresh directory (``onevae`` and
+    ``python`` are this interpreter)."""
+    import re
+    import subprocess
+    import sys
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    blocks = re.findall(r"```(python|bash)\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 7
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "2"}
+    for language, code in blocks:
+        if language == "python":
+            command = [sys.executable, "-c", code]
+        else:
+            code = re.sub(r"^onevae ", f"{sys.executable} -m onevae.cli.main ", code, flags=re.M)
+            command = ["bash", "-euo", "pipefail", "-c", code.replace("$(python ", f"$({sys.executable} ")]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, f"{language} block failed:\n{code}\n{result.stderr[-3000:]}"
+    assert json.loads((tmp_path / "models" / "my-model" / "config.json").read_text())["latents_std"]
