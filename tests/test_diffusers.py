@@ -169,6 +169,8 @@ def test_diffusers_folder_as_a_training_prior(diffusers_dir):
     assert not report.dropped
     for key in report.copied:
         assert torch.equal(target.state_dict()[key], source.state_dict()[key])
+    named = initialise_model(tiny_model("888", z_dim=32), ModelSection(init_from=str(diffusers_dir), init_format="diffusers"))
+    assert named.copied == report.copied
 
 
 # ------------------------------------------------------------------------------------------ bad diffusers input
@@ -197,6 +199,9 @@ def test_bad_diffusers_folders_are_one_line_errors(diffusers_dir, tmp_path, caps
     bare.parent.mkdir()
     shutil.copy(diffusers_dir / "diffusion_pytorch_model.safetensors", bare)
     assert_one_line_error(*cli(capsys, "convert", str(bare), "-o", out), "without its config.json")
+    fe_model = tmp_path / "fe"
+    tiny_model("81616_fe").save_pretrained(fe_model)
+    assert_one_line_error(*cli(capsys, "convert", str(fe_model), "--to", "diffusers", "-o", out), "cannot be written as a diffusers AutoencoderKLWan")
     assert not Path(out).exists()
     with pytest.raises(CheckpointError, match="AutoencoderKL model"):  # the API raises what the CLI prints
         load_diffusers(other_class)

@@ -261,6 +261,8 @@ def run_convert(args: argparse.Namespace) -> int:
         print_err(report.summary())
     if args.to == "diffusers":
         save_diffusers(model, args.output)
+        if model.config.discrete:
+            print_err("[onevae] note: AutoencoderKLWan has no FSQ bottleneck; only the continuous path was written")
     else:
         model.save_pretrained(args.output, metadata={"converted_from": str(source)})
     print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters{', diffusers layout' if args.to == 'diffusers' else ''})")
