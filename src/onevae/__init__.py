@@ -3,8 +3,9 @@
 from .config import PRESETS, OneVAEConfig, preset
 from .errors import CheckpointError, InputError, OneVAEError
 from .latents import Latents, Tokens
-from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan, StreamingDecoder, StreamingEncoder
+from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan
 from .padding import Padding
+from .streaming import StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
 from .quantizers.fsq import FSQ
 
 __version__ = "0.1.0"
@@ -26,5 +27,8 @@ __all__ = [
     "Padding",
     "StreamingDecoder",
     "StreamingEncoder",
+    "TiledDecoder",
+    "TiledEncoder",
+    "Tiling",
     "preset",
 ]

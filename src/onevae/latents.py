@@ -34,6 +34,7 @@ class Grids:
     first: Optional[torch.Tensor] = None
 
     TIME_DIM: ClassVar[int] = 2
+    HEIGHT_DIM: ClassVar[int] = 3  # the width follows it
     LAYOUT: ClassVar[str] = ""
 
     # ------------------------------------------------------------------------------------ list form
@@ -64,6 +65,11 @@ class Grids:
         return self.rest.shape[0]
 
     @property
+    def spatial_size(self) -> tuple[int, int]:
+        """(h, w) of ``rest``: latent positions per frame (the first-frame grid has twice as many per side)."""
+        return self.rest.shape[self.HEIGHT_DIM], self.rest.shape[self.HEIGHT_DIM + 1]
+
+    @property
     def num_frames(self) -> int:
         """Latent frames held (the high-res first frame counts as one)."""
         return self.rest.shape[self.TIME_DIM] + (self.first is not None)
@@ -76,6 +82,16 @@ class Grids:
 
     def to(self: G, *args, **kwargs) -> G:
         return self.map(lambda g: g.to(*args, **kwargs))
+
+    def crop(self: G, top: int, left: int, height: int, width: int) -> G:
+        """A spatial window, in ``rest`` positions (the first-frame grid's window is twice as large)."""
+        def window(grid: torch.Tensor, scale: int) -> torch.Tensor:
+            index = [slice(None)] * grid.dim()
+            index[self.HEIGHT_DIM] = slice(scale * top, scale * (top + height))
+            index[self.HEIGHT_DIM + 1] = slice(scale * left, scale * (left + width))
+            return grid[tuple(index)]
+
+        return type(self)(rest=window(self.rest, 1), first=None if self.first is None else window(self.first, 2))
 
     def frames(self: G, start: int, stop: int) -> G:
         """Latent frames ``[start, stop)`` of ``rest`` (no first-frame grid)."""
@@ -114,6 +130,7 @@ class Latents(Grids):
     """Continuous latent grids, ``(B, z_dim, t, h, w)``; ``first`` is ``(B, z_dim, 1, 2h, 2w)``."""
 
     TIME_DIM: ClassVar[int] = 2
+    HEIGHT_DIM: ClassVar[int] = 3
     LAYOUT: ClassVar[str] = "(B, z_dim, t, h, w)"
 
 
@@ -122,4 +139,5 @@ class Tokens(Grids):
     """Token grids, integer ``(B, t, h, w, K)`` (K tokens per position); ``first`` is ``(B, 1, 2h, 2w, K)``."""
 
     TIME_DIM: ClassVar[int] = 1
+    HEIGHT_DIM: ClassVar[int] = 2
     LAYOUT: ClassVar[str] = "(B, t, h, w, K)"

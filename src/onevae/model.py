@@ -9,8 +9,8 @@ Representations (for a valid clip of T = 1 + k*tf frames, H and W multiples of s
 
 Both decode with the same decoder. Two execution modes give the same numbers (to float rounding):
 ``mode="full"`` runs the whole clip in one pass (fastest, used for training); ``mode="stream"`` runs it chunk by
-chunk with causal caches (:class:`StreamingEncoder`, :class:`StreamingDecoder`, the one owner of chunking), so
-memory is bounded by the chunk whatever the clip length.
+chunk with causal caches (:mod:`onevae.streaming`, the one owner of chunking and tiling), so memory is bounded by
+the chunk whatever the clip length; with :meth:`OneVAE.enable_tiling`, also by the tile whatever the frame size.
 
 :meth:`OneVAE.forward` is the training pass (used by training, validation and the training benchmark): one
 encoding, then one reconstruction per :class:`PathPlan` (continuous, discrete, or an interpolation of both).
@@ -28,12 +28,12 @@ import torch.nn as nn
 from .config import OneVAEConfig, preset
 from .errors import InputError
 from .latents import Latents, Tokens
-from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, write_model_dir
-from .nn.layers import StreamCache
+from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
-from .padding import Padding, pad_to_multiple, repeat_last_frame
+from .padding import Padding, pad_to_multiple
 from .quantizers.fsq import FSQ
 from .state_dict import LoadReport, copy_matching, require_complete
+from .streaming import StreamingDecoder, Tiling, decoder_for, encoder_for
 
 # Values a little outside [-1, 1] come from resampling filters and codecs: tolerate them, refuse the rest.
 RANGE_TOLERANCE = 1e-2
@@ -90,6 +90,8 @@ class OneVAE(nn.Module):
         super().__init__()
         self.config = preset(config) if isinstance(config, str) else config
         self.source_dir: Optional[Path] = None  # the model directory it was loaded from, if any
+        self.stored_fingerprint: Optional[str] = None  # of the weights as stored there (onevae.model_dir.model_fingerprint)
+        self.tiling: Optional[Tiling] = None  # spatial tiling of encode/decode (enable_tiling)
         self.model = CausalVAE(self.config)
         if self.config.discrete:
             self.quant_conv = nn.Linear(self.config.z_dim, self.config.embed_dim)
@@ -109,6 +111,35 @@ class OneVAE(nn.Module):
     def decoder_last_layer(self) -> torch.Tensor:
         """The weight of the decoder's output convolution (for the adaptive adversarial weight)."""
         return self.model.decoder.head[-1].weight
+
+    def enable_tiling(self, tile: int = 256, overlap: int = 64) -> None:
+        """Encode and decode frames larger than ``tile`` pixels as overlapping tiles (memory bounded by the
+        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does."""
+        tiling = Tiling(tile, overlap)
+        tiling.check(self.config.spatial_factor)
+        self.tiling = tiling
+
+    def disable_tiling(self) -> None:
+        self.tiling = None
+
+    def set_precision(self, encode: Optional[torch.dtype] = None, decode: Optional[torch.dtype] = None) -> None:
+        """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
+        FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype."""
+        vae = self.model
+        for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
+            if dtype is not None:
+                module.to(dtype)
+        if self.config.discrete:
+            self.quant_conv.float()
+            self.post_quant_conv.float()
+
+    @property
+    def encode_dtype(self) -> torch.dtype:
+        return self.model.conv1.weight.dtype
+
+    @property
+    def decode_dtype(self) -> torch.dtype:
+        return self.model.conv2.weight.dtype
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -199,20 +230,28 @@ class OneVAE(nn.Module):
         if pad:
             video, _ = self.pad_video(video)
         self.check_video(video)
-        if mode == "full":
+        if mode not in ("full", "stream"):
+            raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        h, w = video.shape[3:]
+        tiled = self.tiling is not None and self.tiling.applies(h, w)
+        if mode == "full" and not tiled:
             return self.model.encode_moments(video)[0]
-        if mode == "stream":
-            return StreamingEncoder(self, chunk_frames=chunk_frames).encode(video)
-        raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        if mode == "full":  # tiles run whole: frame 0, then every later frame in one chunk
+            chunk_frames = max(self.config.temporal_factor, video.shape[2] - 1)
+        return encoder_for(self, h, w, chunk_frames).encode(video)
 
     def decode_latents(self, latents: Union[Latents, Sequence[torch.Tensor]], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
         """Continuous latents -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
         latents = self.as_latents(latents)
-        if mode == "full":
+        if mode not in ("full", "stream"):
+            raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        h, w = latents.spatial_size
+        decoder = decoder_for(self, h * self.config.spatial_factor, w * self.config.spatial_factor)
+        if mode == "full" and isinstance(decoder, StreamingDecoder):
             return self.model.decode(latents)
-        if mode == "stream":
-            return torch.cat(list(StreamingDecoder(self).iter_decode(latents, chunk_latents)), dim=2)
-        raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        if mode == "full":  # tiles run whole: frame 0, then every later latent frame in one piece
+            chunk_latents = max(1, latents.num_frames)
+        return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
 
     def normalize_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
         """Raw latents -> ``(z - latents_mean) / latents_std`` per channel, what a diffusion model is trained
@@ -231,7 +270,8 @@ class OneVAE(nn.Module):
     def quantize(self, latents: Latents) -> tuple[Latents, Tokens]:
         """Latents -> (their quantised version for the decoder, with a straight-through gradient; tokens)."""
         self.require_discrete()
-        pairs = [self.quantizer(self.quant_conv(grid.permute(0, 2, 3, 4, 1))) for grid in latents.to_list()]  # (B, t, h, w, K*d), (B, t, h, w, K)
+        proj = self.quant_conv
+        pairs = [self.quantizer(proj(grid.permute(0, 2, 3, 4, 1).to(proj.weight.dtype))) for grid in latents.to_list()]  # (B, t, h, w, K*d), (B, t, h, w, K)
         fe = latents.first is not None
         quantised = Latents.from_list([self._codes_to_latent(codes) for codes, _ in pairs], fe)
         tokens = Tokens.from_list([indices for _, indices in pairs], fe)
@@ -307,7 +347,11 @@ class OneVAE(nn.Module):
         report = copy_matching(model, state, LoadReport(source=str(directory / WEIGHTS_NAME)))
         require_complete(report, f"the config in {directory / CONFIG_NAME} ({config.name})")
         model.source_dir = directory
-        return model.to(device=device, dtype=dtype).eval()
+        model.stored_fingerprint = weights_fingerprint(config, state)
+        model.to(device=device).eval()
+        if dtype is not None:
+            model.set_precision(encode=dtype, decode=dtype)
+        return model
 
     def save_pretrained(
         self, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
@@ -325,84 +369,3 @@ def _sample_posterior(mean: Latents, logvar: Latents, generator: torch.Generator
 
     pairs = zip(mean.to_list(), logvar.to_list())
     return Latents.from_list([sample(m, lv) for m, lv in pairs], mean.first is not None)
-
-
-class StreamingEncoder:
-    """Encode a clip pushed piece by piece (any piece sizes), holding only causal caches between pieces.
-
-    The first push must start with frame 0. Frames are processed as frame 0 alone, then chunks of
-    ``chunk_frames`` (a multiple of the temporal factor), as the official code does. ``finish`` pads the last
-    incomplete chunk by repeating the last frame and returns the number of frames added. With ``tokens=True``
-    the pieces are :class:`Tokens`, otherwise :class:`Latents`.
-    """
-
-    def __init__(self, model: OneVAE, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
-        tf = model.config.temporal_factor
-        self.chunk = chunk_frames or tf
-        if self.chunk % tf:
-            raise InputError(f"chunk_frames must be a multiple of the temporal factor {tf}, got {self.chunk}")
-        if tokens:
-            model.require_discrete()
-        self.model = model
-        self.tokens = tokens
-        self.cache = StreamCache()
-        self.pending: Optional[torch.Tensor] = None  # (B, 3, t, H, W) frames not yet encoded
-        self.started = False
-
-    def push(self, frames: torch.Tensor) -> Optional[Union[Latents, Tokens]]:
-        """Frames (B, 3, t, H, W) -> the latent frames completed so far, or None if none was."""
-        self.model.check_video(frames, require_valid_size=False)
-        self.model.check_size(1, *frames.shape[3:])
-        self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
-        parts = []
-        if not self.started:
-            parts.append(self._encode(self.pending[:, :, :1]))
-            self.pending = self.pending[:, :, 1:]
-            self.started = True
-        while self.pending.shape[2] >= self.chunk:
-            parts.append(self._encode(self.pending[:, :, : self.chunk]))
-            self.pending = self.pending[:, :, self.chunk :]
-        return type(parts[0]).cat(parts) if parts else None
-
-    def finish(self) -> tuple[Optional[Union[Latents, Tokens]], int]:
-        """Encode what is left, padded with copies of the last frame to a whole number of latent frames."""
-        if self.pending is None or self.pending.shape[2] == 0:
-            return None, 0
-        added = (-self.pending.shape[2]) % self.model.config.temporal_factor
-        grids = self._encode(repeat_last_frame(self.pending, added))
-        self.pending = self.pending[:, :, :0]
-        return grids, added
-
-    def encode(self, video: torch.Tensor) -> Union[Latents, Tokens]:
-        """A whole valid clip (B, 3, T, H, W), streamed chunk by chunk."""
-        parts = [self.push(video[:, :, :1])]
-        parts += [self.push(video[:, :, i : i + self.chunk]) for i in range(1, video.shape[2], self.chunk)]
-        parts.append(self.finish()[0])  # a last chunk shorter than chunk_frames (no padding: T is valid)
-        present = [p for p in parts if p is not None]
-        return type(present[0]).cat(present)
-
-    @torch.no_grad()
-    def _encode(self, frames: torch.Tensor) -> Union[Latents, Tokens]:
-        latents = self.model.model.encode_moments(frames, self.cache)[0]
-        return self.model.latents_to_tokens(latents) if self.tokens else latents
-
-
-class StreamingDecoder:
-    """Decode latents piece by piece with causal caches (memory bounded by the piece)."""
-
-    def __init__(self, model: OneVAE) -> None:
-        self.model = model
-        self.cache = StreamCache()
-
-    @torch.no_grad()
-    def push(self, latents: Union[Latents, Tokens]) -> torch.Tensor:
-        """The next latent frames of the clip (the first piece holds frame 0) -> their frames (B, 3, t, H, W).
-        Tokens are turned into the decoder's latents first."""
-        if isinstance(latents, Tokens):
-            latents = self.model.tokens_to_latents(latents)
-        return self.model.model.decode(latents.to(self.model.device, self.model.dtype), self.cache)
-
-    def iter_decode(self, latents: Union[Latents, Tokens], chunk_latents: int = 1) -> Iterator[torch.Tensor]:
-        """Yield decoded frames piece by piece: frame 0 first, then ``chunk_latents`` latent frames at a time."""
-        for piece in latents.chunks(chunk_latents):
-            yield self.push(piece)

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from .config import LATENT_STATS_FIELDS, PRESETS, OneVAEConfig
 from .errors import CheckpointError
-from .io.atomic import atomic_path
+from .guards import first_nonfinite
+from .io.atomic import atomic_path, write_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -92,6 +93,9 @@ def read_model_dir(
         state = load_file(str(path / WEIGHTS_NAME))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from None
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise CheckpointError(f"{path / WEIGHTS_NAME}: weight {bad} holds NaN or inf; the model is broken (retrain or re-export it)")
     return config, state, path
 
 
@@ -111,8 +115,7 @@ def write_model_dir(
     stored = {k: _stored(v, dtype) for k, v in state.items()}
     meta = {"format": "onevae", "config": json.dumps(config.to_dict())}
     meta.update(metadata or {})
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        save_file(stored, str(tmp), metadata=meta)
+    write_safetensors(path / WEIGHTS_NAME, stored, metadata=meta)
     with atomic_path(path / CONFIG_NAME) as tmp:
         config.save(tmp)
 
@@ -126,15 +129,21 @@ def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
 
 def model_fingerprint(model) -> str:
     """A short hash of the config and every weight: token files record it so that decoding with another model
-    is refused. The latent statistics are left out: measuring them later does not orphan the files already
-    written (a file of normalised latents records the statistics it used)."""
-    cached = getattr(model, "_fingerprint", None)
-    if cached is not None:
-        return cached
-    config = {k: v for k, v in model.config.to_dict().items() if k not in LATENT_STATS_FIELDS}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    for key, value in sorted(model.state_dict().items()):
+    is refused. A model loaded from a directory keeps the fingerprint of its weights as stored
+    (``stored_fingerprint``), whatever dtype they were cast to since."""
+    return model.stored_fingerprint or weights_fingerprint(model.config, model.state_dict())
+
+
+def weights_fingerprint(config: OneVAEConfig, state) -> str:
+    """The hash behind :func:`model_fingerprint`. ``OneVAE.from_pretrained`` takes it of the weights as stored in the
+    file, before any cast, so that a model loaded in bfloat16 recognises the files it wrote in float32.
+    Every weight is widened to float32 first (exact for float16/bfloat16/float32 files), which keeps the
+    fingerprints of float32 models what they always were. The latent statistics are left out: measuring them
+    later does not orphan the files already written (a file of normalised latents records the statistics it used)."""
+    architecture = {k: v for k, v in config.to_dict().items() if k not in LATENT_STATS_FIELDS}
+    digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    model._fingerprint = digest.hexdigest()[:16]
-    return model._fingerprint
+    return digest.hexdigest()[:16]
+

@@ -4,7 +4,8 @@
   ``encode(x).latent_dist`` (a diffusers ``DiagonalGaussianDistribution``: ``.mode()``, ``.mean``,
   ``.sample(generator)``, ``.kl()``), ``decode(z).sample`` (clamped to [-1, 1], as ``AutoencoderKLWan`` does),
   ``config`` with the fields pipelines read (``z_dim``, ``latents_mean``, ``latents_std``,
-  ``scale_factor_temporal``, ``scale_factor_spatial``, ``scaling_factor``), ``enable_tiling()``/``enable_slicing()``.
+  ``scale_factor_temporal``, ``scale_factor_spatial``, ``scaling_factor``), ``enable_tiling()`` (the model's
+  spatial tiling, diffusers' arguments mapped) and ``enable_slicing()``.
   Latents are raw (the encoder's mean, or a posterior sample); pipelines normalise them themselves with
   ``config.latents_mean``/``latents_std`` (None when the model carries no statistics: measure them with
   ``onevae stats``).
@@ -23,6 +24,7 @@ Videos are (B, 3, T, H, W) in [-1, 1] with T = 1 + k*tf and H, W multiples of th
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -94,17 +96,26 @@ class _Adapter(nn.Module):
     def disable_slicing(self) -> None:
         self.use_slicing = False
 
-    def enable_tiling(self, *args: Any, **kwargs: Any) -> None:
-        """Spatial tiling: passed on to the model's own ``enable_tiling`` when it has one; accepted (and without
-        effect on memory) otherwise, so that pipelines calling it keep working."""
+    def enable_tiling(
+        self, tile_sample_min_height: Optional[int] = None, tile_sample_min_width: Optional[int] = None,
+        tile_sample_stride_height: Optional[int] = None, tile_sample_stride_width: Optional[int] = None, **ours: Any,
+    ) -> None:
+        """Spatial tiling with diffusers' arguments, mapped onto the model's square tiles
+        (:meth:`OneVAE.enable_tiling`): tile = the smaller of the given tile sizes, overlap = tile - the smaller
+        stride. Our own ``tile=``/``overlap=`` are accepted too; with no argument, our defaults (256, 64: the
+        same as AutoencoderKLWan's 256 with stride 192)."""
+        sizes = [int(v) for v in (tile_sample_min_height, tile_sample_min_width) if v]
+        strides = [int(v) for v in (tile_sample_stride_height, tile_sample_stride_width) if v]
+        if sizes:
+            ours.setdefault("tile", min(sizes))
+        if strides:
+            ours.setdefault("overlap", ours.get("tile", 256) - min(strides))
+        self.model.enable_tiling(**ours)
         self.use_tiling = True
-        if hasattr(self.model, "enable_tiling"):
-            self.model.enable_tiling(*args, **kwargs)
 
     def disable_tiling(self) -> None:
         self.use_tiling = False
-        if hasattr(self.model, "disable_tiling"):
-            self.model.disable_tiling()
+        self.model.disable_tiling()
 
     def _per_clip(self, fn, x: torch.Tensor):
         """``fn`` on the whole batch, or clip by clip with slicing (results joined along the batch)."""
@@ -129,8 +140,17 @@ class DiffusersVAE(_Adapter):
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):
         """Video (B, 3, T, H, W) in [-1, 1] -> ``AutoencoderKLOutput(latent_dist=...)``; ``.mode()`` is our
-        :meth:`OneVAE.encode_latents`."""
-        posterior = DiagonalGaussianDistribution(self._per_clip(self._moments, x))
+        :meth:`OneVAE.encode_latents`.
+
+        With tiling on and frames larger than a tile, only the mean is computed (tile by tile, blended): the
+        posterior is then deterministic (``sample()`` returns the mean, with a warning)."""
+        tiling = self.model.tiling
+        if tiling is not None and tiling.applies(*x.shape[3:]):
+            warnings.warn("tiled encoding gives the posterior mean only: latent_dist.sample() returns it without noise", stacklevel=2)
+            mean = self._per_clip(lambda clip: self.model.encode_latents(clip).rest, x)
+            posterior = DiagonalGaussianDistribution(torch.cat([mean, torch.zeros_like(mean)], dim=1), deterministic=True)
+        else:
+            posterior = DiagonalGaussianDistribution(self._per_clip(self._moments, x))
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode(self, z: torch.Tensor, return_dict: bool = True):

@@ -173,7 +173,7 @@ class CausalVAE(nn.Module):
     def encode_moments(self, video: torch.Tensor, cache: Optional[StreamCache] = None) -> tuple[Latents, Latents]:
         """Video (B, 3, T, H, W) -> (mean, log-variance) latents. For fe models, frame 0's normal-resolution
         slot is replaced by its high-res latent (``first``) in the first chunk of a stream."""
-        features, highres = self.encoder(video, cache)
+        features, highres = self.encoder(video.to(self.conv1.weight.dtype), cache)
         mean, logvar = self.conv1(features).chunk(2, dim=1)  # (B, z, t, h, w) each
         if highres is None:
             return Latents(mean), Latents(logvar)
@@ -182,6 +182,7 @@ class CausalVAE(nn.Module):
 
     def decode(self, latents: Latents, cache: Optional[StreamCache] = None) -> torch.Tensor:
         """Latents (a whole clip or the next piece of a stream) -> video (B, 3, T, H, W), not clamped."""
+        latents = latents.to(self.conv2.weight.dtype)
         if latents.first is None:
             return self.decoder(self.conv2(latents.rest), cache)
         rest = self.conv2(latents.rest) if latents.rest.shape[2] else latents.rest  # an image has no later frames
