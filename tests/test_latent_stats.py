@@ -161,3 +161,27 @@ def test_normalize_latents_bad_uses_are_one_line_errors(model_dir, clip, tmp_pat
     code, _, err = cli(capsys, "stats", str(clip), "--save", "--quiet")
     assert code == 2 and "--save writes into a model directory of yours" in err
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("norm, message", [
+    ({"mean": [0.0] * 15, "std": [1.0] * 15}, "z_dim=16 values"),
+    ({"mean": [0.0] * 16, "std": [0.0] * 16}, "positive"),
+    ({"mean": [0.0] * 16}, "must hold 'mean' and 'std'"),
+    ({"mean": [0.0] * 16, "std": "wide"}, "lists of numbers|invalid metadata"),
+])
+def test_a_tampered_normalisation_record_is_refused_on_read(tmp_path, norm, message):
+    from safetensors.torch import save_file
+
+    from onevae.io.tokens import save_token_file, token_meta_for
+
+    model = tiny_model("wan")
+    meta = token_meta_for(model, "latents", 12.0, "0" * 16, frames=5, latent_normalization={"mean": [0.0] * 16, "std": [1.0] * 16})
+    good = tmp_path / "good.latents.safetensors"
+    save_token_file(good, [torch.zeros(1, 16, 2, 2, 2)], meta)
+    assert load_token_file(good)[1].latent_normalization["std"] == [1.0] * 16
+    data = json.loads(meta.to_json())
+    data["latent_normalization"] = norm
+    bad = tmp_path / "bad.latents.safetensors"
+    save_file({"latents.0": torch.zeros(1, 16, 2, 2, 2)}, str(bad), metadata={"onevae": json.dumps(data)})
+    with pytest.raises(InputError, match=message):
+        load_token_file(bad)

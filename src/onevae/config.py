@@ -78,6 +78,9 @@ class OneVAEConfig:
             raise InputError("latents_mean and latents_std must be given together (or neither)")
         if self.latents_mean is None:
             return
+        for values in (self.latents_mean, self.latents_std):
+            if not isinstance(values, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise InputError(f"latents_mean and latents_std must be lists of numbers, got {str(values)[:60]!r}")
         self.latents_mean = [float(v) for v in self.latents_mean]
         self.latents_std = [float(v) for v in self.latents_std]
         if len(self.latents_mean) != self.z_dim or len(self.latents_std) != self.z_dim:
