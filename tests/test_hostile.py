@@ -379,7 +379,7 @@ def test_d8_decode_checks_memory_before_allocating(model_dir, token_file, tmp_pa
 
 # ------------------------------------------------------------------------------------------------ D9
 def test_d9_fingerprint_does_not_depend_on_the_compute_dtype(model_dir, token_file, tmp_path):
-    from onevae.checkpoints.pretrained import model_fingerprint
+    from onevae.model_dir import model_fingerprint
 
     fp32 = OneVAE.from_pretrained(model_dir)
     assert model_fingerprint(OneVAE.from_pretrained(model_dir, dtype=torch.bfloat16)) == model_fingerprint(fp32)

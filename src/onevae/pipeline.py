@@ -10,7 +10,7 @@ import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Op
         return None
     if tiling is None:
         tiling = _largest_tiling(model, budget - _cache_bytes(model, height, width), chunk_frames)
-    tile = min(tiling.tile, max(height, width))
+    tile = min(tiling.tile, max(height, width)) if tiling is not None else MIN_TILE_POSITIONS * model.config.spatial_factor
     need = _chunk_bytes(model, tile, tile, chunk_frames) + _cache_bytes(model, height, width)
     if tiling is None or need > budget:
         raise InputError(
@@ -239,8 +239,10 @@ class FrameSink:
 
 
 @torch.no_grad()
-def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
+def decode_to_video(model: OneVAE, grids: Union[Grids, list[torch.Tensor]], meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
+    if not isinstance(grids, Grids):  # the list form, as a token file stores it
+        grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
     if meta.latent_normalization:  # stored as (z - mean) / std: back to the raw latents the decoder takes
         norm = meta.latent_normalization
