@@ -14,14 +14,19 @@ import torch
 diffusers = pytest.importorskip("diffusers")
 from diffusers import AutoencoderKLWan  # noqa: E402
 
-from conftest import random_video, tiny_model  # noqa: E402
 from onevae import CheckpointError, InputError, OneVAE, preset  # noqa: E402
 from onevae.checkpoints.detect import detect_format  # noqa: E402
 from onevae.checkpoints.diffusers import (  # noqa: E402
-    config_from_diffusers, find_diffusers_folder, load_diffusers, onevae_key_map, save_diffusers,
+    config_from_diffusers,
+    find_diffusers_folder,
+    load_diffusers,
+    onevae_key_map,
+    save_diffusers,
 )
 from onevae.cli.main import main as cli_main  # noqa: E402
 from onevae.compat.diffusers import DiffusersTokenizer, DiffusersVAE  # noqa: E402
+
+from conftest import random_video, tiny_model  # noqa: E402
 
 # fp32 on CPU: the two implementations differ only in the order of float operations.
 ATOL = 1e-4

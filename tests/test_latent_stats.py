@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import random_video, tiny_config, tiny_model
-from media import make_clip, smooth_frames
 from onevae import InputError, Latents, OneVAE, OneVAEConfig, preset
 from onevae.cli.main import main as cli_main
 from onevae.io.tokens import load_token_file
 from onevae.latent_stats import LatentStatsAccumulator, measure_latent_stats, with_stats
 from onevae.model_dir import model_fingerprint
+
+from conftest import random_video, tiny_config, tiny_model
+from media import make_clip, smooth_frames
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ fe models too): the statistics are per channel, not per position.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -54,9 +54,9 @@ class LatentStatsAccumulator:
 
     def __init__(self) -> None:
         self.count = 0
-        self.shift: Optional[torch.Tensor] = None  # (z,) float64
-        self.total: Optional[torch.Tensor] = None  # (z,) sum of (x - shift)
-        self.total_sq: Optional[torch.Tensor] = None  # (z,) sum of (x - shift)^2
+        self.shift: torch.Tensor | None = None  # (z,) float64
+        self.total: torch.Tensor | None = None  # (z,) sum of (x - shift)
+        self.total_sq: torch.Tensor | None = None  # (z,) sum of (x - shift)^2
 
     def update(self, latents: Latents) -> None:
         for grid in latents.to_list():
@@ -84,7 +84,7 @@ class LatentStatsAccumulator:
         return (self.shift + mean_shifted).tolist(), std.tolist()
 
 
-def measure_latent_stats(model, videos: Iterable[torch.Tensor], mode: str = "stream", chunk_frames: Optional[int] = None) -> tuple[list[float], list[float]]:
+def measure_latent_stats(model, videos: Iterable[torch.Tensor], mode: str = "stream", chunk_frames: int | None = None) -> tuple[list[float], list[float]]:
     """Per-channel (mean, std) of ``model``'s latents over ``videos``: (B, 3, T, H, W) tensors in [-1, 1] of
     any valid size (``pad=True`` brings other sizes to one)."""
     accumulator = LatentStatsAccumulator()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 
@@ -59,7 +59,7 @@ _DIFFUSERS_DEFAULTS: dict[str, Any] = {
 
 
 # ------------------------------------------------------------------------------------------------ locating
-def find_diffusers_folder(name_or_path: Union[str, Path]) -> Optional[Path]:
+def find_diffusers_folder(name_or_path: str | Path) -> Path | None:
     """The diffusers model folder that ``name_or_path`` designates, or None if it is not one: the folder itself,
     its ``vae/`` subfolder (a pipeline repository), a HF cache folder's snapshot (and its ``vae/``), an
     ``org/name`` id in the local HF cache, or the folder of a ``diffusion_pytorch_model.*`` file."""
@@ -139,7 +139,7 @@ def _refuse_unsupported(values: dict[str, Any], source: str) -> None:
         raise CheckpointError(f"{source}: this {DIFFUSERS_CLASS} has options the Wan2.1 architecture lacks: {'; '.join(problems)}")
 
 
-def _with_diffusers_stats(config: OneVAEConfig, values: dict[str, Any], wan: OneVAEConfig, given: bool) -> tuple[OneVAEConfig, Optional[str]]:
+def _with_diffusers_stats(config: OneVAEConfig, values: dict[str, Any], wan: OneVAEConfig, given: bool) -> tuple[OneVAEConfig, str | None]:
     """Carry latents_mean/std; diffusers' defaults are Wan2.1's 16 values (so a folder without them has those)."""
     mean, std = (values["latents_mean"], values["latents_std"]) if given else (wan.latents_mean, wan.latents_std)
     if mean is None or std is None or len(mean) != config.z_dim or len(std) != config.z_dim:
@@ -291,7 +291,7 @@ def _read_sharded(index: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def read_diffusers(name_or_path: Union[str, Path], config: Optional[OneVAEConfig] = None) -> tuple[OneVAEConfig, dict[str, torch.Tensor], LoadReport]:
+def read_diffusers(name_or_path: str | Path, config: OneVAEConfig | None = None) -> tuple[OneVAEConfig, dict[str, torch.Tensor], LoadReport]:
     """(config, tensors in our naming, a report with the notes) from a diffusers folder, or from a weights file
     in diffusers' naming with ``config`` giving the architecture."""
     folder = find_diffusers_folder(name_or_path)
@@ -314,7 +314,7 @@ def read_diffusers(name_or_path: Union[str, Path], config: Optional[OneVAEConfig
     return config, diffusers_to_onevae_names(state, config), report
 
 
-def load_diffusers(name_or_path: Union[str, Path], config: Optional[OneVAEConfig] = None) -> tuple[OneVAE, LoadReport]:
+def load_diffusers(name_or_path: str | Path, config: OneVAEConfig | None = None) -> tuple[OneVAE, LoadReport]:
     """A continuous OneVAE (the ``wan2.1`` architecture, sizes from config.json) with the weights of a diffusers
     ``AutoencoderKLWan``, loaded strictly. Returns ``(model, report)``."""
     config, state, report = read_diffusers(name_or_path, config)
@@ -324,7 +324,7 @@ def load_diffusers(name_or_path: Union[str, Path], config: Optional[OneVAEConfig
     return model.eval(), report
 
 
-def load_diffusers_prior(model: OneVAE, name_or_path: Union[str, Path]) -> LoadReport:
+def load_diffusers_prior(model: OneVAE, name_or_path: str | Path) -> LoadReport:
     """Initialise ``model`` (any OneVAE config) from a diffusers ``AutoencoderKLWan`` where names and shapes
     match (as :func:`onevae.checkpoints.wan.load_wan_prior` does for the ``.pth``)."""
     _, state, report = read_diffusers(name_or_path)
@@ -334,7 +334,7 @@ def load_diffusers_prior(model: OneVAE, name_or_path: Union[str, Path]) -> LoadR
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def save_diffusers(model: OneVAE, path: Union[str, Path]) -> Path:
+def save_diffusers(model: OneVAE, path: str | Path) -> Path:
     """Write ``model``'s continuous VAE as a diffusers ``AutoencoderKLWan`` folder (config.json +
     diffusion_pytorch_model.safetensors), each file whole or not at all; ``AutoencoderKLWan.from_pretrained``
     reads it. A model without latent statistics gets mean 0 and std 1 (no normalisation)."""

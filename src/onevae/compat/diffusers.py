@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -77,7 +77,7 @@ class _Adapter(nn.Module):
         self.use_tiling = False
 
     @classmethod
-    def from_pretrained(cls, path: Union[str, Path, None] = None, **kwargs: Any):
+    def from_pretrained(cls, path: str | Path | None = None, **kwargs: Any):
         """Wrap :meth:`OneVAE.from_pretrained` (``device``, ``dtype``, ``subfolder`` as there)."""
         return cls(OneVAE.from_pretrained(path, **kwargs))
 
@@ -97,8 +97,8 @@ class _Adapter(nn.Module):
         self.use_slicing = False
 
     def enable_tiling(
-        self, tile_sample_min_height: Optional[int] = None, tile_sample_min_width: Optional[int] = None,
-        tile_sample_stride_height: Optional[int] = None, tile_sample_stride_width: Optional[int] = None, **ours: Any,
+        self, tile_sample_min_height: int | None = None, tile_sample_min_width: int | None = None,
+        tile_sample_stride_height: int | None = None, tile_sample_stride_width: int | None = None, **ours: Any,
     ) -> None:
         """Spatial tiling with diffusers' arguments, mapped onto the model's square tiles
         (:meth:`OneVAE.enable_tiling`): tile = the smaller of the given tile sizes, overlap = tile - the smaller
@@ -159,7 +159,7 @@ class DiffusersVAE(_Adapter):
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     def forward(self, sample: torch.Tensor, sample_posterior: bool = False, return_dict: bool = True,
-                generator: Optional[torch.Generator] = None):
+                generator: torch.Generator | None = None):
         posterior = self.encode(sample).latent_dist
         z = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         return self.decode(z, return_dict=return_dict)
