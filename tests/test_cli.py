@@ -58,7 +58,7 @@ def odd_clip(tmp_path_factory) -> Path:
 
 
 def test_help_everywhere():
-    for command in ([], ["encode"], ["decode"], ["reconstruct"], ["convert"], ["info"], ["train"], ["export"]):
+    for command in ([], ["encode"], ["decode"], ["reconstruct"], ["convert"], ["info"], ["stats"], ["train"], ["export"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0 and "usage: onevae" in result.stdout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, Union
 
 from .configtools import POSITIVE, Range, build_dataclass
-from .errors import CheckpointError, OneVAEError
+from .errors import CheckpointError, InputError, OneVAEError
 
 # Spellings used by the official release and by Wan2.1 for the same constructor arguments.
 _ALIASES = {"temperal_downsample": "temporal_downsample", "fe": "first_frame_highres", "tokens_per_position": "num_codebooks"}
@@ -30,6 +30,11 @@ class OneVAEConfig:
 
     ``fsq_levels=None`` makes a continuous-only VAE (the Wan2.1 preset). Otherwise each latent position gives
     ``num_codebooks`` tokens, each from ``len(fsq_levels)`` FSQ channels and a vocabulary of ``prod(fsq_levels)``.
+
+    ``latents_mean``/``latents_std`` (``z_dim`` values each, or None): per-channel statistics of the latents,
+    which diffusion models see normalised as ``(z - mean) / std`` (see :mod:`onevae.latent_stats`). They describe
+    the weights, not the architecture: they are left out of :meth:`to_dict` when None and of the model's
+    fingerprint.
     """
 
     name: str = "custom"
@@ -43,6 +48,8 @@ class OneVAEConfig:
     first_frame_highres: bool = False
     fsq_levels: Optional[list[Annotated[int, Range(2, 2**16)]]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
     num_codebooks: Annotated[int, Range(1, 64)] = 2
+    latents_mean: Optional[list[float]] = None
+    latents_std: Optional[list[float]] = None
 
     def __post_init__(self) -> None:
         self.dim_mult = [int(m) for m in self.dim_mult]
@@ -64,6 +71,25 @@ class OneVAEConfig:
                 raise ValueError(f"every FSQ level must be >= 2, got {self.fsq_levels}")
             if not 1 <= len(self.fsq_levels) <= 16 or math.prod(self.fsq_levels) > MAX_VOCAB:
                 raise ValueError(f"fsq_levels {self.fsq_levels}: 1 to 16 levels with a vocabulary below 2**31 are supported")
+        self._check_latent_stats()
+
+    def _check_latent_stats(self) -> None:
+        if (self.latents_mean is None) != (self.latents_std is None):
+            raise InputError("latents_mean and latents_std must be given together (or neither)")
+        if self.latents_mean is None:
+            return
+        for values in (self.latents_mean, self.latents_std):
+            if not isinstance(values, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise InputError(f"latents_mean and latents_std must be lists of numbers, got {str(values)[:60]!r}")
+        self.latents_mean = [float(v) for v in self.latents_mean]
+        self.latents_std = [float(v) for v in self.latents_std]
+        if len(self.latents_mean) != self.z_dim or len(self.latents_std) != self.z_dim:
+            raise InputError(
+                f"latents_mean and latents_std need z_dim={self.z_dim} values each, "
+                f"got {len(self.latents_mean)} and {len(self.latents_std)}"
+            )
+        if not all(math.isfinite(v) for v in self.latents_mean) or not all(math.isfinite(v) and v > 0 for v in self.latents_std):
+            raise InputError("latents_mean must be finite and latents_std finite and positive")
 
     # ----------------------------------------------------------------------------------------- derived
     @property
@@ -106,7 +132,15 @@ class OneVAEConfig:
 
     # -------------------------------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for key in LATENT_STATS_FIELDS:  # absent rather than null: config files and fingerprints of models without them stay as they were
+            if data[key] is None:
+                del data[key]
+        return data
+
+    @property
+    def has_latent_stats(self) -> bool:
+        return self.latents_mean is not None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OneVAEConfig":
@@ -152,6 +186,9 @@ class OneVAEConfig:
         return dataclasses.replace(self, **changes)
 
 
+# The fields of OneVAEConfig that describe the weights' latents rather than the architecture.
+LATENT_STATS_FIELDS = ("latents_mean", "latents_std")
+
 # ------------------------------------------------------------------------------------------------ presets
 _OFFICIAL_BASE = dict(dim=96, z_dim=256, num_res_blocks=2, fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2)
 
@@ -168,10 +205,19 @@ PRESETS: dict[str, OneVAEConfig] = {
         name="onevae-161616-fe", dim_mult=[1, 2, 4, 4, 4], temporal_downsample=[True, True, True, True],
         first_frame_highres=True, **_OFFICIAL_BASE,
     ),
-    # Wan2.1 VAE: 4x8x8, 16 latent channels, continuous only.
+    # Wan2.1 VAE: 4x8x8, 16 latent channels, continuous only. Its per-channel latent statistics are those of
+    # Wan's own wrapper (wan/modules/vae.py) and of diffusers' AutoencoderKLWan config (same values).
     "wan2.1": OneVAEConfig(
         name="wan2.1", dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
         temporal_downsample=[False, True, True], fsq_levels=None, num_codebooks=1,
+        latents_mean=[
+            -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+            0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+        ],
+        latents_std=[
+            2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+            3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+        ],
     ),
     # The small tokenizer trained by this project and shipped with it (see its MODEL_CARD.md and docs/training.md):
     # 4x8x8, two FSQ tokens per position (vocabulary 64,000), 7.6 M parameters.

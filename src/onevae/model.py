@@ -253,6 +253,19 @@ class OneVAE(nn.Module):
             chunk_latents = max(1, latents.num_frames)
         return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
 
+    def normalize_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+        """Raw latents -> ``(z - latents_mean) / latents_std`` per channel, what a diffusion model is trained
+        on (Wan2.1 pipelines do this); refuses a model whose config carries no statistics."""
+        from .latent_stats import normalize, stats_tensors
+
+        return normalize(self.as_latents(latents), *stats_tensors(self.config))
+
+    def denormalize_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+        """The inverse of :meth:`normalize_latents` (what :meth:`decode_latents` takes)."""
+        from .latent_stats import denormalize, stats_tensors
+
+        return denormalize(self.as_latents(latents), *stats_tensors(self.config))
+
     # ---------------------------------------------------------------------------------------- discrete
     def quantize(self, latents: Latents) -> tuple[Latents, Tokens]:
         """Latents -> (their quantised version for the decoder, with a straight-through gradient; tokens)."""

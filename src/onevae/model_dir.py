@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import PRESETS, OneVAEConfig
+from .config import LATENT_STATS_FIELDS, PRESETS, OneVAEConfig
 from .errors import CheckpointError
 from .guards import first_nonfinite
 from .io.atomic import atomic_path, write_safetensors
@@ -138,8 +138,10 @@ def weights_fingerprint(config: OneVAEConfig, state) -> str:
     """The hash behind :func:`model_fingerprint`. ``OneVAE.from_pretrained`` takes it of the weights as stored in the
     file, before any cast, so that a model loaded in bfloat16 recognises the files it wrote in float32.
     Every weight is widened to float32 first (exact for float16/bfloat16/float32 files), which keeps the
-    fingerprints of float32 models what they always were."""
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    fingerprints of float32 models what they always were. The latent statistics are left out: measuring them
+    later does not orphan the files already written (a file of normalised latents records the statistics it used)."""
+    architecture = {k: v for k, v in config.to_dict().items() if k not in LATENT_STATS_FIELDS}
+    digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
     for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

@@ -21,6 +21,7 @@ from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_to
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
+from .latent_stats import denormalize as denormalize_latents, normalize as normalize_latents, stats_tensors
 from .latents import Grids, Latents, Tokens
 from .model import OneVAE
 from .streaming import MIN_TILE_POSITIONS, Tiling, decoder_for, encoder_for
@@ -163,15 +164,19 @@ def _expected_frames(info: VideoInfo, options: FitOptions) -> Optional[int]:
 @torch.no_grad()
 def encode_file(
     model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False,
-    latent_dtype: torch.dtype = torch.float16,
+    latent_dtype: torch.dtype = torch.float16, normalize: bool = False,
 ) -> tuple[Grids, TokenFileMeta]:
     """A video file -> token (or latent) grids and the metadata to decode them back to a video.
 
     Only the grids of the whole video are kept in memory, in their stored type (int32 tokens, ``latent_dtype``
-    latents), chunk by chunk as they are produced."""
+    latents), chunk by chunk as they are produced. ``normalize``: store latents as ``(z - mean) / std`` with the
+    model's per-channel statistics (recorded in the metadata; :func:`decode_to_video` undoes it)."""
     store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
         model.require_discrete()
+    if normalize and kind != "latents":
+        raise InputError("only continuous latents can be stored normalised (tokens are indices)")
+    stats = stats_tensors(model.config) if normalize else None
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     chunk = options.chunk_latents * model.config.temporal_factor
@@ -181,6 +186,8 @@ def encode_file(
     def stored(latents: Latents) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
         check_finite(latents.to_list(), "latents", model)
         grids = model.latents_to_tokens(latents) if kind == "tokens" else latents
+        if stats is not None:  # normalised in float32, before the (float16) storage rounds them
+            grids = normalize_latents(grids.to(torch.float32), *stats)
         return grids.to("cpu", store)
 
     parts: list[Grids] = []
@@ -201,6 +208,7 @@ def encode_file(
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
+        latent_normalization=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
     )
     return grids, meta
 
@@ -236,6 +244,9 @@ def decode_to_video(model: OneVAE, grids: Union[Grids, list[torch.Tensor]], meta
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
+    if meta.latent_normalization:  # stored as (z - mean) / std: back to the raw latents the decoder takes
+        norm = meta.latent_normalization
+        grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
     decoder = decoder_for(model, h * sf, w * sf, tiling=plan_decode_tiling(model, meta, chunk_latents))

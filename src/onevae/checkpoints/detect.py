@@ -6,23 +6,29 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import CheckpointError
+from .diffusers import find_diffusers_folder, looks_like_diffusers_keys
 from .files import read_weights_file, unwrap_state_dict
 from .wan import WAN_PREFIXES
 
-Format = Literal["onevae", "training", "official", "wan"]
+Format = Literal["onevae", "training", "official", "wan", "diffusers"]
 # The key our training checkpoints carry (written by onevae.train.module); nothing else has it.
 TRAINING_CONFIG_KEY = "onevae_model_config"
 
 
 def detect_format(path: Path, trust: bool = False) -> Format:
-    """``onevae`` (a model directory), ``training`` (our training checkpoint), ``official`` (OneVAE release
-    naming: ``model.*``, ``quant_conv.*``) or ``wan`` (Wan2.1 VAE naming)."""
+    """``onevae`` (a model directory), ``diffusers`` (a diffusers model folder, a pipeline's ``vae/``, a HF
+    cache entry, or weights in diffusers' naming), ``training`` (our training checkpoint), ``official`` (OneVAE
+    release naming: ``model.*``, ``quant_conv.*``) or ``wan`` (Wan2.1 VAE naming)."""
+    if find_diffusers_folder(path) is not None:
+        return "diffusers"
     if path.is_dir():
         return "onevae"
     obj = read_weights_file(path, trust=trust)
     if TRAINING_CONFIG_KEY in obj:
         return "training"
     keys = list(unwrap_state_dict(obj, str(path)))
+    if looks_like_diffusers_keys(keys):  # before the official naming: both have quant_conv.*
+        return "diffusers"
     if any(k.startswith(("model.", "quant_conv.")) for k in keys):
         return "official"
     if any(k.removeprefix("module.").startswith(WAN_PREFIXES) for k in keys):

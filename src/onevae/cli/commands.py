@@ -139,6 +139,9 @@ def add_encode(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
     p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
     p.add_argument("--latent-dtype", default="float16", choices=["float16", "float32"], help="dtype of stored latents")
+    p.add_argument("--normalize-latents", action="store_true",
+                   help="with --continuous: store (z - latents_mean) / latents_std per channel, what a diffusion model is trained on "
+                   "(the model's statistics, recorded in the file; decode undoes it)")
     add_model_options(p)
     add_fit_options(p)
     p.set_defaults(func=run_encode)
@@ -173,6 +176,8 @@ def run_encode(args: argparse.Namespace) -> int:
     from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
+    if args.normalize_latents and not args.continuous:
+        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
     targets = _encode_targets(args)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
@@ -180,7 +185,7 @@ def run_encode(args: argparse.Namespace) -> int:
     fingerprint = model_fingerprint(model)
     for video, out in targets:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
-                                  latent_dtype=getattr(torch, args.latent_dtype))
+                                  latent_dtype=getattr(torch, args.latent_dtype), normalize=args.normalize_latents)
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
@@ -267,37 +272,63 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ convert
 def add_convert(sub) -> None:
-    p = sub.add_parser("convert", help="official .ckpt/.safetensors or Wan2.1 .pth -> our model directory")
-    p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors) or Wan2.1 VAE (.pth)")
+    p = sub.add_parser("convert", help="official .ckpt/.safetensors, Wan2.1 .pth or diffusers AutoencoderKLWan folder -> our model directory")
+    p.add_argument("weights", help="official OneVAE checkpoint (.ckpt, .safetensors), Wan2.1 VAE (.pth), a diffusers AutoencoderKLWan "
+                   "folder (or a pipeline repository with vae/, a HF cache folder or cached org/name), or with --to diffusers our model directory")
     p.add_argument("-o", "--output", required=True, help="model directory to write (config.json + model.safetensors)")
-    p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes)")
+    p.add_argument("--variant", default=None, help="onevae-888, onevae-81616-fe, onevae-161616-fe or wan2.1 (default: recognised from the shapes or config.json)")
     p.add_argument("--config", default=None, help="a JSON file with the architecture (our config.json or an official-style config) instead of --variant")
-    p.add_argument("--format", default="auto", choices=["auto", "official", "wan"], help="naming of the weights (default: from the keys)")
+    p.add_argument("--format", default="auto", choices=["auto", "official", "wan", "diffusers"], help="naming of the weights (default: from the keys or the folder)")
+    p.add_argument("--to", default="onevae", choices=["onevae", "diffusers"],
+                   help="what to write: our model directory (default) or a diffusers AutoencoderKLWan folder (continuous, non-fe, 4x-temporal models)")
     p.add_argument("--ema", action="store_true", help="take the EMA weights of an official Lightning checkpoint")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of a .ckpt that holds Python objects (runs code from the file!)")
     p.set_defaults(func=run_convert)
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_official, load_wan
+    from ..checkpoints import load_diffusers, load_official, load_wan, save_diffusers
     from ..checkpoints.detect import detect_format
-    from ..config import OneVAEConfig
+    from ..checkpoints.diffusers import find_diffusers_folder
+    from ..config import OneVAEConfig, preset
+    from ..model import OneVAE
 
-    source = existing_file(args.weights, "weights file")
+    folder = find_diffusers_folder(args.weights) if args.format in ("auto", "diffusers") else None
+    source = folder if folder is not None else _convert_source(args)
     if args.config and args.variant:
         raise OneVAEError("give either --variant or --config, not both")
     config = OneVAEConfig.load(args.config) if args.config else args.variant
-    fmt = args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
+    fmt = "diffusers" if folder is not None else args.format if args.format != "auto" else detect_format(source, args.trust_checkpoint)
     if fmt == "wan":
         model, report = load_wan(source, trust=args.trust_checkpoint, config=config)
     elif fmt == "official":
         model, report = load_official(source, config, use_ema=args.ema, trust=args.trust_checkpoint)
+    elif fmt == "diffusers":
+        model, report = load_diffusers(args.weights, preset(config) if isinstance(config, str) else config)
+    elif fmt == "onevae" and args.to == "diffusers":
+        model, report = OneVAE.from_pretrained(source), None
     else:
-        raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE or Wan2.1 weights (use onevae export for training checkpoints)")
-    print_err(report.summary())
-    model.save_pretrained(args.output, metadata={"converted_from": str(source)})
-    print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters)")
+        raise OneVAEError(f"{source}: a {fmt} checkpoint; convert takes official OneVAE, Wan2.1 or diffusers AutoencoderKLWan weights (use onevae export for training checkpoints)")
+    if report is not None:
+        print_err(report.summary())
+    if args.to == "diffusers":
+        save_diffusers(model, args.output)
+        if model.config.discrete:
+            print_err("[onevae] note: AutoencoderKLWan has no FSQ bottleneck; only the continuous path was written")
+    else:
+        model.save_pretrained(args.output, metadata={"converted_from": str(source)})
+    print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters{', diffusers layout' if args.to == 'diffusers' else ''})")
     return 0
+
+
+def _convert_source(args: argparse.Namespace) -> Path:
+    """A weights file, or (for --to diffusers) one of our model directories."""
+    path = Path(args.weights)
+    if args.format == "diffusers" and path.is_dir():
+        raise OneVAEError(f"{path}: not a diffusers model folder (config.json with _class_name and diffusion_pytorch_model.safetensors)")
+    if args.to == "diffusers" and path.is_dir():
+        return path
+    return existing_file(path, "weights file")
 
 
 # ------------------------------------------------------------------------------------------------ info
@@ -322,4 +353,64 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_train, add_export]
+# ------------------------------------------------------------------------------------------------ stats
+def add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="measure the per-channel mean/std of a model's latents on videos",
+                       description="Encode videos to continuous latents and measure each channel's mean and standard deviation "
+                       "over every latent position: the statistics that normalise latents for a diffusion model, (z - mean) / std. "
+                       "--save writes them into the model directory's config.json (latents_mean, latents_std).")
+    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
+    p.add_argument("--save", action="store_true", help="write the statistics into the --model directory's config.json")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_model_options(p)
+    add_fit_options(p)
+    p.set_defaults(func=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..latent_stats import LatentStatsAccumulator
+    from ..model_dir import default_model_dir
+    from ..pipeline import encode_file
+
+    videos = [existing_file(v, "video file") for v in args.videos]
+    model = load_model_from_args(args)
+    if args.save and (model.source_dir is None or model.source_dir.resolve() == default_model_dir().resolve()):
+        raise OneVAEError("--save writes into a model directory of yours: give --model DIR (the shipped model is read-only; copy it first)")
+    options = fit_options(args)
+    accumulator = LatentStatsAccumulator()
+    for video in videos:
+        latents, meta = encode_file(model, video, options, kind="latents", progress=not args.quiet, latent_dtype=torch.float32)
+        accumulator.update(latents)
+        print_err(f"[onevae] {video}: {meta.frames} frames, {sum(g[0, 0].numel() for g in latents.to_list())} latent positions")
+    mean, std = accumulator.result()
+    if args.save:
+        _save_stats(model, mean, std)
+        print_err(f"[onevae] wrote latents_mean/latents_std into {model.source_dir}/config.json")
+    summary = {"model": model.config.name, "videos": [str(v) for v in videos], "positions": accumulator.count, "latents_mean": mean, "latents_std": std}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"{model.config.name}: {accumulator.count} latent positions from {len(videos)} video(s)")
+        print(f"{'channel':>7} {'mean':>10} {'std':>10}")
+        for channel, (m, s) in enumerate(zip(mean, std)):
+            print(f"{channel:>7} {m:>10.4f} {s:>10.4f}")
+    return 0
+
+
+def _save_stats(model, mean: list[float], std: list[float]) -> None:
+    """Rewrite the model directory's config.json with the statistics (atomically; the weights are untouched
+    and the model's fingerprint, which leaves the statistics out, does not change)."""
+    from ..config import OneVAEConfig
+    from ..io.atomic import atomic_path
+    from ..latent_stats import with_stats
+    from ..model_dir import CONFIG_NAME
+
+    path = model.source_dir / CONFIG_NAME
+    config = with_stats(OneVAEConfig.load(path), mean, std)
+    with atomic_path(path) as tmp:
+        config.save(tmp)
+
+
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_train, add_export]

@@ -101,6 +101,11 @@ def describe_model(model, size: str, fps: float) -> dict[str, Any]:
             f"tokens per second at {h}x{w}, {fps:g} fps": round(latent_frames_per_s * per_frame_grid, 1),
         })
     info["latent grids"] = [list(s) for s in c.latent_shapes(t, h, w)]
+    if c.has_latent_stats:  # see onevae.latent_stats: what a diffusion model sees is (z - mean) / std
+        info["latents mean (per channel)"] = [round(v, 4) for v in c.latents_mean]
+        info["latents std (per channel)"] = [round(v, 4) for v in c.latents_std]
+    else:
+        info["latent statistics"] = "none (measure them: onevae stats VIDEOS... --model MODEL --save)"
     if model.source_dir is not None:
         info["fingerprint"] = model_fingerprint(model)
     return info

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import torch
 
@@ -43,9 +43,14 @@ class TokenFileMeta:
     padded_frames: Annotated[int, NON_NEGATIVE] = 0  # frames added at the end (repeat of the last frame) to reach 1 + k*tf
     format: str = FORMAT
     version: int = FORMAT_VERSION
+    # latents stored normalised, (z - mean) / std per channel: {"mean": [...], "std": [...]} (decoding undoes it)
+    latent_normalization: Optional[dict[str, list[float]]] = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(self)
+        if data["latent_normalization"] is None:  # absent: files of raw latents and tokens stay readable by older versions
+            del data["latent_normalization"]
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> "TokenFileMeta":
@@ -71,8 +76,10 @@ class TokenFileMeta:
 grid_names = Grids.names
 
 
-def save_token_file(path: Union[str, Path], grids: list[torch.Tensor], meta: TokenFileMeta) -> None:
-    """Write grids and metadata atomically."""
+def save_token_file(path: Union[str, Path], grids: Union[Grids, list[torch.Tensor]], meta: TokenFileMeta) -> None:
+    """Write grids (:class:`~onevae.latents.Tokens`/``Latents`` or their list form) and metadata atomically."""
+    if isinstance(grids, Grids):
+        grids = grids.to_list()
     from ..io.atomic import write_safetensors
 
     if meta.kind not in KINDS:
@@ -162,6 +169,21 @@ def validate_token_file(grids: list[torch.Tensor], meta: TokenFileMeta, source: 
         height, width = height * config.spatial_factor, width * config.spatial_factor
     if meta.fit:
         check_geometry(meta.fit, height, width, refuse)
+    if meta.latent_normalization is not None:
+        _check_normalization(meta, config, refuse)
+
+
+def _check_normalization(meta: TokenFileMeta, config, refuse) -> None:
+    """A recorded normalisation must be latents' and hold z_dim finite means and positive stds."""
+    norm = meta.latent_normalization
+    if meta.kind != "latents":
+        refuse("records a latent normalisation, but holds tokens")
+    if sorted(norm) != ["mean", "std"]:
+        refuse(f"its latent normalisation must hold 'mean' and 'std', got {sorted(norm)}")
+    try:
+        config.replace(latents_mean=norm["mean"], latents_std=norm["std"])
+    except OneVAEError as exc:
+        refuse(f"invalid latent normalisation: {exc}")
 
 
 def _check_grid(grid: torch.Tensor, kind: str, config, refuse, name: str) -> None:
@@ -277,6 +299,7 @@ def describe(meta: TokenFileMeta) -> dict[str, Any]:
         "source": meta.source,
         "fit": meta.fit,
         "format_version": meta.version,
+        "latents": ("normalised per channel, (z - mean) / std (decode undoes it)" if meta.latent_normalization else "raw") if meta.kind == "latents" else None,
     }
 
 

@@ -27,8 +27,8 @@ class ModelSection:
 
     preset: Optional[str] = "onevae-small"
     config: dict[str, Any] = field(default_factory=dict)  # OneVAEConfig fields that override the preset
-    init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth, or our training .ckpt
-    init_format: Literal["auto", "onevae", "official", "wan", "training"] = "auto"
+    init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth or diffusers folder, or our training .ckpt
+    init_format: Literal["auto", "onevae", "official", "wan", "diffusers", "training"] = "auto"
     init_use_ema: bool = False
     trust_checkpoint: bool = False
 
@@ -143,6 +143,7 @@ class TrainConfig:
     def model_config(self) -> OneVAEConfig:
         """The architecture to train: the preset with ``model.config`` overrides."""
         base = preset(self.model.preset) if self.model.preset else OneVAEConfig()
+        base = base.replace(latents_mean=None, latents_std=None)  # trained weights have latents of their own: `onevae stats` measures them
         config = OneVAEConfig.from_dict({**base.to_dict(), **self.model.config})
         if self.stage != "continuous" and not config.discrete:
             raise OneVAEError(f"the {self.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
