@@ -145,8 +145,6 @@ class TrainConfig:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-STAGES = ("continuous", "discrete", "joint")
-SCHEDULES = ("continuous", "switch", "ramp", "interpolate", "joint")
 
 
 def _plain(value: Any) -> Any:
