@@ -145,8 +145,6 @@ class TrainConfig:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
