@@ -151,10 +151,6 @@ class TrainConfig:
         return config
 
 
-STAGES = ("continuous", "discrete", "joint")
-SCHEDULES = ("continuous", "switch", "ramp", "interpolate", "joint")
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
