@@ -133,7 +133,7 @@ class ClipSampler:
             return None if self.images_as_clips else "an image (images_as_clips is off)"
         if self.fps is None and info.num_frames < self.num_frames:
             return f"too short: {info.num_frames} frames, {self.num_frames} needed"
-        if self.fps is not None and info.duration_s + 1e-3 < self.num_frames / self.fps:
+        if self.fps is not None and info.duration_s + 1e-3 < self.num_frames / self.fps:  # 1 ms: container rounding
             return f"too short: {info.duration_s:.2f} s, {self.num_frames / self.fps:.2f} s needed at {self.fps:g} fps"
         return None
 

@@ -148,7 +148,7 @@ def weights_from_training_checkpoint(checkpoint: dict[str, Any], use_ema: bool) 
         if not shadows:
             raise CheckpointError("this training checkpoint has no EMA weights (ema.enabled was false)")
         for name in list(weights):
-            key = EMA._key(name)
+            key = EMA.shadow_key(name)
             if key in shadows:
                 weights[name] = shadows[key].to(weights[name].dtype)
     return weights

@@ -23,10 +23,11 @@ class EMA(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         for name, p in model.named_parameters():
             if p.is_floating_point():
-                self.register_buffer(self._key(name), p.detach().clone().float())
+                self.register_buffer(self.shadow_key(name), p.detach().clone().float())
 
     @staticmethod
-    def _key(name: str) -> str:
+    def shadow_key(name: str) -> str:
+        """The buffer name of parameter ``name``'s shadow (dots are not allowed in buffer names)."""
         return "shadow__" + name.replace(".", "__")
 
     def current_decay(self) -> float:
@@ -43,7 +44,7 @@ class EMA(nn.Module):
         self.num_updates += 1
 
     def _buffers_by_name(self) -> dict[str, torch.Tensor]:
-        return {name: getattr(self, self._key(name)) for name in self.names}
+        return {name: getattr(self, self.shadow_key(name)) for name in self.names}
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
