@@ -37,6 +37,11 @@ class OneVAEConfig:
     first_frame_highres: bool = False
     fsq_levels: Optional[list[int]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
     num_codebooks: int = 2
+    # the bottleneck's quantizer: "fsq" (OneVAE's, the default) or, for comparisons, "vq" / "lfq" from
+    # vector-quantize-pytorch (see onevae.quantizers.factory); codebook_size/codebook_dim are theirs only
+    quantizer: str = "fsq"
+    codebook_size: Optional[int] = None
+    codebook_dim: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.dim_mult = [int(m) for m in self.dim_mult]
@@ -52,20 +57,30 @@ class OneVAEConfig:
             self.fsq_levels = [int(level) for level in self.fsq_levels]
             if any(level < 2 for level in self.fsq_levels):
                 raise ValueError(f"every FSQ level must be >= 2, got {self.fsq_levels}")
+        if self.quantizer != "fsq":
+            from .quantizers.factory import check_quantizer_config
+
+            check_quantizer_config(self)
 
     # ----------------------------------------------------------------------------------------- derived
     @property
     def discrete(self) -> bool:
-        """Whether the model has an FSQ bottleneck (tokens); every model has continuous latents."""
-        return self.fsq_levels is not None
+        """Whether the model has a quantized bottleneck (tokens); every model has continuous latents."""
+        return self.fsq_levels is not None or self.quantizer != "fsq"
 
     @property
     def embed_dim(self) -> int:
         """Channels of the quantized bottleneck: FSQ channels per token times tokens per position."""
+        if self.quantizer != "fsq":
+            from .quantizers.factory import channels_per_token
+
+            return channels_per_token(self) * self.num_codebooks
         return len(self.fsq_levels) * self.num_codebooks if self.fsq_levels else 0
 
     @property
     def vocab_size(self) -> int:
+        if self.quantizer != "fsq":
+            return int(self.codebook_size)
         return math.prod(self.fsq_levels) if self.fsq_levels else 0
 
     @property

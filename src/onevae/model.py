@@ -25,7 +25,7 @@ from .config import OneVAEConfig, preset
 from .errors import InputError
 from .nn.layers import StreamCache
 from .nn.vae import CausalVAE
-from .quantizers.fsq import FSQ
+from .quantizers.factory import build_quantizer
 
 Grids = list[torch.Tensor]
 # Values a little outside [-1, 1] come from resampling filters and codecs: tolerate them, refuse the rest.
@@ -71,7 +71,7 @@ class OneVAE(nn.Module):
         if self.config.discrete:
             self.quant_conv = nn.Linear(self.config.z_dim, self.config.embed_dim)
             self.post_quant_conv = nn.Linear(self.config.embed_dim, self.config.z_dim)
-            self.quantizer = FSQ(self.config.fsq_levels, self.config.num_codebooks)
+            self.quantizer = build_quantizer(self.config)  # FSQ unless config.quantizer says otherwise
 
     # ------------------------------------------------------------------------------------------ helpers
     @property

@@ -15,6 +15,7 @@ import torch
 from ..errors import OneVAEError
 from ..model import OneVAE
 from ..nn.layers import ResidualBlock
+from ..quantizers.factory import auxiliary_loss
 from .config import TrainConfig
 from .ema import EMA
 from .schedule import PathPlan, discrete_share, plan_step
@@ -119,6 +120,10 @@ class OneVAETrainingModule(L.LightningModule):
                 mu=latents if continuous_stage else None, logvar=logvars if continuous_stage else None,
             )
             total = total + plan.weight * term
+            aux = auxiliary_loss(self.vae.quantizer) if tokens is not None else None  # VQ/LFQ only; FSQ has none
+            if aux is not None:
+                total = total + plan.weight * aux
+                logs["loss/quantizer_aux"] = aux.detach()
             for key, value in term_logs.items():
                 if key != "loss/total":
                     logs[f"{key}_{plan.path}"] = value

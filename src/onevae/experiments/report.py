@@ -1,0 +1,1 @@
+def write_results(*a, **k): raise NotImplementedError
