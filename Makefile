@@ -13,7 +13,7 @@ $(BIN)/onevae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned (a local CPU build here); an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,data]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,data,experiments]"
 	@touch $(BIN)/onevae
 
 install: $(BIN)/onevae
@@ -43,7 +43,6 @@ EXPERIMENTS ?= configs/experiments/e1_prior_vs_scratch.yaml configs/experiments/
 	configs/experiments/e4_first_frame.yaml
 RUNS ?= runs/science
 science: install data
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[experiments]"
 	OMP_NUM_THREADS=1 $(BIN)/onevae experiment run $(EXPERIMENTS) --runs $(RUNS) --opencv data/opencv --threads 1
 	$(BIN)/onevae experiment report --runs $(RUNS)
 
