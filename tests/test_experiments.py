@@ -226,3 +226,17 @@ def test_speedup_verdict_from_curves():
     assert verdict.status == "confirmed"  # 200 steps vs 50: 4x
     assert verdict.effect.startswith("4.0 ± 0.0 x")
     assert not math.isnan(float(verdict.effect.split()[0]))
+
+
+def test_speedup_can_count_the_prior_steps():
+    from onevae.experiments.verdict import judge
+
+    spec = verdict_spec([{"claim": "faster with the prior counted", "kind": "speedup", "arm": "a", "baseline": "b", "include_stage_steps": True}])
+    results = [{**r, "steps": "100", "total_steps": "200" if r["arm"] == "a" else "100"} for r in rows({"a": [21.0] * 3, "b": [18.0] * 3})]
+    curves = []
+    for seed in range(3):
+        curves += [{"arm": "a", "seed": str(seed), "path": "discrete", "step": str(s), "psnr": str(v)} for s, v in [(0, 18.5), (100, 21)]]
+        curves += [{"arm": "b", "seed": str(seed), "path": "discrete", "step": str(s), "psnr": str(v)} for s, v in [(0, 10), (100, 14), (200, 18)]]
+    verdict = judge(spec, spec.checks[0], results, curves)
+    # reached at its own step 0, i.e. after the prior's 100 steps: 200 / 100 = 2x, not unbounded
+    assert verdict.effect.startswith("2.0 ± 0.0 x") and verdict.status == "confirmed"

@@ -42,6 +42,7 @@ class CheckSpec:
     metric: str = "psnr_discrete"
     min_effect: float = 0.1  # smallest difference (dB) that counts as an effect
     min_speedup: float = 1.5  # for kind "speedup": what "several times faster" needs at least
+    include_stage_steps: bool = False  # for kind "speedup": count the steps of the stage the arm starts from
 
 
 @dataclass

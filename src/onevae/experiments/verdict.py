@@ -76,6 +76,14 @@ def curve(curves: list[dict[str, Any]], arm: str, seed: int, path: str = "discre
     return sorted((step, statistics.fmean(values)) for step, values in points.items())
 
 
+def stage_steps(results: list[dict[str, Any]], arm: str, seed: int) -> int:
+    """Steps of the stage (e.g. a prior) the arm's run starts from: total_steps - steps."""
+    for row in results:
+        if row["arm"] == arm and int(row["seed"]) == seed and row.get("total_steps") not in (None, ""):
+            return int(row["total_steps"]) - int(row["steps"])
+    return 0
+
+
 def first_step_reaching(points: list[tuple[int, float]], target: float) -> Optional[int]:
     return next((step for step, value in points if value >= target), None)
 
@@ -118,6 +126,10 @@ def _judge_speedup(spec: ExperimentSpec, check: CheckSpec, results: list[dict[st
         base_steps = first_step_reaching(curve(curves, check.baseline, seed), target - 1e-9)
         arm_points = curve(curves, check.arm, seed)
         arm_steps = first_step_reaching(arm_points, target)
+        if check.include_stage_steps:  # the prior's steps count as compute spent before the arm's step 0
+            offset = stage_steps(results, check.arm, seed)
+            arm_points = [(step + offset, value) for step, value in arm_points]
+            arm_steps = None if arm_steps is None else arm_steps + offset
         if base_steps is None:
             continue
         if arm_steps is None:
