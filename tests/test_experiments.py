@@ -240,3 +240,23 @@ def test_speedup_can_count_the_prior_steps():
     verdict = judge(spec, spec.checks[0], results, curves)
     # reached at its own step 0, i.e. after the prior's 100 steps: 200 / 100 = 2x, not unbounded
     assert verdict.effect.startswith("2.0 ± 0.0 x") and verdict.status == "confirmed"
+
+
+def test_a_run_that_stops_itself_is_recorded_as_failed(tmp_path):
+    """A diverging run (here: non-finite losses from an absurd learning rate, trainer.nonfinite stop) gets a
+    'failed' row and summary; the experiment goes on with the next arm; the verdict says so."""
+    spec_path = mini_experiment(tmp_path)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["stages"] = {}
+    spec["arms"] = {"from_prior": {"train": {"optim": {"lr": 1.0e30, "warmup_steps": 0}, "trainer": {"nonfinite": "stop"}}}, "scratch": {}}
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert run_quick(spec_path, tmp_path / "runs") == 0
+    rows = {r["arm"]: r for r in read(tmp_path / "runs" / "mini" / "results.csv")}
+    assert rows["from_prior"]["status"].startswith("failed: training stopped") and rows["from_prior"]["psnr_discrete"] == ""
+    assert rows["scratch"]["status"] == "ok" and float(rows["scratch"]["psnr_discrete"]) > 5
+    from onevae.experiments import load_experiment
+    from onevae.experiments.verdict import judge
+
+    loaded = load_experiment(spec_path)
+    verdict = judge(loaded, loaded.checks[0], list(rows.values()), [])
+    assert verdict.status == "inconclusive (1 run(s) failed)"

@@ -69,9 +69,11 @@ def arm_table(spec: ExperimentSpec, results: list[dict[str, Any]]) -> list[str]:
         if not rows:
             lines.append(f"| {spec.label(arm)} | 0 of {len(spec.seeds)} | pending |" + " |" * (len(headers) - 3))
             continue
+        failed = sum(str(r.get("status") or "ok").startswith("failed") for r in rows)
         first = rows[0]
         steps = f"{first['steps']}" + (f" ({first['total_steps']})" if first["total_steps"] != first["steps"] else "")
-        cells = [spec.label(arm), f"{len(rows)} of {len(spec.seeds)}", steps, first["tokens_per_clip"]]
+        seeds = f"{len(rows)} of {len(spec.seeds)}" + (f" ({failed} failed)" if failed else "")
+        cells = [spec.label(arm), seeds, steps, first["tokens_per_clip"]]
         for metric, _, unit in COLUMNS:
             cells.append(format_mean_std(list(by_seed(results, arm, metric).values()), digits=3 if "ssim" in metric else 2))
         for metric in extras:

@@ -35,7 +35,7 @@ from .spec import ArmSpec, ExperimentSpec, deep_merge
 PATHS = ("continuous", "discrete")
 METRICS = ("psnr", "psnr_first", "psnr_rest", "ssim", "usage")
 RESULT_FIELDS = (
-    ["experiment", "arm", "label", "seed", "run", "steps", "total_steps", "seconds", "params", "tokens_per_clip"]
+    ["experiment", "arm", "label", "seed", "status", "run", "steps", "total_steps", "seconds", "params", "tokens_per_clip"]
     + [f"{m}_{p}" for p in PATHS for m in METRICS if not (m == "usage" and p == "continuous")]
     + [f"psnr_{p}_step0" for p in PATHS]
 )
@@ -176,12 +176,13 @@ def ensure_run(plan: RunPlan, options: RunOptions, blocking: bool = True) -> Opt
     summary = read_summary(directory)
     if summary is not None:
         return summary
-    if plan.init is not None:
-        ensure_run(plan.init, options, blocking=True)
+    stage = ensure_run(plan.init, options, blocking=True) if plan.init is not None else None
     with locked(directory / ".lock", blocking) as got:
         if not got:
             return None
         summary = read_summary(directory)  # finished by another process while we waited
+        if summary is None and stage is not None and stage.get("failed"):
+            summary = _record_failure(plan, directory, f"the run it starts from failed: {stage['failed']}", options)
         if summary is None:
             summary = _train(plan, directory, options)
     return summary
@@ -205,7 +206,10 @@ def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any
     (directory / "plan.json").write_text(json.dumps({"experiment": plan.experiment, "name": plan.name, "seed": plan.seed, "key": plan.key, "init": plan.init.key if plan.init else None, "config": plan.config, "eval": asdict(plan.eval)}, indent=1, default=str))
     evaluator = HeldOutEvaluator(plan.eval, directory / "eval.csv", options.opencv_dir)
     start = time.time()
-    train(config, resume=resume, extra_callbacks=[evaluator])
+    try:
+        train(config, resume=resume, extra_callbacks=[evaluator])
+    except OneVAEError as exc:  # a run that stops itself (non-finite losses, collapse) is a result too
+        return _record_failure(plan, directory, str(exc), options)
     rows = read_eval_rows(directory / "eval.csv")
     summary = summarise(plan, rows, directory, time.time() - start)
     with atomic_path(directory / "summary.json") as tmp:
@@ -215,6 +219,16 @@ def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any
     print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: done, held-out PSNR "
           f"continuous {summary['final'].get('continuous', {}).get('psnr', float('nan')):.2f} dB, "
           f"discrete {summary['final'].get('discrete', {}).get('psnr', float('nan')):.2f} dB", file=options.log, flush=True)
+    return summary
+
+
+def _record_failure(plan: RunPlan, directory: Path, message: str, options: RunOptions) -> dict[str, Any]:
+    summary = {"key": plan.key, "experiment": plan.experiment, "name": plan.name, "seed": plan.seed, "steps": plan.steps,
+               "total_steps": plan.total_steps, "seconds": None, "params": None, "tokens_per_clip": None,
+               "final": {}, "step0": {}, "failed": message.splitlines()[0][:300]}
+    with atomic_path(directory / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: FAILED: {summary['failed']}", file=options.log, flush=True)
     return summary
 
 
@@ -257,6 +271,7 @@ def _mean(values: list[Optional[float]]) -> Optional[float]:
 def result_row(spec: ExperimentSpec, plan: RunPlan, summary: dict[str, Any], directory: Path) -> dict[str, Any]:
     row: dict[str, Any] = {
         "experiment": spec.name, "arm": plan.name, "label": spec.label(plan.name), "seed": plan.seed,
+        "status": f"failed: {summary['failed']}" if summary.get("failed") else "ok",
         "run": directory.name, "steps": summary["steps"], "total_steps": summary["total_steps"],
         "seconds": summary["seconds"], "params": summary["params"], "tokens_per_clip": summary["tokens_per_clip"],
     }

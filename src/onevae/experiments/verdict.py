@@ -88,7 +88,15 @@ def first_step_reaching(points: list[tuple[int, float]], target: float) -> Optio
     return next((step for step, value in points if value >= target), None)
 
 
+def failed_runs(results: list[dict[str, Any]], arms: list[str]) -> list[str]:
+    return [f"{r['arm']} seed {r['seed']}: {r['status']}" for r in results
+            if r["arm"] in arms and str(r.get("status") or "ok").startswith("failed")]
+
+
 def judge(spec: ExperimentSpec, check: CheckSpec, results: list[dict[str, Any]], curves: list[dict[str, Any]]) -> Verdict:
+    failures = failed_runs(results, [a for a in (check.arm, check.baseline, *check.arms) if a])
+    if failures:  # a run that stopped itself (non-finite, collapse) is reported, not averaged away
+        return Verdict(check.claim, f"inconclusive ({len(failures)} run(s) failed)", "n/a", 0, failures)
     if check.kind == "best":
         return _judge_best(spec, check, results)
     if check.kind == "speedup":
