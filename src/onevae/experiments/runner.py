@@ -176,7 +176,9 @@ def ensure_run(plan: RunPlan, options: RunOptions, blocking: bool = True) -> Opt
     summary = read_summary(directory)
     if summary is not None:
         return summary
-    stage = ensure_run(plan.init, options, blocking=True) if plan.init is not None else None
+    stage = ensure_run(plan.init, options, blocking) if plan.init is not None else None
+    if plan.init is not None and stage is None:  # the stage it starts from is being trained elsewhere
+        return None
     with locked(directory / ".lock", blocking) as got:
         if not got:
             return None
