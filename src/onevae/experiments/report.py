@@ -140,6 +140,10 @@ def experiment_section(spec: ExperimentSpec, results: list[dict[str, Any]], curv
     lines += [f"Seeds {', '.join(map(str, spec.seeds))}; held-out evaluation every {spec.eval.every_n_steps} steps on "
               + ", ".join(f"`{w.label}` ({w.frames}x{w.height}x{w.width}, native scale)" for w in spec.eval.windows) + ".", ""]
     lines += arm_table(spec, results) + [""]
+    seconds = [float(r["seconds"]) for r in results if r.get("seconds") not in (None, "")]
+    expected = len(spec.arms) * len(spec.seeds)
+    lines += [f"Compute so far: {len(results)} of {expected} runs finished, {sum(seconds) / 60:.0f} minutes of training "
+              "at one thread (wall time on the shared machine; runs an arm starts from, such as a prior, not included).", ""]
     lines += ["Mean ± standard deviation over the finished seeds; PSNR/SSIM are means over the evaluation windows at the "
               "last step. s/step is wall time per training step on the shared machine (evaluation excluded).", ""]
     if plot:
