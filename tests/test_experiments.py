@@ -46,7 +46,7 @@ def run_quick(spec: Path, root: Path) -> int:
     return cli_main(["experiment", "run", str(spec), "--quick", "--runs", str(root), "--threads", "1"])
 
 
-def test_quick_run_resumes_after_an_interruption_and_reports(tmp_path, monkeypatch):
+def test_quick_run_resumes_after_an_interruption_and_reports(tmp_path, monkeypatch, capsys):
     from onevae.experiments import evaluation
 
     spec = mini_experiment(tmp_path)
@@ -80,9 +80,13 @@ def test_quick_run_resumes_after_an_interruption_and_reports(tmp_path, monkeypat
     steps = [int(r["step"]) for r in read(tmp_path / "resumed" / "mini" / "curves.csv") if r["arm"] == "from_prior" and r["path"] == "discrete"]
     assert steps == [0, 2, 4]  # each evaluation once, none lost or repeated
 
-    # a third call finds everything done: no new rows
+    # a third call finds everything done: no new rows; status says so
     assert run_quick(spec, tmp_path / "resumed") == 0
     assert len(read(tmp_path / "resumed" / "mini" / "results.csv")) == 2
+    capsys.readouterr()
+    assert cli_main(["experiment", "status", str(spec), "--quick", "--runs", str(tmp_path / "resumed")]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert len(status) == 2 and all(" finished  tokens " in line for line in status)
 
     # the report: tables, a pending verdict (1 of 3 seeds), the plot
     (tmp_path / "exps").mkdir()

@@ -52,7 +52,7 @@ class RunOptions:
     short_side: int = 144
     threads: Optional[int] = None
     keep_checkpoints: bool = False
-    log: Any = field(default=sys.stderr, repr=False)
+    log: Any = field(default=None, repr=False)  # a text stream; None: sys.stderr at the time of writing
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any
     config: TrainConfig = build_dataclass(TrainConfig, {**plan.config, "output_dir": str(out)})
     validate(config)
     resume = "auto" if (out / "checkpoints" / "last.ckpt").is_file() else None
-    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: {'resuming' if resume else 'training'} {plan.steps} steps in {directory}", file=options.log, flush=True)
+    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: {'resuming' if resume else 'training'} {plan.steps} steps in {directory}", file=options.log or sys.stderr, flush=True)
     (directory / "plan.json").write_text(json.dumps({"experiment": plan.experiment, "name": plan.name, "seed": plan.seed, "key": plan.key, "init": plan.init.key if plan.init else None, "config": plan.config, "eval": asdict(plan.eval)}, indent=1, default=str))
     evaluator = HeldOutEvaluator(plan.eval, directory / "eval.csv", options.opencv_dir)
     start = time.time()
@@ -220,7 +220,7 @@ def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the export stays (runs starting from it need it)
     print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: done, held-out PSNR "
           f"continuous {summary['final'].get('continuous', {}).get('psnr', float('nan')):.2f} dB, "
-          f"discrete {summary['final'].get('discrete', {}).get('psnr', float('nan')):.2f} dB", file=options.log, flush=True)
+          f"discrete {summary['final'].get('discrete', {}).get('psnr', float('nan')):.2f} dB", file=options.log or sys.stderr, flush=True)
     return summary
 
 
@@ -230,7 +230,7 @@ def _record_failure(plan: RunPlan, directory: Path, message: str, options: RunOp
                "final": {}, "step0": {}, "failed": message.splitlines()[0][:300]}
     with atomic_path(directory / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
-    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: FAILED: {summary['failed']}", file=options.log, flush=True)
+    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: FAILED: {summary['failed']}", file=options.log or sys.stderr, flush=True)
     return summary
 
 
@@ -338,3 +338,24 @@ def run_experiment(spec: ExperimentSpec, options: RunOptions) -> int:
     for plan in deferred:
         record(spec, plan, ensure_run(plan, options, blocking=True), options)
     return len(read_csv(experiment_dir(options.root, spec) / "results.csv"))
+
+
+def run_status(spec: ExperimentSpec, options: RunOptions) -> list[dict[str, Any]]:
+    """Where each (arm, seed) stands: finished (with its discrete PSNR), failed, running/interrupted at a step,
+    or not started; without training anything."""
+    out = []
+    for plan in jobs(spec, options):
+        directory = plan.directory(options.root)
+        summary = read_summary(directory)
+        rows = read_eval_rows(directory / "eval.csv")
+        if summary is not None:
+            state = f"failed: {summary['failed']}" if summary.get("failed") else "finished"
+        elif rows:
+            state = f"at step {max(r['step'] for r in rows)} of {plan.steps}"
+            with locked(directory / ".lock", blocking=False) as free:
+                state += "" if free else " (running)"
+        else:
+            state = "not started"
+        final = (summary or {}).get("final", {}).get("discrete", {}).get("psnr")
+        out.append({"arm": plan.name, "seed": plan.seed, "state": state, "psnr_discrete": final, "run": directory.name})
+    return out
