@@ -26,6 +26,7 @@ COLUMNS = [  # (metric, header, unit)
     ("ssim_discrete", "tokens SSIM", ""),
 ]
 EXTRA_COLUMNS = {  # shown when an experiment's checks or arms need them
+    "psnr_continuous_step0": ("latents PSNR at step 0", "dB"),
     "psnr_discrete_step0": ("tokens PSNR at step 0", "dB"),
     "usage_discrete": ("codebook usage", ""),
     "psnr_first_discrete": ("tokens PSNR, frame 0", "dB"),
@@ -53,6 +54,8 @@ def collect(spec: ExperimentSpec, runs_root: Path, results_dir: Path) -> tuple[l
 
 def extra_metrics(spec: ExperimentSpec) -> list[str]:
     metrics = [c.metric for c in spec.checks if c.metric in EXTRA_COLUMNS]
+    if any(a.init for a in spec.arms.values()):  # step 0 of an arm that starts from a prior: the prior's quality
+        metrics += ["psnr_continuous_step0", "psnr_discrete_step0"]
     if any("quantizer" in a.train.get("model", {}).get("config", {}) for a in spec.arms.values()):
         metrics += EXTRAS_BY_EXPERIMENT_KIND["quantizer"]
     if any("first_frame_highres" in a.train.get("model", {}).get("config", {}) for a in spec.arms.values()):
