@@ -19,7 +19,7 @@ import torch
 
 
 def run_case(args: argparse.Namespace) -> dict:
-    from onevae import OneVAE
+    from onevae import CONTINUOUS, DISCRETE, OneVAE
 
     torch.manual_seed(0)
     model = OneVAE(args.preset).to(args.device).train()
@@ -33,12 +33,12 @@ def run_case(args: argparse.Namespace) -> dict:
     video = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
+    plans = {"continuous": [CONTINUOUS], "discrete": [DISCRETE], "joint": [CONTINUOUS, DISCRETE]}[args.path]
+
     def step() -> None:
         with autocast:
-            out = model(video, discrete=args.path == "discrete")
-            loss = (out.recon.float() - video).square().mean()
-            if args.path == "joint":  # both paths, as schedule.kind joint / joint_mode sum
-                loss = loss + (model.model.decode(out.latents).float() - video).square().mean()
+            out = model(video, plans)  # the forward pass training runs (joint: schedule.kind joint, joint_mode sum)
+            loss = sum(p.plan.weight * (p.recon.float() - video).square().mean() for p in out.paths)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

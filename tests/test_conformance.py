@@ -52,7 +52,7 @@ def test_streaming_mode_matches_official(conformance_dir, variant):
     with torch.no_grad():
         latents = model.encode_latents(io["video"], mode="stream")
         video = model.decode_tokens([io[f"tokens_{n}"] for n in names], mode="stream")
-    for name, latent in zip(names, latents):
+    for name, latent in zip(names, latents.to_list()):
         assert (latent - io[f"latent_{name}"]).abs().max() <= 1e-4
     assert (video - io["recon_from_tokens"]).abs().max() <= 1e-4
 

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from onevae import OneVAE
-from onevae.checkpoints.pretrained import default_model_dir
+from onevae.model_dir import default_model_dir
 from onevae.io.samples import sample_video_path
 from onevae.io.video import read_video
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from onevae import InputError
+from onevae import CONTINUOUS, DISCRETE, InputError, PathPlan
 from conftest import random_video, tiny_model
 
 VARIANT_SIZES = {"888": (17, 32, 32), "81616_fe": (17, 64, 64), "161616_fe": (33, 64, 64), "wan": (9, 32, 32)}
@@ -21,7 +21,7 @@ def test_full_sequence_equals_streaming(variant):
         full = model.encode_latents(video)
         for chunk in (tf, 2 * tf, 3 * tf):  # 3*tf leaves a shorter last chunk
             stream = model.encode_latents(video, mode="stream", chunk_frames=chunk)
-            for a, b in zip(full, stream):
+            for a, b in zip(full.to_list(), stream.to_list()):
                 assert a.shape == b.shape and (a - b).abs().max() <= 1e-5
         decoded_full = model.decode_latents(full)
         for chunk in (1, 3):
@@ -42,9 +42,9 @@ def test_causality_later_chunk_changes_nothing_earlier(variant):
         tok_a, tok_b = model.latents_to_tokens(lat_a), model.latents_to_tokens(lat_b)
         rec_a, rec_b = model.decode_tokens(tok_a), model.decode_tokens(tok_b)
     # latent frames 0 and 1 (frames 0 .. tf) do not see the last chunk; the last latent frame does
-    assert torch.equal(lat_a[-1][:, :, :-1], lat_b[-1][:, :, :-1]) if variant == "888" else torch.equal(lat_a[0], lat_b[0])
-    assert not torch.equal(lat_a[-1][:, :, -1], lat_b[-1][:, :, -1])
-    assert torch.equal(tok_a[-1][:, :-1], tok_b[-1][:, :-1])
+    assert torch.equal(lat_a.rest[:, :, :-1], lat_b.rest[:, :, :-1]) if variant == "888" else torch.equal(lat_a.first, lat_b.first)
+    assert not torch.equal(lat_a.rest[:, :, -1], lat_b.rest[:, :, -1])
+    assert torch.equal(tok_a.rest[:, :-1], tok_b.rest[:, :-1])
     assert torch.equal(rec_a[:, :, : 1 + tf], rec_b[:, :, : 1 + tf])
     assert not torch.equal(rec_a[:, :, 1 + tf :], rec_b[:, :, 1 + tf :])
 
@@ -57,9 +57,9 @@ def test_first_frame_latent_equals_image_alone(variant):
     with torch.no_grad():
         video_latents = model.encode_latents(video)
         image_latents = model.encode_latents(video[:, :, :1])
-    assert (video_latents[0][:, :, :1] - image_latents[0]).abs().max() <= 1e-6
+    assert (video_latents.to_list()[0][:, :, :1] - image_latents.to_list()[0]).abs().max() <= 1e-6
     if model.config.first_frame_highres:
-        assert image_latents[1].shape[2] == 0  # an image has no later frames
+        assert image_latents.rest.shape[2] == 0  # an image has no later frames
 
 
 @pytest.mark.parametrize("variant", ["888", "81616_fe", "161616_fe", "wan"])
@@ -93,7 +93,7 @@ def test_invalid_sizes_are_refused_or_padded_and_cropped_back():
     assert torch.equal(padded[:, :, 16], padded[:, :, 12])  # last frame repeated
     with torch.no_grad():
         latents = model.encode_latents(video, pad=True)
-        assert latents[0].shape == (1, 16, 3, 4, 4)
+        assert latents.rest.shape == (1, 16, 3, 4, 4) and latents.first is None
         recon = model.reconstruct(video)
     assert recon.shape == video.shape and recon.abs().max() <= 1
 
@@ -118,7 +118,7 @@ def test_bad_video_input_gives_clear_error(video, message):
 
 def test_bad_tokens_and_latents_give_clear_errors():
     model = tiny_model("81616_fe")
-    with pytest.raises(InputError, match="2 token grid"):
+    with pytest.raises(InputError, match="2 grid"):
         model.decode_tokens([torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
     with pytest.raises(InputError, match=r"\[0, 64000\)"):
         model.decode_tokens([torch.full((1, 1, 8, 8, 2), 70000), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
@@ -129,20 +129,20 @@ def test_bad_tokens_and_latents_give_clear_errors():
 
 
 def test_streaming_encoder_accepts_any_piece_sizes_and_pads_the_end():
-    from onevae import StreamingEncoder
-    from onevae.model import concat_grids
+    from onevae import Latents, StreamingEncoder
 
     model = tiny_model("888")
     video = random_video(21, 32, 32, seed=8)  # 21 = 1 + 2*8 + 4: the end needs 4 padded frames
     encoder = StreamingEncoder(model, chunk_frames=8)
     parts = [encoder.push(video[:, :, a:b]) for a, b in ((0, 3), (3, 4), (4, 15), (15, 21))]
     tail, added = encoder.finish()
-    latents = concat_grids([p for p in parts + [tail] if p])
+    assert parts[1] is None  # frames 3..4 complete no latent frame
+    latents = Latents.cat([p for p in parts + [tail] if p is not None])
     assert added == 4
     with torch.no_grad():
         reference = model.encode_latents(video, pad=True)
-    assert latents[0].shape == reference[0].shape == (1, 16, 4, 4, 4)
-    assert (latents[0] - reference[0]).abs().max() <= 1e-5
+    assert latents.rest.shape == reference.rest.shape == (1, 16, 4, 4, 4)
+    assert (latents.rest - reference.rest).abs().max() <= 1e-5
 
 
 def test_streaming_memory_is_bounded_by_the_chunk():
@@ -163,8 +163,48 @@ def test_streaming_memory_is_bounded_by_the_chunk():
 def test_gradients_reach_the_encoder_through_tokens():
     model = tiny_model("81616_fe").train()
     video = random_video(9, 64, 64, seed=9)
-    out = model(video, discrete=True)
+    out = model(video, DISCRETE)
     out.recon.square().mean().backward()
     assert model.model.encoder.conv1.weight.grad.abs().sum() > 0
     assert model.quant_conv.weight.grad.abs().sum() > 0
-    assert out.tokens[0].shape == (1, 1, 8, 8, 2) and out.tokens[1].shape == (1, 1, 4, 4, 2)
+    tokens = out.paths[0].tokens
+    assert tokens.first.shape == (1, 1, 8, 8, 2) and tokens.rest.shape == (1, 1, 4, 4, 2)
+
+
+def test_forward_plans_share_one_encoding_and_match_the_inference_paths():
+    """One forward pass: each plan decodes from the same latents; continuous/discrete match decode_latents/
+    decode_tokens; alpha interpolates the decoder input; posterior noise changes only the continuous path."""
+    model = tiny_model("81616_fe").eval()
+    video = random_video(9, 64, 64, seed=10)
+    half = PathPlan("discrete", 0.5, alpha=0.5)
+    with torch.no_grad():
+        out = model(video, [CONTINUOUS, DISCRETE, half])
+        latents = model.encode_latents(video)
+        tokens = model.latents_to_tokens(latents)
+        assert [p.plan for p in out.paths] == [CONTINUOUS, DISCRETE, half]
+        assert (out.paths[0].recon - model.decode_latents(latents)).abs().max() <= 1e-5
+        assert (out.paths[1].recon - model.decode_tokens(tokens)).abs().max() <= 1e-4
+        assert out.paths[0].tokens is None and torch.equal(out.paths[1].tokens.rest, tokens.rest)
+        quantised = out.paths[1].decoder_input
+        for mixed, m, q in zip(out.paths[2].decoder_input.to_list(), latents.to_list(), quantised.to_list()):
+            assert (mixed - (m + q) / 2).abs().max() <= 1e-6
+        sampled = model(video, CONTINUOUS, posterior_noise=torch.Generator().manual_seed(0))
+        again = model(video, CONTINUOUS, posterior_noise=torch.Generator().manual_seed(0))
+    assert not torch.equal(sampled.recon, out.paths[0].recon) and torch.equal(sampled.recon, again.recon)
+
+
+def test_grids_pieces_round_trip():
+    """Latents.chunks splits a clip for causal decoding (frame 0 first, with the high-res grid for fe models)
+    and Latents.cat joins the pieces back."""
+    from onevae import Latents, Tokens
+
+    fe = Latents(rest=torch.randn(1, 4, 5, 2, 2), first=torch.randn(1, 4, 1, 4, 4))
+    pieces = list(fe.chunks(2))
+    assert [p.num_frames for p in pieces] == [1, 2, 2, 1] and pieces[0].first is not None
+    assert all(p.first is None for p in pieces[1:])
+    joined = Latents.cat(pieces)
+    assert torch.equal(joined.rest, fe.rest) and torch.equal(joined.first, fe.first)
+    plain = Tokens(rest=torch.zeros(1, 5, 2, 2, 2, dtype=torch.long))
+    assert [p.rest.shape[1] for p in plain.chunks(3)] == [1, 3, 1]
+    with pytest.raises(InputError, match="first piece"):
+        Latents.cat([pieces[1], pieces[0]])

@@ -17,9 +17,7 @@ from onevae.errors import InputError, OneVAEError
 from onevae.io import (
     VideoReadWarning,
     VideoWriter,
-    fit_length,
     fit_size,
-    fit_video,
     frames_to_tensor,
     iter_video_frames,
     iter_video_windows,
@@ -289,18 +287,18 @@ def test_fit_size_errors():
     assert fit_size(10, 40, 16, "pad").height == 16
 
 
-def test_fit_length_and_fit_video_round_trip():
-    crop, pad = fit_length(20, 8, "crop"), fit_length(20, 8, "pad")
-    assert (crop.frames, crop.dropped_frames, pad.frames, pad.pad_frames) == (17, 3, 25, 5)
-    assert fit_length(1, 8).frames == 1 and fit_length(17, 8, "pad").pad_frames == 0
+def test_padding_round_trip_and_geometry_pad_agree():
+    """One padding implementation: pad_to_multiple (model, streaming) and Geometry's pad mode give the same
+    pixels, and Padding.crop undoes it."""
+    from onevae.padding import pad_to_multiple
+
     video = torch.rand(1, 3, 20, 30, 50) * 2 - 1
-    fitted, fit = fit_video(video, 16, 4, size_mode="pad", length_mode="pad")
-    assert fitted.shape == (1, 3, 21, 32, 64)
-    torch.testing.assert_close(fitted[:, :, 20, :30, :50], video[:, :, 19])
-    torch.testing.assert_close(fit.undo(fitted), video)
-    assert fit.to_dict()["length"]["pad_frames"] == 1
-    with pytest.raises(InputError):
-        fit_length(0, 8)
+    padded, padding = pad_to_multiple(video, temporal_factor=4, spatial_factor=16)
+    assert padded.shape == (1, 3, 21, 32, 64) and padding.to_dict() == {"frames": 1, "height": 2, "width": 14}
+    torch.testing.assert_close(padded[:, :, 20], padded[:, :, 19])  # last frame repeated
+    torch.testing.assert_close(padding.crop(padded), video)
+    geometry = fit_size(30, 50, 16, "pad")
+    torch.testing.assert_close(geometry.apply(video), padded[:, :, :20])
 
 
 # ------------------------------------------------------------------------------------------ writer / tensors

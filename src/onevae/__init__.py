@@ -2,13 +2,22 @@
 
 from .config import PRESETS, OneVAEConfig, preset
 from .errors import CheckpointError, InputError, OneVAEError
-from .model import OneVAE, Padding, StreamingDecoder, StreamingEncoder
+from .latents import Latents, Tokens
+from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan
+from .padding import Padding
+from .streaming import StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
 from .quantizers.fsq import FSQ
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONTINUOUS",
+    "DISCRETE",
     "FSQ",
+    "Latents",
+    "ModelOutput",
+    "PathPlan",
+    "Tokens",
     "PRESETS",
     "CheckpointError",
     "InputError",
@@ -18,5 +27,8 @@ __all__ = [
     "Padding",
     "StreamingDecoder",
     "StreamingEncoder",
+    "TiledDecoder",
+    "TiledEncoder",
+    "Tiling",
     "preset",
 ]

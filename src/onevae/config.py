@@ -8,14 +8,20 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
-from .errors import CheckpointError
+from .configtools import POSITIVE, Range, build_dataclass
+from .errors import CheckpointError, OneVAEError
 
 # Spellings used by the official release and by Wan2.1 for the same constructor arguments.
 _ALIASES = {"temperal_downsample": "temporal_downsample", "fe": "first_frame_highres", "tokens_per_position": "num_codebooks"}
 # Keys of official config files that describe the network but are derived here (checked, then dropped).
 _DERIVED = {"temporal_factor", "spatial_factor", "embed_dim"}
+# Bounds that keep a config.json from asking for absurd allocations: far above every released model (widest
+# stage 384 channels, 2 residual blocks, 4 down stages, 6 FSQ channels of at most 8 levels, 2 tokens per position).
+MAX_STAGE_CHANNELS = 2048
+MAX_STAGES = 8
+MAX_VOCAB = 2**31 - 1  # tokens are stored as int32
 
 
 @dataclass
@@ -27,25 +33,29 @@ class OneVAEConfig:
     """
 
     name: str = "custom"
-    dim: int = 96
-    z_dim: int = 256
-    dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
-    num_res_blocks: int = 2
-    attn_scales: list[float] = field(default_factory=list)
+    dim: Annotated[int, Range(1, MAX_STAGE_CHANNELS)] = 96
+    z_dim: Annotated[int, Range(1, MAX_STAGE_CHANNELS)] = 256
+    dim_mult: list[Annotated[int, Range(1, 64)]] = field(default_factory=lambda: [1, 2, 4, 4])
+    num_res_blocks: Annotated[int, Range(1, 16)] = 2
+    attn_scales: list[Annotated[float, POSITIVE]] = field(default_factory=list)
     temporal_downsample: list[bool] = field(default_factory=lambda: [True, True, True])
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     first_frame_highres: bool = False
-    fsq_levels: Optional[list[int]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
-    num_codebooks: int = 2
+    fsq_levels: Optional[list[Annotated[int, Range(2, 2**16)]]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
+    num_codebooks: Annotated[int, Range(1, 64)] = 2
     # the bottleneck's quantizer: "fsq" (OneVAE's, the default) or, for comparisons, "vq" / "lfq" from
     # vector-quantize-pytorch (see onevae.quantizers.factory); codebook_size/codebook_dim are theirs only
     quantizer: str = "fsq"
-    codebook_size: Optional[int] = None
-    codebook_dim: Optional[int] = None
+    codebook_size: Optional[Annotated[int, Range(2, MAX_VOCAB)]] = None
+    codebook_dim: Optional[Annotated[int, Range(1, MAX_STAGE_CHANNELS)]] = None
 
     def __post_init__(self) -> None:
         self.dim_mult = [int(m) for m in self.dim_mult]
         self.temporal_downsample = [bool(t) for t in self.temporal_downsample]
+        if not 2 <= len(self.dim_mult) <= MAX_STAGES:
+            raise ValueError(f"dim_mult needs 2 to {MAX_STAGES} entries, got {len(self.dim_mult)}")
+        if self.dim * max(self.dim_mult) > MAX_STAGE_CHANNELS:
+            raise ValueError(f"dim * max(dim_mult) = {self.dim * max(self.dim_mult)} channels; at most {MAX_STAGE_CHANNELS} are supported")
         if len(self.temporal_downsample) != len(self.dim_mult) - 1:
             raise ValueError(
                 f"temporal_downsample needs {len(self.dim_mult) - 1} entries (one per down stage), "
@@ -57,6 +67,8 @@ class OneVAEConfig:
             self.fsq_levels = [int(level) for level in self.fsq_levels]
             if any(level < 2 for level in self.fsq_levels):
                 raise ValueError(f"every FSQ level must be >= 2, got {self.fsq_levels}")
+            if not 1 <= len(self.fsq_levels) <= 16 or math.prod(self.fsq_levels) > MAX_VOCAB:
+                raise ValueError(f"fsq_levels {self.fsq_levels}: 1 to 16 levels with a vocabulary below 2**31 are supported")
         if self.quantizer != "fsq":
             from .quantizers.factory import check_quantizer_config
 
@@ -120,7 +132,10 @@ class OneVAEConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise CheckpointError(f"unknown model config keys: {', '.join(unknown)}")
-        config = cls(**data)
+        try:
+            config = build_dataclass(cls, data)
+        except OneVAEError as exc:
+            raise CheckpointError(f"model config: {exc}") from None
         for key, value in derived.items():
             if value is not None and getattr(config, key) != value:
                 raise CheckpointError(f"config says {key}={value} but its architecture gives {getattr(config, key)}")
@@ -137,11 +152,16 @@ class OneVAEConfig:
             raise CheckpointError(f"{path}: no such config file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path}: not a valid JSON config ({exc})") from None
+        except RecursionError:
+            raise CheckpointError(f"{path}: not a valid JSON config (nested too deeply)") from None
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: a config must be a JSON object")
         if isinstance(data.get("config"), dict):  # a file that wraps the config (e.g. the conformance fixtures)
             data = data["config"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> "OneVAEConfig":
         return dataclasses.replace(self, **changes)

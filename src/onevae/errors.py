@@ -16,3 +16,19 @@ class InputError(OneVAEError, ValueError):
 
 class CheckpointError(OneVAEError):
     """A checkpoint or model directory that is missing, unreadable or belongs to another model."""
+
+
+class Preempted(Exception):
+    """Training stopped by a signal (SIGTERM from a scheduler, SIGINT from Ctrl-C) after saving a checkpoint.
+
+    Not an error: ``onevae train --resume auto`` continues exactly where it stopped."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Terminated(BaseException):
+    """Raised by the command line's SIGTERM handler so that every ``with`` block cleans up (temporary files
+    removed, nothing half-written) before the process exits. A BaseException, like KeyboardInterrupt, so that
+    ``except Exception`` clauses cannot swallow it."""

@@ -1,63 +1,85 @@
 """OneVAE: one causal video VAE that gives both continuous latents and discrete FSQ tokens.
 
-Representations (for a valid clip of T = 1 + k*tf frames, H and W multiples of sf):
+Representations (for a valid clip of T = 1 + k*tf frames, H and W multiples of sf), see :mod:`onevae.latents`:
 
-* continuous latents: the encoder's deterministic mean, a list of grids (B, z_dim, t, h, w): ``[all]``, or for
-  first-frame-high-res ("fe") models ``[first_frame, rest]`` with the first frame at twice the resolution;
-* tokens: the same grids through Linear(z_dim -> K*d) and FSQ, int64 (B, t, h, w, K), K tokens per position.
+* continuous latents: the encoder's deterministic mean, :class:`~onevae.latents.Latents` (B, z_dim, t, h, w)
+  (first-frame-high-res models also hold frame 0 at twice the resolution);
+* tokens: the same grids through Linear(z_dim -> K*d) and FSQ, :class:`~onevae.latents.Tokens`, int64
+  (B, t, h, w, K), K tokens per position.
 
 Both decode with the same decoder. Two execution modes give the same numbers (to float rounding):
 ``mode="full"`` runs the whole clip in one pass (fastest, used for training); ``mode="stream"`` runs it chunk by
-chunk with causal caches, so memory is bounded by the chunk whatever the clip length.
+chunk with causal caches (:mod:`onevae.streaming`, the one owner of chunking and tiling), so memory is bounded by
+the chunk whatever the clip length; with :meth:`OneVAE.enable_tiling`, also by the tile whatever the frame size.
+
+:meth:`OneVAE.forward` is the training pass (used by training, validation and the training benchmark): one
+encoding, then one reconstruction per :class:`PathPlan` (continuous, discrete, or an interpolation of both).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import OneVAEConfig, preset
 from .errors import InputError
-from .nn.layers import StreamCache
+from .latents import Latents, Tokens
+from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
+from .padding import Padding, pad_to_multiple
 from .quantizers.factory import build_quantizer
+from .state_dict import LoadReport, copy_matching, require_complete
+from .streaming import StreamingDecoder, Tiling, decoder_for, encoder_for
 
-Grids = list[torch.Tensor]
 # Values a little outside [-1, 1] come from resampling filters and codecs: tolerate them, refuse the rest.
 RANGE_TOLERANCE = 1e-2
+# Log-variances are clamped to this range before sampling the posterior (exp(20/2) is already huge).
+LOGVAR_RANGE = (-30.0, 20.0)
+
+Path_ = Literal["continuous", "discrete"]
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    """One reconstruction of a forward pass: ``path`` "continuous" (the latents go to the decoder) or
+    "discrete" (FSQ with a straight-through gradient); ``alpha`` < 1 feeds ``(1-alpha)*latents +
+    alpha*quantised`` (the interpolating transition); ``weight`` is this term's share of a loss."""
+
+    path: Path_
+    weight: float = 1.0
+    alpha: float = 1.0
+
+
+CONTINUOUS = PathPlan("continuous", 1.0, 0.0)
+DISCRETE = PathPlan("discrete", 1.0, 1.0)
 
 
 @dataclass
-class Padding:
-    """What :meth:`OneVAE.pad_video` added (repeated last frame, replicated bottom/right edge)."""
+class PathOutput:
+    """One path's reconstruction in a forward pass."""
 
-    frames: int = 0
-    height: int = 0
-    width: int = 0
-
-    def crop(self, video: torch.Tensor) -> torch.Tensor:
-        """Undo the padding on a decoded video (B, 3, T, H, W)."""
-        t, h, w = video.shape[2] - self.frames, video.shape[3] - self.height, video.shape[4] - self.width
-        return video[:, :, :t, :h, :w]
-
-    def to_dict(self) -> dict[str, int]:
-        return {"frames": self.frames, "height": self.height, "width": self.width}
+    plan: PathPlan
+    recon: torch.Tensor  # (B, 3, T, H, W), not clamped
+    decoder_input: Latents  # what the decoder was given (latents, a posterior sample, or their quantised version)
+    tokens: Optional[Tokens]  # None on the continuous path
 
 
 @dataclass
 class ModelOutput:
-    """What a training forward pass returns."""
+    """What :meth:`OneVAE.forward` returns: the encoding, and one :class:`PathOutput` per plan, in order."""
 
-    recon: torch.Tensor  # (B, 3, T, H, W)
-    latents: Grids  # continuous means
-    logvars: Grids
-    tokens: Optional[Grids]  # None on the continuous path
-    decoded_latents: Grids  # what the decoder was given (latents, or their quantised version)
+    latents: Latents  # the encoder's means
+    logvars: Latents
+    paths: list[PathOutput]
+
+    @property
+    def recon(self) -> torch.Tensor:
+        """The last path's reconstruction (the only one for a single plan)."""
+        return self.paths[-1].recon
 
 
 class OneVAE(nn.Module):
@@ -67,6 +89,9 @@ class OneVAE(nn.Module):
     def __init__(self, config: Union[OneVAEConfig, str]) -> None:
         super().__init__()
         self.config = preset(config) if isinstance(config, str) else config
+        self.source_dir: Optional[Path] = None  # the model directory it was loaded from, if any
+        self.stored_fingerprint: Optional[str] = None  # of the weights as stored there (onevae.model_dir.model_fingerprint)
+        self.tiling: Optional[Tiling] = None  # spatial tiling of encode/decode (enable_tiling)
         self.model = CausalVAE(self.config)
         if self.config.discrete:
             self.quant_conv = nn.Linear(self.config.z_dim, self.config.embed_dim)
@@ -81,6 +106,40 @@ class OneVAE(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+    @property
+    def decoder_last_layer(self) -> torch.Tensor:
+        """The weight of the decoder's output convolution (for the adaptive adversarial weight)."""
+        return self.model.decoder.head[-1].weight
+
+    def enable_tiling(self, tile: int = 256, overlap: int = 64) -> None:
+        """Encode and decode frames larger than ``tile`` pixels as overlapping tiles (memory bounded by the
+        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does."""
+        tiling = Tiling(tile, overlap)
+        tiling.check(self.config.spatial_factor)
+        self.tiling = tiling
+
+    def disable_tiling(self) -> None:
+        self.tiling = None
+
+    def set_precision(self, encode: Optional[torch.dtype] = None, decode: Optional[torch.dtype] = None) -> None:
+        """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
+        FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype."""
+        vae = self.model
+        for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
+            if dtype is not None:
+                module.to(dtype)
+        if self.config.discrete:
+            self.quant_conv.float()
+            self.post_quant_conv.float()
+
+    @property
+    def encode_dtype(self) -> torch.dtype:
+        return self.model.conv1.weight.dtype
+
+    @property
+    def decode_dtype(self) -> torch.dtype:
+        return self.model.conv2.weight.dtype
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -106,9 +165,10 @@ class OneVAE(nn.Module):
                 f"video values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}] (uint8 frames map as x / 127.5 - 1)"
             )
         if require_valid_size:
-            self._check_size(*video.shape[2:])
+            self.check_size(*video.shape[2:])
 
-    def _check_size(self, t: int, h: int, w: int) -> None:
+    def check_size(self, t: int, h: int, w: int) -> None:
+        """Refuse a clip of ``t`` frames of ``h`` x ``w`` that is not 1 + k*tf frames of multiples of sf."""
         tf, sf = self.config.temporal_factor, self.config.spatial_factor
         problems = []
         if (t - 1) % tf:
@@ -124,130 +184,132 @@ class OneVAE(nn.Module):
     def pad_video(self, video: torch.Tensor) -> tuple[torch.Tensor, Padding]:
         """Pad (B, 3, T, H, W) to the next valid size: repeat the last frame, replicate the bottom/right edge."""
         self.check_video(video, require_valid_size=False)
-        tf, sf = self.config.temporal_factor, self.config.spatial_factor
-        t, h, w = video.shape[2:]
-        padding = Padding(frames=(-(t - 1)) % tf, height=(-h) % sf, width=(-w) % sf)
-        if padding.height or padding.width:
-            b, c = video.shape[:2]
-            flat = video.reshape(b, c * t, h, w)
-            flat = F.pad(flat, (0, padding.width, 0, padding.height), mode="replicate")
-            video = flat.reshape(b, c, t, h + padding.height, w + padding.width)
-        if padding.frames:
-            video = torch.cat([video, video[:, :, -1:].expand(-1, -1, padding.frames, -1, -1)], dim=2)
-        return video, padding
+        return pad_to_multiple(video, self.config.temporal_factor, self.config.spatial_factor)
 
-    def _require_discrete(self) -> None:
+    def require_discrete(self) -> None:
         if not self.config.discrete:
             raise InputError(f"{self.config.name} is a continuous-only model: it has no tokens (use the latent functions)")
 
-    # -------------------------------------------------------------------------------------- continuous
-    def encode_moments(self, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(mean, log-variance) per latent grid, full-sequence; used by training (KL term)."""
-        self.check_video(video)
-        return self.model.encode_moments(video)
-
-    def encode_latents(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Grids:
-        """Video (B, 3, T, H, W) in [-1, 1] -> continuous latent grids (the encoder's mean)."""
-        if pad:
-            video, _ = self.pad_video(video)
-        self.check_video(video)
-        if mode == "full":
-            return [mean for mean, _ in self.model.encode_moments(video)]
-        if mode == "stream":
-            chunk = chunk_frames or self.config.temporal_factor
-            encoder = StreamingEncoder(self, chunk_frames=chunk)
-            parts = [encoder.push(video[:, :, :1])]
-            parts += [encoder.push(video[:, :, i : i + chunk]) for i in range(1, video.shape[2], chunk)]
-            parts.append(encoder.finish()[0])  # a last chunk shorter than chunk_frames (no padding: T is valid)
-            return concat_grids([p for p in parts if p])
-        raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
-
-    def decode_latents(self, latents: Grids, mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
-        """Continuous latent grids -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
-        latents = self._check_grids(latents)
-        if mode == "full":
-            return self.model.decode(latents)
-        if mode == "stream":
-            decoder = StreamingDecoder(self)
-            return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
-        raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
-
-    def _check_grids(self, grids: Grids) -> Grids:
-        expected = 2 if self.config.first_frame_highres else 1
-        if not isinstance(grids, (list, tuple)) or len(grids) != expected:
-            names = "[first_frame, rest]" if expected == 2 else "[all]"
-            raise InputError(f"{self.config.name} expects a list of {expected} latent grid(s) {names}")
-        for grid in grids:
-            if not isinstance(grid, torch.Tensor) or grid.dim() != 5 or grid.shape[1] != self.config.z_dim:
-                shape = tuple(grid.shape) if isinstance(grid, torch.Tensor) else type(grid).__name__
-                raise InputError(f"latent grids must be (B, {self.config.z_dim}, t, h, w), got {shape}")
-        if expected == 2:
-            first, rest = grids
+    def as_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+        """Accept :class:`Latents` or the list form ``[first, rest]`` / ``[all]``; check the shapes."""
+        if not isinstance(latents, Latents):
+            latents = Latents.from_list(latents, self.config.first_frame_highres)
+        z = self.config.z_dim
+        for grid in latents.to_list():
+            if grid.dim() != 5 or grid.shape[1] != z:
+                raise InputError(f"latent grids must be (B, {z}, t, h, w), got {tuple(grid.shape)}")
+        first, rest = latents.first, latents.rest
+        if first is not None:
             if first.shape[2] != 1:
                 raise InputError(f"the first-frame latent must hold 1 frame, got {first.shape[2]}")
             if rest.shape[2] and (first.shape[3] != 2 * rest.shape[3] or first.shape[4] != 2 * rest.shape[4]):
                 raise InputError(f"the first-frame latent must be twice the size of the rest: {tuple(first.shape)} vs {tuple(rest.shape)}")
-        elif grids[0].shape[2] == 0:
+        elif rest.shape[2] == 0:
             raise InputError("the latent grid holds no frames")
-        return list(grids)
+        return latents
+
+    def as_tokens(self, tokens: Union[Tokens, Sequence[torch.Tensor]]) -> Tokens:
+        """Accept :class:`Tokens` or the list form; check dtype, shape and value range."""
+        self.require_discrete()
+        if not isinstance(tokens, Tokens):
+            tokens = Tokens.from_list(tokens, self.config.first_frame_highres)
+        for grid in tokens.to_list():
+            if grid.dim() != 5:
+                raise InputError(f"token grids must be (B, t, h, w, {self.config.num_codebooks}) integer tensors, got {tuple(grid.shape)}")
+            self.quantizer.check_indices(grid)
+        return tokens
+
+    # -------------------------------------------------------------------------------------- continuous
+    def encode_moments(self, video: torch.Tensor) -> tuple[Latents, Latents]:
+        """(mean, log-variance) latents, full-sequence."""
+        self.check_video(video)
+        return self.model.encode_moments(video)
+
+    def encode_latents(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Latents:
+        """Video (B, 3, T, H, W) in [-1, 1] -> continuous latents (the encoder's mean)."""
+        if pad:
+            video, _ = self.pad_video(video)
+        self.check_video(video)
+        if mode not in ("full", "stream"):
+            raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        h, w = video.shape[3:]
+        tiled = self.tiling is not None and self.tiling.applies(h, w)
+        if mode == "full" and not tiled:
+            return self.model.encode_moments(video)[0]
+        if mode == "full":  # tiles run whole: frame 0, then every later frame in one chunk
+            chunk_frames = max(self.config.temporal_factor, video.shape[2] - 1)
+        return encoder_for(self, h, w, chunk_frames).encode(video)
+
+    def decode_latents(self, latents: Union[Latents, Sequence[torch.Tensor]], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
+        """Continuous latents -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
+        latents = self.as_latents(latents)
+        if mode not in ("full", "stream"):
+            raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
+        h, w = latents.spatial_size
+        decoder = decoder_for(self, h * self.config.spatial_factor, w * self.config.spatial_factor)
+        if mode == "full" and isinstance(decoder, StreamingDecoder):
+            return self.model.decode(latents)
+        if mode == "full":  # tiles run whole: frame 0, then every later latent frame in one piece
+            chunk_latents = max(1, latents.num_frames)
+        return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
 
     # ---------------------------------------------------------------------------------------- discrete
-    def project(self, latents: Grids) -> Grids:
-        """Latent grids (B, z, t, h, w) -> FSQ inputs (B, t, h, w, K*d) (before bounding and rounding)."""
-        self._require_discrete()
-        return [self.quant_conv(grid.permute(0, 2, 3, 4, 1)) for grid in latents]
-
-    def quantize(self, latents: Grids) -> tuple[Grids, Grids]:
-        """Latent grids -> (their quantised version for the decoder, with a straight-through gradient; tokens)."""
-        quantised, tokens = [], []
-        for pre in self.project(latents):
-            codes, indices = self.quantizer(pre)  # (B, t, h, w, K*d), (B, t, h, w, K)
-            quantised.append(self._codes_to_latent(codes))
-            tokens.append(indices)
+    def quantize(self, latents: Latents) -> tuple[Latents, Tokens]:
+        """Latents -> (their quantised version for the decoder, with a straight-through gradient; tokens)."""
+        self.require_discrete()
+        proj = self.quant_conv
+        pairs = [self.quantizer(proj(grid.permute(0, 2, 3, 4, 1).to(proj.weight.dtype))) for grid in latents.to_list()]  # (B, t, h, w, K*d), (B, t, h, w, K)
+        fe = latents.first is not None
+        quantised = Latents.from_list([self._codes_to_latent(codes) for codes, _ in pairs], fe)
+        tokens = Tokens.from_list([indices for _, indices in pairs], fe)
         return quantised, tokens
 
     def _codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        # (B, t, h, w, K*d) -> (B, z, t, h, w)
         return self.post_quant_conv(codes.to(self.post_quant_conv.weight.dtype)).permute(0, 4, 1, 2, 3)
 
-    def latents_to_tokens(self, latents: Grids) -> Grids:
-        return self.quantize(latents)[1]
+    def latents_to_tokens(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Tokens:
+        return self.quantize(self.as_latents(latents))[1]
 
-    def tokens_to_latents(self, tokens: Grids) -> Grids:
-        """Token grids (B, t, h, w, K) -> the decoder's input grids (B, z, t, h, w)."""
-        self._require_discrete()
-        expected = 2 if self.config.first_frame_highres else 1
-        if not isinstance(tokens, (list, tuple)) or len(tokens) != expected:
-            raise InputError(f"{self.config.name} expects a list of {expected} token grid(s)")
-        for grid in tokens:
-            if not isinstance(grid, torch.Tensor) or grid.dim() != 5:
-                raise InputError(f"token grids must be (B, t, h, w, {self.config.num_codebooks}) integer tensors")
-        return [self.token_grid_to_latent(grid) for grid in tokens]
+    def tokens_to_latents(self, tokens: Union[Tokens, Sequence[torch.Tensor]]) -> Latents:
+        """Tokens (B, t, h, w, K) -> the decoder's input latents (B, z, t, h, w) (any number of frames)."""
+        tokens = self.as_tokens(tokens)
+        return tokens.map(lambda grid: self._codes_to_latent(self.quantizer.indices_to_codes(grid.to(self.device))), into=Latents)
 
-    def token_grid_to_latent(self, grid: torch.Tensor) -> torch.Tensor:
-        """One token grid (B, t, h, w, K) -> the decoder's input grid (B, z, t, h, w) (any number of frames)."""
-        self._require_discrete()
-        return self._codes_to_latent(self.quantizer.indices_to_codes(grid.to(self.device)))
-
-    def encode_tokens(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Grids:
-        """Video (B, 3, T, H, W) in [-1, 1] -> token grids, int64 (B, t, h, w, K) in [0, vocab_size)."""
-        self._require_discrete()
+    def encode_tokens(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Tokens:
+        """Video (B, 3, T, H, W) in [-1, 1] -> tokens, int64 (B, t, h, w, K) in [0, vocab_size)."""
+        self.require_discrete()
         return self.latents_to_tokens(self.encode_latents(video, mode, chunk_frames, pad))
 
-    def decode_tokens(self, tokens: Grids, mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
-        """Token grids -> video (B, 3, T, H, W), not clamped."""
+    def decode_tokens(self, tokens: Union[Tokens, Sequence[torch.Tensor]], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
+        """Tokens -> video (B, 3, T, H, W), not clamped."""
         return self.decode_latents(self.tokens_to_latents(tokens), mode, chunk_latents)
 
     # ---------------------------------------------------------------------------------------- training
-    def forward(self, video: torch.Tensor, discrete: bool = True) -> ModelOutput:
-        """Full-sequence reconstruction through the discrete (FSQ, straight-through) or continuous path."""
-        moments = self.encode_moments(video)
-        latents = [mean for mean, _ in moments]
+    def forward(
+        self, video: torch.Tensor, plans: Union[PathPlan, Sequence[PathPlan]] = DISCRETE,
+        posterior_noise: Optional[torch.Generator] = None,
+    ) -> ModelOutput:
+        """The training pass, full-sequence: encode once, then reconstruct through each plan's path.
+
+        ``posterior_noise``: sample the continuous path's decoder input from the posterior N(mean, exp(logvar))
+        with this generator (for a KL-regularised continuous VAE); by default the mean is decoded.
+        """
+        plans = [plans] if isinstance(plans, PathPlan) else list(plans)
+        latents, logvars = self.encode_moments(video)
+        return ModelOutput(latents, logvars, [self._decode_path(latents, logvars, plan, posterior_noise) for plan in plans])
+
+    def _decode_path(self, latents: Latents, logvars: Latents, plan: PathPlan, noise: Optional[torch.Generator]) -> PathOutput:
         tokens = None
-        decoded = latents
-        if discrete:
-            decoded, tokens = self.quantize(latents)
-        recon = self.model.decode(decoded)
-        return ModelOutput(recon, latents, [logvar for _, logvar in moments], tokens, decoded)
+        if plan.path == "continuous":
+            decoder_input = latents if noise is None else _sample_posterior(latents, logvars, noise)
+        else:
+            quantised, tokens = self.quantize(latents)
+            decoder_input = quantised
+            if plan.alpha < 1.0:
+                mix = zip(latents.to_list(), quantised.to_list())
+                decoder_input = Latents.from_list([(1 - plan.alpha) * m + plan.alpha * q for m, q in mix], latents.first is not None)
+        return PathOutput(plan, self.model.decode(decoder_input), decoder_input, tokens)
 
     @torch.no_grad()
     def reconstruct(self, video: torch.Tensor, discrete: bool = True, mode: str = "full") -> torch.Tensor:
@@ -255,121 +317,42 @@ class OneVAE(nn.Module):
         padded, padding = self.pad_video(video)
         latents = self.encode_latents(padded, mode)
         if discrete:
-            recon = self.decode_tokens(self.latents_to_tokens(latents), mode)
-        else:
-            recon = self.decode_latents(latents, mode)
-        return padding.crop(recon).clamp(-1, 1)
+            latents = self.tokens_to_latents(self.latents_to_tokens(latents))
+        return padding.crop(self.decode_latents(latents, mode)).clamp(-1, 1)
 
     # -------------------------------------------------------------------------------- pretrained format
     @classmethod
-    def from_pretrained(cls, path: Union[str, Path], device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None) -> "OneVAE":
-        """Load a model directory (``config.json`` + ``model.safetensors``) or a preset name with no weights."""
-        from .checkpoints.pretrained import load_pretrained
-
-        return load_pretrained(path, device=device, dtype=dtype)
+    def from_pretrained(
+        cls, path: Union[str, Path, None] = None, device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None,
+        subfolder: Optional[str] = None,
+    ) -> "OneVAE":
+        """Load a model directory (``config.json`` + ``model.safetensors``), a Hugging Face cache folder or
+        ``org/name`` already in the local cache (nothing is downloaded), or the shipped default (``None`` or
+        "onevae-small"); the weights must fit the config exactly."""
+        config, state, directory = read_model_dir(path, subfolder)
+        model = cls(config)
+        report = copy_matching(model, state, LoadReport(source=str(directory / WEIGHTS_NAME)))
+        require_complete(report, f"the config in {directory / CONFIG_NAME} ({config.name})")
+        model.source_dir = directory
+        model.stored_fingerprint = weights_fingerprint(config, state)
+        model.to(device=device).eval()
+        if dtype is not None:
+            model.set_precision(encode=dtype, decode=dtype)
+        return model
 
     def save_pretrained(
         self, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
     ) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``path`` (atomically); ``dtype`` (e.g.
         ``torch.float16``) stores the weights in that precision."""
-        from .checkpoints.pretrained import save_pretrained
-
-        save_pretrained(self, path, metadata=metadata, dtype=dtype)
+        write_model_dir(path, self.config, self.state_dict(), metadata=metadata, dtype=dtype)
 
 
-def concat_grids(parts: list[Grids], time_dim: int = 2) -> Grids:
-    """Concatenate per-chunk grid lists along time (dim 2 for latents (B, z, t, h, w), dim 1 for tokens
-    (B, t, h, w, K)); for fe models the first chunk holds [first, rest]."""
-    width = max(len(p) for p in parts)
-    out: list[list[torch.Tensor]] = [[] for _ in range(width)]
-    for part in parts:
-        for i, grid in enumerate(part):
-            out[i + width - len(part)].append(grid)
-    return [torch.cat(pieces, dim=time_dim) for pieces in out]
+def _sample_posterior(mean: Latents, logvar: Latents, generator: torch.Generator) -> Latents:
+    """mean + exp(logvar / 2) * eps, eps ~ N(0, 1) drawn on the CPU from ``generator`` (same on every device)."""
+    def sample(m: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
+        eps = torch.randn(m.shape, generator=generator).to(m)
+        return m + torch.exp(0.5 * lv.clamp(*LOGVAR_RANGE)) * eps
 
-
-class StreamingEncoder:
-    """Encode a clip pushed piece by piece (any piece sizes), holding only causal caches between pieces.
-
-    The first push must start with frame 0. Frames are processed as frame 0 alone, then chunks of
-    ``chunk_frames`` (a multiple of the temporal factor), as the official code does. ``finish`` pads the last
-    incomplete chunk by repeating the last frame and returns the number of frames added.
-    """
-
-    def __init__(self, model: OneVAE, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
-        tf = model.config.temporal_factor
-        self.chunk = chunk_frames or tf
-        if self.chunk % tf:
-            raise InputError(f"chunk_frames must be a multiple of the temporal factor {tf}, got {self.chunk}")
-        self.model = model
-        self.tokens = tokens
-        self.cache = StreamCache()
-        self.pending: Optional[torch.Tensor] = None
-        self.started = False
-        self.frames_in = 0
-        self.time_dim = 1 if tokens else 2
-
-    def push(self, frames: torch.Tensor) -> Grids:
-        """Frames (B, 3, t, H, W) -> grids of the latent frames completed so far (possibly empty in time)."""
-        self.model.check_video(frames, require_valid_size=False)
-        self.model._check_size(1, *frames.shape[3:])
-        self.frames_in += frames.shape[2]
-        self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
-        parts: list[Grids] = []
-        if not self.started:
-            parts.append(self._encode(self.pending[:, :, :1]))
-            self.pending = self.pending[:, :, 1:]
-            self.started = True
-        while self.pending.shape[2] >= self.chunk:
-            parts.append(self._encode(self.pending[:, :, : self.chunk]))
-            self.pending = self.pending[:, :, self.chunk :]
-        return concat_grids(parts, self.time_dim) if parts else self._empty()
-
-    def finish(self) -> tuple[Grids, int]:
-        """Encode what is left, padded with copies of the last frame to a whole number of latent frames."""
-        if self.pending is None or self.pending.shape[2] == 0:
-            return self._empty(), 0
-        tf = self.model.config.temporal_factor
-        added = (-self.pending.shape[2]) % tf
-        last = self.pending[:, :, -1:].expand(-1, -1, added, -1, -1)
-        grids = self._encode(torch.cat([self.pending, last], dim=2))
-        self.pending = self.pending[:, :, :0]
-        return grids, added
-
-    @torch.no_grad()
-    def _encode(self, frames: torch.Tensor) -> Grids:
-        latents = [mean for mean, _ in self.model.model.encode_moments(frames, self.cache)]
-        return self.model.latents_to_tokens(latents) if self.tokens else latents
-
-    def _empty(self) -> Grids:
-        return []
-
-
-class StreamingDecoder:
-    """Decode latent grids chunk by chunk with causal caches (memory bounded by the chunk)."""
-
-    def __init__(self, model: OneVAE) -> None:
-        self.model = model
-        self.cache = StreamCache()
-        self.started = False
-
-    @torch.no_grad()
-    def push(self, grids: Grids) -> torch.Tensor:
-        """Latent grids of the next latent frames (the first push of an fe model: [first, rest]) -> frames."""
-        frames = self.model.model.decode(grids, self.cache)
-        self.started = True
-        return frames
-
-    def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
-        """Yield decoded frames chunk by chunk: frame 0 first, then ``chunk_latents`` latent frames at a time."""
-        rest = latents[-1]
-        if self.model.config.first_frame_highres:
-            yield self.push([latents[0], rest[:, :, :0]])
-            start = 0
-        else:
-            yield self.push([rest[:, :, :1]])
-            start = 1
-        for i in range(start, rest.shape[2], chunk_latents):
-            yield self.push([rest[:, :, i : i + chunk_latents]])
-
+    pairs = zip(mean.to_list(), logvar.to_list())
+    return Latents.from_list([sample(m, lv) for m, lv in pairs], mean.first is not None)

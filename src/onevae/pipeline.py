@@ -16,14 +16,23 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for
+from .guards import check_finite
+from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.fit import Geometry, fit_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
-from .model import Grids, OneVAE, StreamingDecoder, StreamingEncoder, concat_grids
+from .latents import Grids, Latents, Tokens
+from .model import OneVAE
+from .streaming import MIN_TILE_POSITIONS, Tiling, decoder_for, encoder_for
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
+# The causal caches hold 2 past frames per temporal conv; counting the lower-resolution stages (half the area per
+# channel doubling) about twice the full-resolution ones: per (dim channels x H x W x 4 bytes).
+_CACHE_FRAMES = 2
+_CACHE_STAGE_FACTOR = 2
+# Plan to use at most this share of the memory available, leaving room for the rest of the process.
+_MEMORY_SHARE = 0.8
 
 
 @dataclass
@@ -55,15 +64,62 @@ def read_fps(info: VideoInfo, options: FitOptions) -> Optional[float]:
     return float(info.fps) if info.variable_frame_rate and info.fps > 0 else None
 
 
-def check_memory(model: OneVAE, geometry: Geometry, chunk_frames: int) -> None:
-    """Refuse a frame size whose streamed chunk cannot fit in the memory available."""
-    need = _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * geometry.height * geometry.width * 4
-    available = _available_memory(model.device)
-    if available is not None and need > available:
+def _chunk_bytes(model: OneVAE, height: int, width: int, chunk_frames: int) -> int:
+    return _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * height * width * 4
+
+
+def _cache_bytes(model: OneVAE, height: int, width: int) -> int:
+    convs_full_res = 2 * model.config.num_res_blocks + 2  # encoder and decoder stages at full resolution
+    return _CACHE_STAGE_FACTOR * convs_full_res * model.config.dim * _CACHE_FRAMES * height * width * 4
+
+
+def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Optional[Tiling]:
+    """The tiling to stream frames of (height, width) with: the model's own (``enable_tiling``), else none if a
+    whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). Refuses a frame
+    whose causal caches alone would not fit."""
+    budget = _available_memory(model.device)
+    if budget is None:
+        return model.tiling
+    budget = int(budget * _MEMORY_SHARE)
+    tiling = model.tiling
+    if tiling is None and _chunk_bytes(model, height, width, chunk_frames) + _cache_bytes(model, height, width) <= budget:
+        return None
+    if tiling is None:
+        tiling = _largest_tiling(model, budget - _cache_bytes(model, height, width), chunk_frames)
+    tile = min(tiling.tile, max(height, width))
+    need = _chunk_bytes(model, tile, tile, chunk_frames) + _cache_bytes(model, height, width)
+    if tiling is None or need > budget:
         raise InputError(
-            f"a {geometry.width}x{geometry.height} video needs about {need / 2**30:.1f} GiB per chunk, more than the "
-            f"{available / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
+            f"a {width}x{height} video needs about {need / 2**30:.1f} GiB even in tiles, more than the "
+            f"{budget / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
         )
+    return tiling
+
+
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -> Optional[Tiling]:
+    """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
+    source size the frames are brought back to), before anything is allocated."""
+    config = model.config
+    sizes = []
+    for name, shape in zip(meta.grid_names, meta.grid_shapes):
+        h, w = (shape[2], shape[3]) if meta.kind == "tokens" else (shape[3], shape[4])
+        factor = config.first_frame_spatial_factor if name == "first_frame" else config.spatial_factor
+        sizes.append((h * factor, w * factor))
+    height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    if meta.fit:  # frames are brought back to the source size after decoding
+        out_h, out_w = undone_size(meta.fit)
+        height, width = max(height, out_h), max(width, out_w)
+    return plan_tiling(model, height, width, chunk_latents * config.temporal_factor)
+
+
+def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Optional[Tiling]:
+    sf = model.config.spatial_factor
+    per_pixel = _chunk_bytes(model, 1, 1, chunk_frames)
+    side = int((max(budget, 0) / per_pixel) ** 0.5) // sf * sf if per_pixel else 0
+    if side < MIN_TILE_POSITIONS * sf:
+        return None
+    overlap = side // 4 // sf * sf
+    return Tiling(side, overlap)
 
 
 def _available_memory(device: torch.device) -> Optional[int]:
@@ -85,11 +141,11 @@ def _available_memory(device: torch.device) -> Optional[int]:
 def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, options: FitOptions) -> Iterator[torch.Tensor]:
     chunk = options.chunk_latents * model.config.temporal_factor
     for window in iter_video_windows(path, chunk, fps=read_fps(info, options), max_frames=options.max_frames, geometry=geometry):
-        yield window.unsqueeze(0).to(model.device, model.dtype)  # (1, 3, t, H, W)
+        yield window.unsqueeze(0).to(model.device, model.encode_dtype)  # (1, 3, t, H, W)
 
 
 def _progress(total: Optional[int], desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm.auto probes for notebooks: only when a bar is shown
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
 
@@ -115,21 +171,33 @@ def encode_file(
     latents), chunk by chunk as they are produced."""
     store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
-        model._require_discrete()
+        model.require_discrete()
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
-    check_memory(model, geometry, options.chunk_latents * model.config.temporal_factor)
-    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * model.config.temporal_factor, tokens=kind == "tokens")
-    parts, frames = [], 0
+    chunk = options.chunk_latents * model.config.temporal_factor
+    tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
+    encoder = encoder_for(model, geometry.height, geometry.width, chunk, tiling=tiling)
+
+    def stored(latents: Latents) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
+        check_finite(latents.to_list(), "latents", model)
+        grids = model.latents_to_tokens(latents) if kind == "tokens" else latents
+        return grids.to("cpu", store)
+
+    parts: list[Grids] = []
+    frames = 0
     with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
         for window in _windows(path, model, info, geometry, options):
-            parts.append([g.to("cpu", store) for g in encoder.push(window)])
+            piece = encoder.push(window)
+            if piece is not None:
+                parts.append(stored(piece))
             frames += window.shape[2]
             bar.update(window.shape[2])
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     tail, added = encoder.finish()
-    grids = concat_grids([p for p in parts + [[g.to("cpu", store) for g in tail]] if p], encoder.time_dim)
+    if tail is not None:
+        parts.append(stored(tail))
+    grids = type(parts[0]).cat(parts)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
@@ -142,26 +210,10 @@ def _source_dict(info: VideoInfo) -> dict[str, Any]:
 
 
 def write_encoded(path: Path, grids: Grids, meta: TokenFileMeta) -> None:
-    save_token_file(path, grids, meta)
+    save_token_file(path, grids.to_list(), meta)
 
 
 # ------------------------------------------------------------------------------------------------ decode
-def iter_latent_chunks(model: OneVAE, grids: Grids, kind: str, chunk_latents: int) -> Iterator[Grids]:
-    """Decoder inputs chunk by chunk: the first chunk holds frame 0 (with the high-res grid for fe models)."""
-    to_latent = model.token_grid_to_latent if kind == "tokens" else (lambda g: g.to(model.device, model.dtype))
-    rest = grids[-1]
-    if model.config.first_frame_highres:
-        yield [to_latent(grids[0]), to_latent(rest[:, :0])]
-        start = 0
-    else:
-        yield [to_latent(rest[:, :1] if kind == "tokens" else rest[:, :, :1])]
-        start = 1
-    length = rest.shape[1] if kind == "tokens" else rest.shape[2]
-    for i in range(start, length, chunk_latents):
-        piece = rest[:, i : i + chunk_latents] if kind == "tokens" else rest[:, :, i : i + chunk_latents]
-        yield [to_latent(piece)]
-
-
 class FrameSink:
     """Crops decoded chunks back to the source geometry, drops padded frames at the end, writes or collects."""
 
@@ -182,12 +234,14 @@ class FrameSink:
 def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
-    decoder = StreamingDecoder(model)
+    sf = model.config.spatial_factor
+    h, w = grids.spatial_size
+    decoder = decoder_for(model, h * sf, w * sf, tiling=plan_decode_tiling(model, meta, chunk_latents))
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
-        for chunk in iter_latent_chunks(model, grids, meta.kind, chunk_latents):
-            n = sink.push(decoder.push(chunk)).shape[1]
+        for piece in grids.chunks(chunk_latents):
+            n = sink.push(check_finite(decoder.push(piece), "frames", model)).shape[1]
             written += n
             bar.update(n)
     return written
@@ -196,10 +250,11 @@ def decode_to_video(model: OneVAE, grids: Grids, meta: TokenFileMeta, out: Path,
 def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
     grids, meta = load_token_file(path)
     check_same_model(meta, model, fingerprint, str(path))
+    if grids[0].shape[0] != 1:
+        raise InputError(f"{path} holds a batch of {grids[0].shape[0]} clips; decode writes one video per file")
     if meta.kind == "tokens":
-        for grid in grids:
-            model.quantizer.check_indices(grid)
-    return grids, meta
+        return model.as_tokens(grids), meta
+    return model.as_latents(grids), meta
 
 
 # ------------------------------------------------------------------------------------------------ reconstruct
@@ -234,17 +289,17 @@ def reconstruct_file(
 ) -> Reconstruction:
     """Encode and decode a file through tokens and through latents, chunk by chunk; PSNR/SSIM per frame
     against the fitted input; optionally write ``out`` (one path, or input | tokens | latents side by side)."""
-    from .eval.metrics import psnr_per_frame, ssim_per_frame
+    from .eval.metrics import psnr_per_frame, ssim_per_frame  # torchmetrics: heavy, and only reconstruct needs it
 
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     tf = model.config.temporal_factor
-    check_memory(model, geometry, options.chunk_latents * tf)
+    tiling = plan_tiling(model, geometry.height, geometry.width, options.chunk_latents * tf)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
     if output_path not in paths:
         raise InputError(f"this model has no {output_path} path (it is continuous only)")
-    encoder = StreamingEncoder(model, chunk_frames=options.chunk_latents * tf)
-    decoders = {p: StreamingDecoder(model) for p in paths}
+    encoder = encoder_for(model, geometry.height, geometry.width, options.chunk_latents * tf, tiling=tiling)
+    decoders = {p: decoder_for(model, geometry.height, geometry.width, tiling=tiling) for p in paths}
     pending: deque[torch.Tensor] = deque()  # input frames (3, H, W) waiting for their reconstruction
     per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
     fps = output_fps(info, options)
@@ -252,10 +307,11 @@ def reconstruct_file(
     frames_total = 0
     try:
         with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            def consume(latents: Grids) -> None:
-                if not latents:  # nothing completed in this piece
+            def consume(latents: Optional[Latents]) -> None:
+                if latents is None:  # nothing completed in this piece
                     return
-                recons = {p: _decode_chunk(model, decoders[p], latents, p) for p in paths}
+                check_finite(latents.to_list(), "latents", model)
+                recons = {p: check_finite(_decode_chunk(model, decoders[p], latents, p), "frames", model) for p in paths}
                 n = recons[paths[0]].shape[2]
                 inputs = torch.stack([pending.popleft() for _ in range(min(n, len(pending)))], dim=1)  # (3, n', H, W)
                 n_real = inputs.shape[1]
@@ -287,10 +343,8 @@ def reconstruct_file(
     return Reconstruction(fps, frames_total, per_frame, geometry, info)
 
 
-def _decode_chunk(model: OneVAE, decoder: StreamingDecoder, latents: Grids, path: str) -> torch.Tensor:
-    if path == "tokens":
-        latents = [model.token_grid_to_latent(t) for t in model.latents_to_tokens(latents)]
-    return decoder.push(latents)
+def _decode_chunk(model: OneVAE, decoder, latents: Latents, path: str) -> torch.Tensor:
+    return decoder.push(model.latents_to_tokens(latents) if path == "tokens" else latents)
 
 
 def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry, size_mode: str) -> torch.Tensor:

@@ -14,8 +14,9 @@ import torch
 
 from ..config import PRESETS, OneVAEConfig, preset
 from ..errors import CheckpointError
+from ..model import OneVAE
 from .files import read_weights_file, unwrap_state_dict
-from .report import LoadReport, copy_matching, require_complete
+from ..state_dict import LoadReport, copy_matching, require_complete
 
 MODEL_PREFIXES = ("model.", "quant_conv.", "post_quant_conv.")
 # Parts of a training checkpoint that are not the tokenizer.
@@ -84,8 +85,6 @@ def infer_preset(weights: dict[str, torch.Tensor]) -> Optional[str]:
     """The released preset whose key names and shapes the weights have exactly, if any."""
     for name in ("onevae-888", "onevae-81616-fe", "onevae-161616-fe"):
         with torch.device("meta"):
-            from ..model import OneVAE
-
             own = OneVAE(PRESETS[name]).state_dict()
         if set(own) == set(weights) and all(tuple(own[k].shape) == tuple(weights[k].shape) for k in own):
             return name
@@ -101,8 +100,6 @@ def load_official(
 ):
     """Build a :class:`~onevae.OneVAE` from an official checkpoint. ``config``: a config or preset name; with
     None the released variant is recognised from the key shapes. Returns ``(model, report)``."""
-    from ..model import OneVAE
-
     weights, report = read_official_state(path, use_ema=use_ema, trust=trust)
     if config is None:
         name = infer_preset(weights)

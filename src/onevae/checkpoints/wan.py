@@ -12,8 +12,9 @@ from typing import Union
 import torch
 
 from ..errors import CheckpointError
+from ..model import OneVAE
 from .files import read_weights_file, unwrap_state_dict
-from .report import LoadReport, copy_matching, require_complete
+from ..state_dict import LoadReport, copy_matching, require_complete
 
 WAN_PREFIXES = ("encoder.", "decoder.", "conv1.", "conv2.")
 
@@ -25,14 +26,18 @@ def read_wan_state(path: Union[str, Path], trust: bool = False) -> dict[str, tor
 
 
 def wan_to_onevae_names(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """Wan2.1 keys renamed into our naming; any other key is kept under its own name, so that loading reports
+    it as dropped instead of losing it silently."""
     renamed = {}
     for key, value in state.items():
-        key = key.removeprefix("module.")
-        if key.startswith(WAN_PREFIXES):
-            renamed["model." + key] = value
-        elif key.startswith("model.") and key[len("model.") :].startswith(WAN_PREFIXES):
+        bare = key.removeprefix("module.")
+        if bare.startswith(WAN_PREFIXES):
+            renamed["model." + bare] = value
+        elif bare.startswith("model.") and bare[len("model.") :].startswith(WAN_PREFIXES):
+            renamed[bare] = value
+        else:
             renamed[key] = value
-    if not renamed:
+    if not any(k.startswith("model.") for k in renamed):
         raise CheckpointError(f"{source}: no Wan2.1 VAE keys found (expected encoder.*, decoder.*, conv1.*, conv2.*)")
     return renamed
 
@@ -51,9 +56,12 @@ def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
 def load_wan(path: Union[str, Path], trust: bool = False, config=None):
     """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels; or ``config``), loaded strictly.
     Returns ``(model, report)``."""
-    from ..model import OneVAE
-
     model = OneVAE(config or "wan2.1")
-    report = copy_matching(model, read_wan_state(path, trust), LoadReport(source=str(path)))
+    state = read_wan_state(path, trust)
+    foreign = [k for k in state if not k.startswith("model.")]
+    report = copy_matching(model, {k: v for k, v in state.items() if k not in foreign}, LoadReport(source=str(path)))
     require_complete(report, model.config.name)
+    if foreign:  # e.g. other networks saved in the same file: listed, not hidden
+        report.dropped += foreign
+        report.notes.append(f"{len(foreign)} tensors are not Wan2.1 VAE weights and were not used")
     return model.eval(), report

@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from ..errors import OneVAEError
 from ..io.paths import existing_file, writable_output
 
+VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv")  # what onevae.io.writer writes
+ENCODED_OUTPUT = ".safetensors"
+MAX_FPS = 1000.0  # resampling a video to more than this is a typo, not a request
+
+
+def checked_fps(value: float, option: str = "--fps") -> float:
+    """A frame rate the user gave: finite, positive and at most MAX_FPS."""
+    if not (math.isfinite(value) and 0 < value <= MAX_FPS):
+        raise OneVAEError(f"{option} must be a number of frames per second in (0, {MAX_FPS:g}], got {value:g}")
+    return value
+
 
 # ------------------------------------------------------------------------------------------------ shared
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory, Hugging Face id in the local cache, or 'default' (the shipped tokenizer)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="compute dtype (default: float32)")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="compute dtype of the whole network (default: float32)")
+    parser.add_argument("--encode-dtype", default=None, choices=list(DTYPES), help="compute dtype of the encoder (default: --dtype)")
+    parser.add_argument("--decode-dtype", default=None, choices=list(DTYPES), help="compute dtype of the decoder (default: --dtype; bfloat16 decoding costs little quality)")
+    parser.add_argument("--tile", type=int, default=None, help="encode/decode frames larger than this many pixels as overlapping tiles "
+                        "(memory bounded by the tile; default: only when a whole frame would not fit in memory)")
+    parser.add_argument("--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default: a quarter of --tile)")
+
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def load_model_from_args(args: argparse.Namespace):
@@ -26,8 +46,15 @@ def load_model_from_args(args: argparse.Namespace):
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
-    return OneVAE.from_pretrained(args.model, device=device, dtype=dtype)
+    model = OneVAE.from_pretrained(args.model, device=device)
+    encode, decode = (getattr(torch, DTYPES[d or args.dtype]) for d in (args.encode_dtype, args.decode_dtype))
+    model.set_precision(encode=encode, decode=decode)
+    if args.tile is not None:
+        overlap = args.tile_overlap if args.tile_overlap is not None else args.tile // 4 // model.config.spatial_factor * model.config.spatial_factor
+        model.enable_tiling(args.tile, overlap)
+    elif args.tile_overlap is not None:
+        raise OneVAEError("--tile-overlap needs --tile")
+    return model
 
 
 def print_err(message: str) -> None:
@@ -39,7 +66,8 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a stage (continuous, discrete, joint) from a YAML config",
                        description="Train with PyTorch Lightning. Overrides: key.path=value (YAML values), e.g. trainer.max_steps=100.")
     p.add_argument("--config", default=None, help="YAML config (see configs/)")
-    p.add_argument("--resume", default=None, help="'auto' (the run's last.ckpt if any) or a checkpoint path")
+    p.add_argument("--resume", default=None, help="'auto' (the run's newest valid checkpoint, if any) or a checkpoint path")
+    p.add_argument("--overwrite", action="store_true", help="start over in an output_dir that holds a previous run (its checkpoints and export are replaced)")
     p.add_argument("overrides", nargs="*", help="key.path=value overrides")
     p.set_defaults(func=run_train)
 
@@ -49,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.runner import train
 
     config = load_train_config(args.config, args.overrides)
-    export = train(config, resume=args.resume)
+    export = train(config, resume=args.resume, overwrite=args.overwrite)
     print_err(f"[onevae] exported the trained model to {export}")
     return 0
 
@@ -98,6 +126,8 @@ def fit_options(args: argparse.Namespace):
         raise OneVAEError("--chunk must be >= 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise OneVAEError("--max-frames must be >= 1")
+    if args.fps is not None:
+        checked_fps(args.fps)
     return FitOptions(size_mode=args.size_mode, max_side=args.max_side, short_side=args.short_side, fps=args.fps, max_frames=args.max_frames, chunk_latents=args.chunk)
 
 
@@ -119,16 +149,28 @@ def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     out = Path(args.output)
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
     if len(videos) == 1 and not out.is_dir():
-        return [(videos[0], writable_output(out))]
+        return [(videos[0], writable_output(out, (ENCODED_OUTPUT,), inputs=videos))]
     if not out.is_dir():
         raise OneVAEError(f"several videos need -o to be an existing directory, got {out}")
-    return [(v, writable_output(out / (v.name.split(".")[0] + suffix))) for v in videos]
+    targets: dict[Path, Path] = {}
+    for video in videos:
+        target = writable_output(out / (_clip_name(video) + suffix), inputs=videos)
+        if target in targets:
+            raise OneVAEError(f"{targets[target]} and {video} would both be written to {target}; encode them into separate directories")
+        targets[target] = video
+    return [(video, target) for target, video in targets.items()]
+
+
+def _clip_name(video: Path) -> str:
+    """'a.v1.mp4' -> 'a.v1', 'box.mp4.gz' -> 'box': the name without its media suffixes."""
+    name = video.name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
 
 def run_encode(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
     targets = _encode_targets(args)
@@ -140,7 +182,7 @@ def run_encode(args: argparse.Namespace) -> int:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
                                   latent_dtype=getattr(torch, args.latent_dtype))
         write_encoded(out, grids, meta)
-        shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids)
+        shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
     return 0
 
@@ -157,14 +199,16 @@ def add_decode(sub) -> None:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 
     source = existing_file(args.tokens, "token file")
-    out = writable_output(Path(args.output))
+    out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[source])
+    if args.chunk < 1:
+        raise OneVAEError("--chunk must be >= 1")
     model = load_model_from_args(args)
     grids, meta = load_encoded_for(model, source, model_fingerprint(model))
-    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=max(1, args.chunk))
+    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk)
     print_err(f"[onevae] {source} -> {out}: {frames} frames at {meta.fps:g} fps")
     return 0
 
@@ -191,7 +235,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from .report import print_table, write_report
 
     video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
-    out = writable_output(Path(args.output)) if args.output else None
+    out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[video]) if args.output else None
     report_dir = Path(args.report) if args.report else None
     if report_dir is not None:
         try:
@@ -228,8 +272,7 @@ def add_convert(sub) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from ..checkpoints import load_official, load_wan
-    from ..train.initialise import detect_format
-
+    from ..checkpoints.detect import detect_format
     from ..config import OneVAEConfig
 
     source = existing_file(args.weights, "weights file")
@@ -262,7 +305,7 @@ def add_info(sub) -> None:
 def run_info(args: argparse.Namespace) -> int:
     from .report import describe_target
 
-    info = describe_target(args.target, args.size, args.fps)
+    info = describe_target(args.target, args.size, checked_fps(args.fps))
     if args.json:
         print(json.dumps(info, indent=1, default=str))
     else:

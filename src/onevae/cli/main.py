@@ -1,20 +1,31 @@
 """``onevae``: encode, decode, reconstruct, convert, info, train, export.
 
-User errors (bad files, wrong shapes, mismatched models) end in one line on stderr and exit code 2; nothing
-prints a traceback unless ``ONEVAE_DEBUG=1``.
+:func:`main` is the command line's one error boundary. Whatever the user caused (a bad file or config, a
+mismatched model, a full or read-only disk, a missing permission) ends in one line on stderr and exit code 2;
+nothing prints a traceback unless ``ONEVAE_DEBUG=1``. Exit codes (docs/cli.md):
+
+- 0: done
+- 2: user error (including OS errors: no space left, read-only file system, permission denied)
+- 75: training preempted by SIGTERM, a checkpoint was saved (EX_TEMPFAIL: retry with ``--resume auto``)
+- 130: interrupted by Ctrl-C (SIGINT; ``train`` saves a checkpoint first)
+- 143: another command stopped by SIGTERM (temporary files removed, no output written)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Optional, Sequence
 
-from ..errors import OneVAEError
+from ..errors import OneVAEError, Preempted, Terminated
 
+EXIT_OK = 0
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_PREEMPTED = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, retry"; 143 would not tell a saved checkpoint from a kill
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,22 +49,71 @@ def _version() -> str:
     return f"onevae {__version__}"
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _install_sigterm_handler()
     try:
         return int(args.func(args) or 0)
-    except OneVAEError as exc:
-        if os.environ.get("ONEVAE_DEBUG"):
-            raise
-        print(f"onevae {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None or os.environ.get("ONEVAE_DEBUG"):
+            raise  # a bug, not the user's doing: keep the traceback
+        print(f"onevae {args.command}: {describe_failure(exc)}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print(f"onevae {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except MemoryError:
-        print(f"onevae {args.command}: error: out of memory; use a smaller --max-side or --window", file=sys.stderr)
+    except Terminated:
+        print(f"onevae {args.command}: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _install_sigterm_handler():
+    """SIGTERM unwinds like Ctrl-C, so that cleanups run; returns the previous handler (None: not installed,
+    as in a thread other than the main one)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
+
+
+def exit_code(exc: BaseException) -> Optional[int]:
+    """The exit code of a failure the user caused, or None for a bug."""
+    if isinstance(exc, Preempted):
+        return EXIT_INTERRUPTED if exc.signum == signal.SIGINT else EXIT_PREEMPTED
+    if isinstance(exc, (OneVAEError, OSError, MemoryError)):
         return EXIT_USER_ERROR
+    return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a user-caused failure."""
+    return " ".join(_describe(exc).split())
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Preempted):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "error: out of memory; use a smaller --max-side or --chunk"
+    if isinstance(exc, OSError) and not isinstance(exc, OneVAEError):
+        return f"error: {describe_os_error(exc)}"
+    return f"error: {exc}"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """'cannot write out.mp4: No space left on device' rather than a traceback."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
 
 
 if __name__ == "__main__":  # pragma: no cover

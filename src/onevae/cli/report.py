@@ -74,13 +74,13 @@ def _parse_size(size: str) -> tuple[int, int, int]:
 
 
 def describe_model(model, size: str, fps: float) -> dict[str, Any]:
-    from ..checkpoints.pretrained import model_fingerprint
+    from ..model_dir import model_fingerprint
 
     c = model.config
     t, h, w = _parse_size(size)
     info: dict[str, Any] = {
         "name": c.name,
-        "source": str(getattr(model, "source_dir", "preset (random weights)")),
+        "source": str(model.source_dir or "preset (random weights)"),
         "parameters": f"{model.num_parameters() / 1e6:.2f} M",
         "compression (T x H x W)": f"{c.temporal_factor} x {c.spatial_factor} x {c.spatial_factor}",
         "first frame high-res": c.first_frame_highres,
@@ -101,13 +101,13 @@ def describe_model(model, size: str, fps: float) -> dict[str, Any]:
             f"tokens per second at {h}x{w}, {fps:g} fps": round(latent_frames_per_s * per_frame_grid, 1),
         })
     info["latent grids"] = [list(s) for s in c.latent_shapes(t, h, w)]
-    if hasattr(model, "source_dir"):
+    if model.source_dir is not None:
         info["fingerprint"] = model_fingerprint(model)
     return info
 
 
 def describe_target(target: Optional[str], size: str, fps: float) -> dict[str, Any]:
-    from ..checkpoints.pretrained import DEFAULT_MODEL_NAME
+    from ..model_dir import DEFAULT_MODEL_NAME
     from ..config import PRESETS
     from ..io.tokens import describe, load_token_file
     from ..model import OneVAE

@@ -25,19 +25,19 @@ def load(weights_path: str, config: dict[str, Any]) -> OneVAE:
 
 @torch.no_grad()
 def encode_latents(model: OneVAE, video: torch.Tensor) -> list[torch.Tensor]:
-    return model.encode_latents(video)
+    return model.encode_latents(video).to_list()
 
 
 @torch.no_grad()
 def encode_tokens(model: OneVAE, video: torch.Tensor) -> list[torch.Tensor]:
-    return model.encode_tokens(video)
+    return model.encode_tokens(video).to_list()
 
 
 @torch.no_grad()
 def decode_tokens(model: OneVAE, tokens: list[torch.Tensor]) -> torch.Tensor:
-    return model.decode_tokens(list(tokens))
+    return model.decode_tokens(model.as_tokens(list(tokens)))
 
 
 @torch.no_grad()
 def decode_latents(model: OneVAE, latents: list[torch.Tensor]) -> torch.Tensor:
-    return model.decode_latents(list(latents))
+    return model.decode_latents(model.as_latents(list(latents)))

@@ -1,5 +1,5 @@
 """Evaluation: reconstruction metrics and codebook statistics."""
 
-from .metrics import PSNR_CAP, CodebookUsageTracker, clip_metrics, codebook_usage, psnr_per_frame, ssim_per_frame
+from .metrics import PSNR_CAP, clip_metrics, codebook_usage, psnr_per_frame, seam_figure, ssim_per_frame
 
-__all__ = ["PSNR_CAP", "CodebookUsageTracker", "clip_metrics", "codebook_usage", "psnr_per_frame", "ssim_per_frame"]
+__all__ = ["PSNR_CAP", "clip_metrics", "codebook_usage", "psnr_per_frame", "seam_figure", "ssim_per_frame"]

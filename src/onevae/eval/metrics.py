@@ -3,22 +3,22 @@
 Videos are (3, T, H, W) or (B, 3, T, H, W) in [-1, 1]; both are clamped to [-1, 1] and mapped to [0, 1], and
 the metrics use data range 1. For a batch, the per-frame values are averaged over the clips, giving (T,).
 Identical frames have infinite PSNR: every frame's PSNR is capped at ``PSNR_CAP`` = 100 dB (an MSE of 1e-10)
-so that means stay finite. SSIM uses torchmetrics' defaults (Gaussian window 11, sigma 1.5), so frames must
-be at least 11x11 pixels.
+so that means stay finite. SSIM uses torchmetrics' defaults (Gaussian window 11, sigma 1.5); frames
+smaller than that use a smaller window (see ssim_per_frame).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Sequence, Union
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..errors import InputError
+from ..latents import Tokens
 
 PSNR_CAP = 100.0
 SSIM_MIN_SIZE = 11
-USAGE_WINDOW = 65536  # the official image model's rolling buffer of indices
 
 
 def _frames01(video: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -49,11 +49,15 @@ def psnr_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_per_frame(ref: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
-    """SSIM (Gaussian window 11, sigma 1.5) of every frame, (T,)."""
+    """SSIM (Gaussian window 11, sigma 1.5) of every frame, (T,).
+
+    Frames smaller than the window (the model takes any multiple of its spatial factor, e.g. 8x8) use the
+    largest odd window that fits, with sigma scaled alike (1.5 * k / 11): such values are comparable with each
+    other, not with the standard SSIM of frames of 11x11 pixels or more."""
     a, r, b = _pair(ref, rec)
-    if min(a.shape[-2:]) < SSIM_MIN_SIZE:
-        raise InputError(f"SSIM needs frames of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} pixels, got {a.shape[-2]}x{a.shape[-1]}")
-    ssim = structural_similarity_index_measure(r, a, data_range=1.0, reduction="none")  # (B*T,)
+    kernel = min(SSIM_MIN_SIZE, *a.shape[-2:])
+    kernel -= 1 - kernel % 2  # odd
+    ssim = structural_similarity_index_measure(r, a, data_range=1.0, reduction="none", kernel_size=kernel, sigma=1.5 * kernel / SSIM_MIN_SIZE)
     return ssim.view(b, -1).mean(dim=0)
 
 
@@ -68,52 +72,30 @@ def clip_metrics(ref: torch.Tensor, rec: torch.Tensor) -> dict:
     }
 
 
-def codebook_usage(indices: torch.Tensor, vocab_size: int) -> list[float]:
-    """Share of the vocabulary used, per token position: ``indices`` (..., K) -> K floats in [0, 1]."""
-    indices = torch.as_tensor(indices)
-    if indices.dim() == 0:
-        raise InputError("codebook usage needs indices of shape (..., K), got a scalar")
-    flat = indices.reshape(-1, indices.shape[-1])  # (N, K)
+def codebook_usage(tokens: Union[Tokens, torch.Tensor, Sequence[Union[Tokens, torch.Tensor]]], vocab_size: int) -> list[float]:
+    """The share of the vocabulary used, per token position: K floats in [0, 1] for tokens (..., K) (a tensor,
+    :class:`~onevae.latents.Tokens`, or a list of them pooled together). This is the one definition used by
+    training logs, validation and evaluation (the official code divides by 64,000 over a rolling window)."""
+    pieces = tokens if isinstance(tokens, (list, tuple)) else [tokens]
+    grids = [g for piece in pieces for g in (piece.to_list() if isinstance(piece, Tokens) else [torch.as_tensor(piece)])]
+    if not grids or any(g.dim() == 0 for g in grids):
+        raise InputError("codebook usage needs indices of shape (..., K)")
+    flat = torch.cat([g.reshape(-1, g.shape[-1]) for g in grids])  # (N, K)
     return [torch.unique(flat[:, k]).numel() / vocab_size for k in range(flat.shape[1])]
 
 
-class CodebookUsageTracker:
-    """Usage over a rolling buffer of the last ``window`` indices per token position (65,536 officially).
-
-    The official code divides the unique count by 64,000; here it is divided by ``vocab_size``.
-    """
-
-    def __init__(self, vocab_size: int, num_positions: Optional[int] = None, window: int = USAGE_WINDOW) -> None:
-        if window < 1:
-            raise InputError(f"the usage window must hold at least 1 index, got {window}")
-        self.vocab_size = vocab_size
-        self.window = window
-        self.num_positions = num_positions
-        self._buffer: Optional[torch.Tensor] = None  # (window, K) ring buffer
-        self._next = 0
-        self._filled = 0
-
-    def update(self, indices: Union[torch.Tensor, list]) -> None:
-        """Add indices (..., K); only the newest ``window`` per position are kept."""
-        indices = torch.as_tensor(indices)
-        k = self.num_positions or indices.shape[-1]
-        if indices.dim() == 0 or indices.shape[-1] != k:
-            raise InputError(f"expected indices of shape (..., {k}), got {tuple(indices.shape)}")
-        self.num_positions = k
-        flat = indices.detach().reshape(-1, k).to("cpu", torch.long)[-self.window:]  # (n, K)
-        if self._buffer is None:
-            self._buffer = torch.zeros(self.window, k, dtype=torch.long)
-        n = flat.shape[0]
-        rows = (self._next + torch.arange(n)) % self.window
-        self._buffer[rows] = flat
-        self._next = (self._next + n) % self.window
-        self._filled = min(self.window, self._filled + n)
-
-    def usage(self) -> list[float]:
-        """Share of the vocabulary seen in the buffer, per position (zeros before any update)."""
-        if self._buffer is None:
-            return [0.0] * (self.num_positions or 0)
-        return codebook_usage(self._buffer[: self._filled], self.vocab_size)
-
-    def reset(self) -> None:
-        self._buffer, self._next, self._filled = None, 0, 0
+def seam_figure(video: torch.Tensor, rows: Sequence[int], cols: Sequence[int]) -> float:
+    """How much a video's gradient jumps on given lines: the mean absolute vertical difference across the
+    boundaries above ``rows`` and horizontal difference across the boundaries left of ``cols`` (tile borders),
+    divided by the same mean over every other boundary. About 1 for a seamless image; compare the figure of a
+    tiled reconstruction with the untiled one's. ``video``: (3, T, H, W) or (B, 3, T, H, W)."""
+    frames, _ = _frames01(video)  # (N, 3, H, W)
+    dy = (frames[:, :, 1:] - frames[:, :, :-1]).abs().mean(dim=(0, 1, 3))  # (H-1,): boundary above row i+1
+    dx = (frames[..., 1:] - frames[..., :-1]).abs().mean(dim=(0, 1, 2))  # (W-1,)
+    row_set = {r - 1 for r in rows if 0 < r < frames.shape[2]}
+    col_set = {c - 1 for c in cols if 0 < c < frames.shape[3]}
+    on = [dy[i] for i in row_set] + [dx[j] for j in col_set]
+    off = [dy[i] for i in range(len(dy)) if i not in row_set] + [dx[j] for j in range(len(dx)) if j not in col_set]
+    if not on or not off:
+        raise InputError("seam_figure needs border lines inside the frame and lines elsewhere")
+    return float(torch.stack(on).mean() / torch.stack(off).mean().clamp_min(1e-12))

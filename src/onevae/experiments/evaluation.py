@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import torch
@@ -36,8 +36,7 @@ def evaluate_model(vae, windows: dict[str, torch.Tensor]) -> list[dict[str, Any]
             psnr = psnr_per_frame(video.float(), recon)  # (T,)
             usage = None
             if tokens is not None:
-                flat = torch.cat([t.reshape(-1, t.shape[-1]) for t in tokens])  # (N, K)
-                shares = codebook_usage(flat, vae.config.vocab_size)
+                shares = codebook_usage(tokens, vae.config.vocab_size)  # per token position
                 usage = sum(shares) / len(shares)
             rows.append({
                 "path": path, "window": name, "psnr": float(psnr.mean()), "psnr_first": float(psnr[0]),
@@ -76,7 +75,7 @@ class HeldOutEvaluator(L.Callback):
     """Evaluates at step 0 (before any update), every ``every_n_steps`` and at the last step; on resume, rows
     newer than the checkpoint (written before an interruption) are dropped and measured again."""
 
-    def __init__(self, config: EvalConfig, out_csv: Path, opencv_dir: Optional[Path] = None, every_n_steps: Optional[int] = None) -> None:
+    def __init__(self, config: EvalConfig, out_csv: Path, opencv_dir: Path | None = None, every_n_steps: int | None = None) -> None:
         self.config = config
         self.out_csv = Path(out_csv)
         self.opencv_dir = opencv_dir

@@ -8,7 +8,6 @@ finished are shown as pending; nothing is filled in.
 from __future__ import annotations
 
 import datetime
-import math
 import platform
 import shutil
 from pathlib import Path
@@ -77,7 +76,7 @@ def arm_table(spec: ExperimentSpec, results: list[dict[str, Any]]) -> list[str]:
         steps = f"{first['steps']}" + (f" ({first['total_steps']})" if first["total_steps"] != first["steps"] else "")
         seeds = f"{len(rows)} of {len(spec.seeds)}" + (f" ({failed} failed)" if failed else "")
         cells = [spec.label(arm), seeds, steps, first["tokens_per_clip"]]
-        for metric, _, unit in COLUMNS:
+        for metric, _, _unit in COLUMNS:
             cells.append(format_mean_std(list(by_seed(results, arm, metric).values()), digits=3 if "ssim" in metric else 2))
         for metric in extras:
             digits = 4 if metric.startswith("usage") else 2

@@ -21,10 +21,11 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from ..errors import OneVAEError
 from ..io.atomic import atomic_path
@@ -47,10 +48,10 @@ QUICK_TRAIN_SAMPLE = "bikes"
 class RunOptions:
     root: Path
     data_dir: Path  # prepared training clips go to data_dir/train<short side>
-    opencv_dir: Optional[Path]
+    opencv_dir: Path | None
     quick: bool = False
     short_side: int = 144
-    threads: Optional[int] = None
+    threads: int | None = None
     keep_checkpoints: bool = False
     log: Any = field(default=None, repr=False)  # a text stream; None: sys.stderr at the time of writing
 
@@ -64,7 +65,7 @@ class RunPlan:
     seed: int
     config: dict[str, Any]
     eval: EvalConfig
-    init: Optional["RunPlan"] = None
+    init: RunPlan | None = None
 
     @property
     def key(self) -> str:
@@ -164,12 +165,12 @@ def locked(path: Path, blocking: bool) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_summary(directory: Path) -> Optional[dict[str, Any]]:
+def read_summary(directory: Path) -> dict[str, Any] | None:
     path = directory / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def ensure_run(plan: RunPlan, options: RunOptions, blocking: bool = True) -> Optional[dict[str, Any]]:
+def ensure_run(plan: RunPlan, options: RunOptions, blocking: bool = True) -> dict[str, Any] | None:
     """Train the run (resuming it if it was interrupted) unless it is finished; returns its summary, or None
     when another process holds it and ``blocking`` is False."""
     directory = plan.directory(options.root)
@@ -193,8 +194,8 @@ def ensure_run(plan: RunPlan, options: RunOptions, blocking: bool = True) -> Opt
 def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any]:
     import torch
 
-    from ..train.config import TrainConfig, validate
     from ..configtools import build_dataclass
+    from ..train.config import TrainConfig, validate
     from ..train.runner import train
     from .evaluation import HeldOutEvaluator
 
@@ -203,13 +204,13 @@ def _train(plan: RunPlan, directory: Path, options: RunOptions) -> dict[str, Any
     out = directory / "train"
     config: TrainConfig = build_dataclass(TrainConfig, {**plan.config, "output_dir": str(out)})
     validate(config)
-    resume = "auto" if (out / "checkpoints" / "last.ckpt").is_file() else None
-    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: {'resuming' if resume else 'training'} {plan.steps} steps in {directory}", file=options.log or sys.stderr, flush=True)
+    resuming = any((out / "checkpoints").glob("*.ckpt"))
+    print(f"[experiment {plan.experiment}] {plan.name} seed {plan.seed}: {'resuming' if resuming else 'training'} {plan.steps} steps in {directory}", file=options.log or sys.stderr, flush=True)
     (directory / "plan.json").write_text(json.dumps({"experiment": plan.experiment, "name": plan.name, "seed": plan.seed, "key": plan.key, "init": plan.init.key if plan.init else None, "config": plan.config, "eval": asdict(plan.eval)}, indent=1, default=str))
     evaluator = HeldOutEvaluator(plan.eval, directory / "eval.csv", options.opencv_dir)
     start = time.time()
     try:
-        train(config, resume=resume, extra_callbacks=[evaluator])
+        train(config, resume="auto", extra_callbacks=[evaluator])  # "auto": the newest valid checkpoint, if any
     except OneVAEError as exc:  # a run that stops itself (non-finite losses, collapse) is a result too
         return _record_failure(plan, directory, str(exc), options)
     rows = read_eval_rows(directory / "eval.csv")
@@ -236,12 +237,11 @@ def _record_failure(plan: RunPlan, directory: Path, message: str, options: RunOp
 
 def summarise(plan: RunPlan, rows: list[dict[str, Any]], directory: Path, seconds: float) -> dict[str, Any]:
     """Final and step-0 metrics (means over the windows) of a finished run."""
-    from ..model import OneVAE
-    from ..train.runner import build_model_config
-    from ..train.config import TrainConfig
     from ..configtools import build_dataclass
+    from ..model import OneVAE
+    from ..train.config import TrainConfig
 
-    model_config = build_model_config(build_dataclass(TrainConfig, plan.config))
+    model_config = build_dataclass(TrainConfig, plan.config).model_config()
     last = max(r["step"] for r in rows)
     window = plan.eval.windows[0]
     return {
@@ -264,7 +264,7 @@ def mean_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _mean(values: list[Optional[float]]) -> Optional[float]:
+def _mean(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None and v == v]
     return sum(values) / len(values) if values else None
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .spec import CheckSpec, ExperimentSpec
 
@@ -49,7 +49,7 @@ def format_mean_std(values: list[float], unit: str = "", signed: bool = False, d
     return text + (f" {unit}" if unit else "")
 
 
-def _value(row: dict[str, Any], metric: str) -> Optional[float]:
+def _value(row: dict[str, Any], metric: str) -> float | None:
     raw = row.get(metric)
     if raw in (None, ""):
         return None
@@ -84,7 +84,7 @@ def stage_steps(results: list[dict[str, Any]], arm: str, seed: int) -> int:
     return 0
 
 
-def first_step_reaching(points: list[tuple[int, float]], target: float) -> Optional[int]:
+def first_step_reaching(points: list[tuple[int, float]], target: float) -> int | None:
     return next((step for step, value in points if value >= target), None)
 
 

@@ -1,7 +1,7 @@
 """Video input/output: probing, streaming decode, size fitting, atomic H.264 writing, sample clips."""
 
 from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_video_path
-from .fit import Geometry, LengthFit, VideoFit, fit_length, fit_size, fit_video, resize_video
+from .fit import Geometry, fit_size, resize_video
 from .video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -22,14 +22,10 @@ __all__ = [
     "SAMPLE_CLIPS",
     "VIDEO_EXTENSIONS",
     "Geometry",
-    "LengthFit",
-    "VideoFit",
     "VideoInfo",
     "VideoReadWarning",
     "VideoWriter",
-    "fit_length",
     "fit_size",
-    "fit_video",
     "frames_to_tensor",
     "iter_video_frames",
     "iter_video_windows",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional, Union
@@ -31,6 +33,26 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def fsync_path(path: Union[str, Path]) -> None:
+    """Flush a file's (or a directory's) content to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(tmp: Union[str, Path], target: Union[str, Path]) -> None:
+    """Rename a complete temporary file onto ``target`` so that a power loss leaves either the old or the new
+    file: the data is flushed before the rename, the directory entry after it."""
+    fsync_path(tmp)
+    os.replace(tmp, target)
+    try:
+        fsync_path(Path(target).parent if str(Path(target).parent) else ".")
+    except OSError:  # some file systems cannot fsync a directory; the rename itself is done
+        pass
+
+
 class atomic_path:
     """Context manager: yields a temporary path next to ``target``; renames it onto ``target`` on success,
     removes it on failure."""
@@ -47,8 +69,29 @@ class atomic_path:
         assert self.tmp is not None
         if exc_type is None:
             # writers that replace the file themselves (safetensors does) leave it 0600: set the usual mode again
-            os.chmod(self.tmp, default_file_mode())
-            os.replace(self.tmp, self.target)
+            try:
+                os.chmod(self.tmp, default_file_mode())
+                replace_durably(self.tmp, self.target)
+            except BaseException:
+                self.tmp.unlink(missing_ok=True)
+                raise
         else:
             self.tmp.unlink(missing_ok=True)
         return False
+
+
+def write_safetensors(path: Union[str, Path], tensors: dict, metadata: Optional[dict[str, str]] = None) -> None:
+    """``safetensors.torch.save_file`` through :class:`atomic_path`; its I/O failures (a full disk, a file size
+    limit) become the OSError they are, naming ``path``, instead of a SafetensorError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number) if number else errno.errorcode.get(number, str(exc)), str(path)) from None

@@ -4,8 +4,8 @@ The model needs ``H, W`` multiples of the spatial factor and ``T = 1 + k * f``. 
     (default: centre-crop down to the nearest multiple), ``"pad"`` (replicate/reflect-pad the bottom/right edge
     up to the next multiple, as :meth:`onevae.OneVAE.pad_video` does) and ``"resize"`` (resize to the nearest
     multiple). ``resize_short_side`` / ``max_side`` first downscale (never upscale) with antialiased bilinear
-    interpolation. Temporal modes: ``"crop"`` (drop trailing frames) and ``"pad"`` (repeat the last frame).
-    The returned :class:`Geometry` / :class:`LengthFit` record what was done and can undo it.
+    interpolation. The returned :class:`Geometry` records what was done and can undo it. (Clip length is
+    brought to ``1 + k * f`` while streaming, by repeating the last frame: :mod:`onevae.padding`.)
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..padding import pad_bottom_right
 
 # ============================================================================================ size policy
 
 SIZE_MODES = ("crop", "pad", "resize")
-LENGTH_MODES = ("crop", "pad")
 PADDING_MODES = ("replicate", "reflect")
 
 
@@ -67,7 +67,7 @@ class Geometry:
             top, left = self.crop_top, self.crop_left
             video = video[..., top : top + self.height, left : left + self.width]
         if self.pad_bottom or self.pad_right:
-            video = _pad_bottom_right(video, self.pad_bottom, self.pad_right, self.padding)
+            video = pad_bottom_right(video, self.pad_bottom, self.pad_right, self.padding)
         return video
 
     def undo(self, video: torch.Tensor) -> torch.Tensor:
@@ -89,63 +89,6 @@ class Geometry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Geometry":
         return cls(**data)
-
-
-@dataclass(frozen=True)
-class LengthFit:
-    """What :func:`fit_length` decided: trailing frames dropped (``"crop"``) or last frame repeated (``"pad"``).
-
-    Works on the time axis of (3, T, H, W) and (B, 3, T, H, W) tensors (dim -3).
-    """
-
-    source_frames: int
-    frames: int
-    mode: str = "crop"
-    factor: int = 1
-    pad_frames: int = 0
-    dropped_frames: int = 0
-
-    def apply(self, video: torch.Tensor) -> torch.Tensor:
-        if video.dim() < 4 or video.shape[-3] != self.source_frames:
-            raise InputError(f"expected {self.source_frames} frames on dim -3, got shape {tuple(video.shape)}")
-        if self.dropped_frames:
-            return video[..., : self.frames, :, :]
-        if self.pad_frames:
-            last = video[..., -1:, :, :]
-            repeat = last.expand(*last.shape[:-3], self.pad_frames, *last.shape[-2:])
-            return torch.cat([video, repeat], dim=-3)
-        return video
-
-    def undo(self, video: torch.Tensor) -> torch.Tensor:
-        """Drop the padded frames (dropped frames cannot come back)."""
-        if video.dim() < 4 or video.shape[-3] != self.frames:
-            raise InputError(f"expected {self.frames} frames on dim -3, got shape {tuple(video.shape)}")
-        return video[..., : self.frames - self.pad_frames, :, :]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LengthFit":
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class VideoFit:
-    """Both fits of :func:`fit_video`; ``undo`` returns a fitted (…, 3, T, H, W) video to the source size."""
-
-    geometry: Geometry
-    length: LengthFit
-
-    def undo(self, video: torch.Tensor) -> torch.Tensor:
-        return self.geometry.undo(self.length.undo(video))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"geometry": self.geometry.to_dict(), "length": self.length.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "VideoFit":
-        return cls(Geometry.from_dict(data["geometry"]), LengthFit.from_dict(data["length"]))
 
 
 def fit_size(
@@ -194,40 +137,6 @@ def fit_size(
     )
 
 
-def fit_length(num_frames: int, factor: int, mode: str = "crop") -> LengthFit:
-    """Choose how to bring ``num_frames`` to ``1 + k * factor``: ``"crop"`` drops trailing frames down to the
-    largest such length, ``"pad"`` repeats the last frame up to the next one."""
-    _check_choice("length mode", mode, LENGTH_MODES)
-    if num_frames < 1:
-        raise InputError(f"a video needs at least one frame, got {num_frames}")
-    if factor < 1:
-        raise InputError(f"the temporal factor must be >= 1, got {factor}")
-    if mode == "crop":
-        frames = 1 + ((num_frames - 1) // factor) * factor
-        return LengthFit(num_frames, frames, mode, factor, dropped_frames=num_frames - frames)
-    frames = 1 + -(-(num_frames - 1) // factor) * factor
-    return LengthFit(num_frames, frames, mode, factor, pad_frames=frames - num_frames)
-
-
-def fit_video(
-    video: torch.Tensor,
-    multiple: int,
-    temporal_factor: int,
-    size_mode: str = "crop",
-    length_mode: str = "crop",
-    resize_short_side: Optional[int] = None,
-    max_side: Optional[int] = None,
-    padding: str = "replicate",
-) -> tuple[torch.Tensor, VideoFit]:
-    """Fit a (3, T, H, W) or (B, 3, T, H, W) float video to the model's sizes; returns it and how to undo it."""
-    if video.dim() not in (4, 5):
-        raise InputError(f"expected a video (3, T, H, W) or (B, 3, T, H, W), got shape {tuple(video.shape)}")
-    t, h, w = video.shape[-3:]
-    geometry = fit_size(h, w, multiple, size_mode, resize_short_side, max_side, padding)
-    length = fit_length(t, temporal_factor, length_mode)
-    return geometry.apply(length.apply(video)), VideoFit(geometry, length)
-
-
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InputError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
@@ -264,10 +173,3 @@ def resize_video(video: torch.Tensor, h: int, w: int) -> torch.Tensor:
     flat = video.reshape(1, -1, src_h, src_w)
     out = F.interpolate(flat, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     return out.reshape(*lead, h, w)
-
-
-def _pad_bottom_right(video: torch.Tensor, bottom: int, right: int, padding: str) -> torch.Tensor:
-    lead, (h, w) = video.shape[:-2], video.shape[-2:]
-    mode = padding if padding == "replicate" or (bottom < h and right < w) else "replicate"
-    flat = F.pad(video.reshape(1, -1, h, w), (0, right, 0, bottom), mode=mode)
-    return flat.reshape(*lead, h + bottom, w + right)

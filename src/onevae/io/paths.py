@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Optional, Union
 
 from ..errors import OneVAEError
 
@@ -19,15 +19,32 @@ def existing_file(path: Union[str, os.PathLike], what: str = "file", error: type
     return path
 
 
-def writable_output(path: Union[str, os.PathLike]) -> Path:
-    """Refuse an output that cannot be written (missing or read-only directory, a directory as the name),
-    before any work is done."""
+def writable_output(
+    path: Union[str, os.PathLike], suffixes: Optional[Iterable[str]] = None, inputs: Iterable[Union[str, os.PathLike]] = ()
+) -> Path:
+    """Refuse an output that cannot be written (missing or read-only directory, a directory as the name), that
+    lacks one of ``suffixes``, or that is one of the ``inputs`` (also through a link), before any work is done."""
     path = Path(path)
+    for source in inputs:
+        if same_file(path, source):
+            raise OneVAEError(f"output {path} is the input {source}; writing it would destroy the input")
     if path.is_dir():
         raise OneVAEError(f"output {path} is a directory; give a file name")
+    if suffixes is not None:
+        suffixes = tuple(suffixes)
+        if not path.name.lower().endswith(suffixes):
+            raise OneVAEError(f"output {path}: the name must end in {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OneVAEError(f"cannot write {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OneVAEError(f"cannot write {path}: the directory {parent} is not writable")
     return path
+
+
+def same_file(a: Union[str, os.PathLike], b: Union[str, os.PathLike]) -> bool:
+    """Whether two paths name the same file (the same inode: links and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return Path(a).resolve() == Path(b).resolve()

@@ -297,6 +297,8 @@ def _open_image(path: Path) -> "PIL.Image.Image":  # noqa: F821
         image = Image.open(source)
         image.load()
         return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: the image is too large to read (more than {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path} is not a readable image ({error})") from None
 

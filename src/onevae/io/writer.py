@@ -18,7 +18,7 @@ import torch
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
-from .atomic import temp_file_beside
+from .atomic import replace_durably, temp_file_beside
 from .video import tensor_to_frames
 
 PathLike = Union[str, os.PathLike]
@@ -82,7 +82,7 @@ class VideoWriter:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
             self.container.close()
-            os.replace(self.tmp_path, self.path)
+            replace_durably(self.tmp_path, self.path)
         except BaseException:
             self.abort()
             raise

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..config import OneVAEConfig
+from ..latents import Latents
 from .layers import (
     AttentionBlock,
     CausalConv3d,
@@ -169,22 +170,20 @@ class CausalVAE(nn.Module):
         self.conv2 = CausalConv3d(config.z_dim, config.z_dim, 1)
         self.decoder = Decoder3d(config)
 
-    def encode_moments(self, video: torch.Tensor, cache: Optional[StreamCache] = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(mean, log-variance) of each latent grid: [all] or, for fe models, [first frame, rest]."""
-        features, highres = self.encoder(video, cache)
-        moments = [self.conv1(features).chunk(2, dim=1)]
-        if self.config.first_frame_highres:
-            mean, logvar = moments[0]
-            start = 1 if highres is not None else 0  # frame 0's normal-resolution slot is dropped
-            moments = [(mean[:, :, start:], logvar[:, :, start:])]
-            if highres is not None:
-                moments.insert(0, self.conv1(highres).chunk(2, dim=1))
-        return [tuple(m) for m in moments]
+    def encode_moments(self, video: torch.Tensor, cache: Optional[StreamCache] = None) -> tuple[Latents, Latents]:
+        """Video (B, 3, T, H, W) -> (mean, log-variance) latents. For fe models, frame 0's normal-resolution
+        slot is replaced by its high-res latent (``first``) in the first chunk of a stream."""
+        features, highres = self.encoder(video.to(self.conv1.weight.dtype), cache)
+        mean, logvar = self.conv1(features).chunk(2, dim=1)  # (B, z, t, h, w) each
+        if highres is None:
+            return Latents(mean), Latents(logvar)
+        first_mean, first_logvar = self.conv1(highres).chunk(2, dim=1)  # (B, z, 1, 2h, 2w) each
+        return Latents(mean[:, :, 1:], first_mean), Latents(logvar[:, :, 1:], first_logvar)
 
-    def decode(self, grids: list[torch.Tensor], cache: Optional[StreamCache] = None) -> torch.Tensor:
-        """Latent grids ([all], [first, rest], or [rest] for a later stream chunk of an fe model) -> video."""
-        if self.config.first_frame_highres and len(grids) == 2:
-            first, rest = grids
-            rest = self.conv2(rest) if rest.shape[2] else rest  # an image has no later frames
-            return self.decoder(rest, cache, highres=first)  # the first frame skips conv2
-        return self.decoder(self.conv2(grids[-1]), cache)
+    def decode(self, latents: Latents, cache: Optional[StreamCache] = None) -> torch.Tensor:
+        """Latents (a whole clip or the next piece of a stream) -> video (B, 3, T, H, W), not clamped."""
+        latents = latents.to(self.conv2.weight.dtype)
+        if latents.first is None:
+            return self.decoder(self.conv2(latents.rest), cache)
+        rest = self.conv2(latents.rest) if latents.rest.shape[2] else latents.rest  # an image has no later frames
+        return self.decoder(rest, cache, highres=latents.first)  # the first frame skips conv2

@@ -10,7 +10,7 @@ ones with an auxiliary loss (commitment, entropy) leave it in ``aux_loss`` after
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 QUANTIZERS = ("fsq", "vq", "lfq")
 
 
-def check_quantizer_config(config: "OneVAEConfig") -> None:
+def check_quantizer_config(config: OneVAEConfig) -> None:
     """Raise ValueError for a quantizer choice that cannot be built."""
     if config.quantizer not in QUANTIZERS:
         raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got {config.quantizer!r}")
@@ -38,7 +38,7 @@ def check_quantizer_config(config: "OneVAEConfig") -> None:
         raise ValueError(f"the lfq quantizer needs a power-of-two codebook_size, got {size}")
 
 
-def channels_per_token(config: "OneVAEConfig") -> int:
+def channels_per_token(config: OneVAEConfig) -> int:
     """Bottleneck channels of one token: FSQ len(levels), VQ codebook_dim, LFQ log2(codebook_size) bits."""
     if config.quantizer == "vq":
         return int(config.codebook_dim)
@@ -47,7 +47,7 @@ def channels_per_token(config: "OneVAEConfig") -> int:
     return len(config.fsq_levels)
 
 
-def build_quantizer(config: "OneVAEConfig") -> nn.Module:
+def build_quantizer(config: OneVAEConfig) -> nn.Module:
     """The quantizer module of a discrete model."""
     check_quantizer_config(config)
     if config.quantizer == "fsq":
@@ -59,6 +59,6 @@ def build_quantizer(config: "OneVAEConfig") -> nn.Module:
     return LibraryLFQ(int(config.codebook_size), config.num_codebooks)
 
 
-def auxiliary_loss(quantizer: nn.Module) -> Optional[torch.Tensor]:
+def auxiliary_loss(quantizer: nn.Module) -> torch.Tensor | None:
     """The auxiliary loss of the quantizer's last forward pass (None for FSQ, which has none)."""
     return getattr(quantizer, "aux_loss", None)

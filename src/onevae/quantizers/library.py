@@ -8,8 +8,6 @@ the library gets. Their auxiliary loss is left in ``aux_loss`` after each forwar
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 
@@ -30,7 +28,7 @@ class _LibraryQuantizer(nn.Module):
     def __init__(self, codebook_size: int, codebook_dim: int, num_codebooks: int) -> None:
         super().__init__()
         self.codebook_size, self.codebook_dim, self.num_codebooks = codebook_size, codebook_dim, num_codebooks
-        self.aux_loss: Optional[torch.Tensor] = None
+        self.aux_loss: torch.Tensor | None = None
 
     @property
     def dim(self) -> int:

@@ -9,12 +9,14 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 
-from ..configtools import build_dataclass
+from ..config import OneVAEConfig, preset
+from ..configtools import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range, build_dataclass
 from ..errors import OneVAEError
+from ..io.atomic import atomic_path
 from ..losses.config import LossConfig
 
 
@@ -22,10 +24,10 @@ from ..losses.config import LossConfig
 class ModelSection:
     """Which network to train and where its first weights come from."""
 
-    preset: Optional[str] = "onevae-small-888"
+    preset: Optional[str] = "onevae-small"
     config: dict[str, Any] = field(default_factory=dict)  # OneVAEConfig fields that override the preset
     init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth, or our training .ckpt
-    init_format: str = "auto"  # auto | onevae | official | wan | training
+    init_format: Literal["auto", "onevae", "official", "wan", "training"] = "auto"
     init_use_ema: bool = False
     trust_checkpoint: bool = False
 
@@ -41,90 +43,90 @@ class ScheduleConfig:
     step sampled with probability ``final_discrete`` when ``joint_mode`` is ``sample``).
     """
 
-    kind: str = "ramp"
-    start_step: int = 0
-    ramp_steps: int = 1000
-    final_discrete: float = 1.0
-    joint_mode: str = "sum"  # sum | sample
-    continuous_weight: float = 1.0
-    discrete_weight: float = 1.0
+    kind: Literal["continuous", "switch", "ramp", "interpolate", "joint"] = "ramp"
+    start_step: Annotated[int, NON_NEGATIVE] = 0
+    ramp_steps: Annotated[int, NON_NEGATIVE] = 1000
+    final_discrete: Annotated[float, UNIT_INTERVAL] = 1.0
+    joint_mode: Literal["sum", "sample"] = "sum"
+    continuous_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    discrete_weight: Annotated[float, NON_NEGATIVE] = 1.0
 
 
 @dataclass
 class OptimConfig:
     """AdamW with the official defaults (lr 5e-5, betas (0.5, 0.9), eps 1e-6, weight decay 0.1)."""
 
-    lr: float = 5e-5
-    betas: tuple[float, float] = (0.5, 0.9)
-    eps: float = 1e-6
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine
-    schedule_steps: Optional[int] = None  # horizon of the cosine decay; None: trainer.max_steps
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    disc_lr: Optional[float] = None  # None: same as lr
+    lr: Annotated[float, POSITIVE] = 5e-5
+    betas: tuple[Annotated[float, Range(0, 1, high_open=True)], Annotated[float, Range(0, 1, high_open=True)]] = (0.5, 0.9)
+    eps: Annotated[float, POSITIVE] = 1e-6
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.1
+    warmup_steps: Annotated[int, NON_NEGATIVE] = 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    schedule_steps: Optional[Annotated[int, Range(1)]] = None  # horizon of the cosine decay; None: trainer.max_steps
+    min_lr_ratio: Annotated[float, UNIT_INTERVAL] = 0.1
+    grad_clip: Annotated[float, NON_NEGATIVE] = 1.0  # 0: no clipping
+    disc_lr: Optional[Annotated[float, POSITIVE]] = None  # None: same as lr
 
 
 @dataclass
 class EMAConfig:
     enabled: bool = True
-    decay: float = 0.9999
+    decay: Annotated[float, Range(0, 1, high_open=True)] = 0.9999
     warmup: bool = False  # decay = min(decay, (1 + n) / (10 + n)) early on, for short runs
     validate_with_ema: bool = True
 
 
 @dataclass
 class DataSection:
-    kind: str = "files"  # files | webdataset | procedural
+    kind: Literal["files", "webdataset", "procedural"] = "files"
     sources: list[str] = field(default_factory=list)
-    num_frames: int = 17
-    height: int = 128
-    width: int = 128
-    fps: Optional[float] = None
-    random_crop_scale: tuple[float, float] = (0.6, 1.0)
+    num_frames: Annotated[int, Range(1)] = 17  # 1 + k * the model's temporal factor
+    height: Annotated[int, Range(1)] = 128  # a multiple of the model's spatial factor
+    width: Annotated[int, Range(1)] = 128
+    fps: Optional[Annotated[float, Range(0, 1000, low_open=True)]] = None
+    random_crop_scale: tuple[Annotated[float, Range(0, 1, low_open=True)], Annotated[float, Range(0, 1, low_open=True)]] = (0.6, 1.0)
     hflip: bool = True
     simulate_motion: bool = False
-    batch_size: int = 2
-    num_workers: int = 0
+    batch_size: Annotated[int, Range(1)] = 2
+    num_workers: Annotated[int, NON_NEGATIVE] = 0
     exclude: list[str] = field(default_factory=lambda: ["carphone_pristine*"])
-    num_samples: int = 64  # procedural only
+    num_samples: Annotated[int, Range(1)] = 64  # procedural only
 
 
 @dataclass
 class ValidationConfig:
     sources: list[str] = field(default_factory=list)  # held-out videos; empty: procedural clips
-    num_clips: int = 2
-    num_frames: int = 17
-    height: int = 128
-    width: int = 128
-    every_n_steps: int = 500
+    num_clips: Annotated[int, Range(1)] = 2
+    num_frames: Annotated[int, Range(1)] = 17
+    height: Annotated[int, Range(1)] = 128
+    width: Annotated[int, Range(1)] = 128
+    every_n_steps: Annotated[int, Range(1)] = 500
     save_media: bool = True
 
 
 @dataclass
 class TrainerSection:
-    max_steps: int = 1000
-    accelerator: str = "auto"
-    devices: Union[int, str] = 1
-    num_nodes: int = 1
-    strategy: str = "auto"  # auto | ddp | fsdp
-    precision: str = "32-true"  # 32-true | bf16-mixed
-    log_every_n_steps: int = 10
-    checkpoint_every_n_steps: int = 500
+    max_steps: Annotated[int, Range(1)] = 1000
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
+    devices: Union[Annotated[int, Range(-1)], str] = 1  # a count, -1 (all), "auto" or a list like "0,1"
+    num_nodes: Annotated[int, Range(1)] = 1
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
+    log_every_n_steps: Annotated[int, Range(1)] = 10
+    checkpoint_every_n_steps: Annotated[int, Range(1)] = 500
     activation_checkpointing: bool = False
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes, e.g. ["model.encoder"]
-    nonfinite: str = "skip"  # skip | stop: what to do with a step whose loss is NaN/inf
-    max_nonfinite: int = 10  # consecutive skipped steps before training stops
-    collapse_patience: int = 200  # steps of flat-colour output (recon std < 1e-3) before training stops
+    nonfinite: Literal["skip", "stop"] = "skip"  # what to do with a step whose loss is NaN/inf
+    max_nonfinite: Annotated[int, Range(1)] = 10  # consecutive skipped steps before training stops
+    collapse_patience: Annotated[int, Range(1)] = 200  # steps of flat-colour output (recon std < 1e-3) before training stops
     progress_bar: bool = True
     export_ema: bool = True
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "discrete"  # continuous | discrete | joint
-    seed: int = 0
+    stage: Literal["continuous", "discrete", "joint"] = "discrete"
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0
     output_dir: str = "runs/onevae"
     model: ModelSection = field(default_factory=ModelSection)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -139,7 +141,17 @@ class TrainConfig:
         return _plain(dataclasses.asdict(self))
 
     def save(self, path: Union[str, Path]) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def model_config(self) -> OneVAEConfig:
+        """The architecture to train: the preset with ``model.config`` overrides."""
+        base = preset(self.model.preset) if self.model.preset else OneVAEConfig()
+        config = OneVAEConfig.from_dict({**base.to_dict(), **self.model.config})
+        if self.stage != "continuous" and not config.discrete:
+            raise OneVAEError(f"the {self.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
+        check_sizes(self, config)
+        return config
 
 
 STAGES = ("continuous", "discrete", "joint")
@@ -188,22 +200,22 @@ def load_train_config(path: Optional[Union[str, Path]] = None, overrides: Option
     return config
 
 
+def check_sizes(config: TrainConfig, model_config) -> None:
+    """Clip sizes the model takes: H, W multiples of its spatial factor, T = 1 + k * its temporal factor."""
+    sf, tf = model_config.spatial_factor, model_config.temporal_factor
+    for section, name in ((config.data, "data"), (config.val, "val")):
+        if section.height % sf or section.width % sf:
+            raise OneVAEError(f"{name}.height and {name}.width must be multiples of {sf} for this model, got {section.height}x{section.width}")
+        if (section.num_frames - 1) % tf:
+            raise OneVAEError(f"{name}.num_frames must be 1 + k*{tf} for this model (e.g. {1 + 2 * tf}), got {section.num_frames}")
+
+
 def validate(config: TrainConfig) -> None:
-    if config.stage not in STAGES:
-        raise OneVAEError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
-    if config.schedule.kind not in SCHEDULES:
-        raise OneVAEError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {config.schedule.kind!r}")
+    """Rules between fields (each field's type, choices and range are checked by the schema itself)."""
     if config.stage == "continuous" and config.schedule.kind != "continuous":
         config.schedule.kind = "continuous"
     if config.stage == "joint" and config.schedule.kind not in ("joint", "ramp"):
         raise OneVAEError("the joint stage needs schedule.kind joint (or ramp with final_discrete < 1)")
-    if config.schedule.joint_mode not in ("sum", "sample"):
-        raise OneVAEError(f"schedule.joint_mode must be sum or sample, got {config.schedule.joint_mode!r}")
-    if not 0.0 <= config.schedule.final_discrete <= 1.0:
-        raise OneVAEError("schedule.final_discrete must lie in [0, 1]")
-    if config.trainer.nonfinite not in ("skip", "stop"):
-        raise OneVAEError(f"trainer.nonfinite must be skip or stop, got {config.trainer.nonfinite!r}")
-    if config.optim.schedule not in ("constant", "cosine"):
-        raise OneVAEError(f"optim.schedule must be constant or cosine, got {config.optim.schedule!r}")
-    if config.data.kind not in ("files", "webdataset", "procedural"):
-        raise OneVAEError(f"data.kind must be files, webdataset or procedural, got {config.data.kind!r}")
+    low, high = config.data.random_crop_scale
+    if low > high:
+        raise OneVAEError(f"data.random_crop_scale must be (low, high) with low <= high, got {list(config.data.random_crop_scale)}")

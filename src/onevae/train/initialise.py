@@ -5,44 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..checkpoints.detect import detect_format
 from ..checkpoints.files import read_weights_file, unwrap_state_dict
 from ..checkpoints.official import split_official_state
-from ..checkpoints.report import LoadReport, copy_matching
-from ..checkpoints.wan import WAN_PREFIXES, load_wan_prior
+from ..state_dict import LoadReport, copy_matching
+from ..checkpoints.wan import load_wan_prior
 from ..errors import CheckpointError
+from ..model_dir import read_model_dir
+from .checkpointing import weights_from_training_checkpoint
 from .config import ModelSection
 
 FORMATS = ("auto", "onevae", "official", "wan", "training")
 
 
-def detect_format(path: Path, trust: bool) -> str:
-    if path.is_dir():
-        return "onevae"
-    obj = read_weights_file(path, trust=trust)
-    if "onevae_model_config" in obj:
-        return "training"
-    keys = list(unwrap_state_dict(obj, str(path)))
-    if any(k.startswith(("model.", "quant_conv.")) for k in keys):
-        return "official"
-    if any(k.removeprefix("module.").startswith(WAN_PREFIXES) for k in keys):
-        return "wan"
-    raise CheckpointError(f"{path}: cannot tell its format from its keys; set model.init_format")
-
-
 def initialise_model(model, section: ModelSection) -> LoadReport:
-    from ..checkpoints.pretrained import resolve_model_dir
-    from .checkpointing import weights_from_training_checkpoint
-
     path = Path(section.init_from)
     if section.init_format not in FORMATS:
         raise CheckpointError(f"model.init_format must be one of {', '.join(FORMATS)}")
     kind = detect_format(path, section.trust_checkpoint) if section.init_format == "auto" else section.init_format
     report = LoadReport(source=f"{path} ({kind})")
     if kind == "onevae":
-        from safetensors.torch import load_file
-
-        directory = resolve_model_dir(path)
-        return copy_matching(model, load_file(str(directory / "model.safetensors")), report)
+        return copy_matching(model, read_model_dir(path)[1], report)
     if kind == "official":
         state = unwrap_state_dict(read_weights_file(path, trust=section.trust_checkpoint), str(path))
         return copy_matching(model, split_official_state(state, section.init_use_ema, report), report)

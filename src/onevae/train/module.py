@@ -7,27 +7,34 @@ optimiser). Every random choice is a function of ``(seed, step)``, so resuming g
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import lightning as L
 import torch
 
+from ..checkpoints.detect import TRAINING_CONFIG_KEY
 from ..errors import OneVAEError
+from ..eval.metrics import codebook_usage
+from ..losses import ReconstructionLoss, build_discriminator, discriminator_loss
 from ..model import OneVAE
 from ..nn.layers import ResidualBlock
 from ..quantizers.factory import auxiliary_loss
 from .config import TrainConfig
 from .ema import EMA
-from .schedule import PathPlan, discrete_share, plan_step
+from .schedule import discrete_share, plan_step
+from .validation import summarise_validation, validate_batch
 
 FLAT_STD = 1e-3  # a reconstruction whose per-frame std is below this is "flat colour"
+FLAT_INPUT_STD = 0.05  # ... while the input's is above this (a flat input may well give a flat output)
+# The posterior noise of step s on rank r is seeded with seed * NOISE_SEED_STRIDE + s * NOISE_STEP_STRIDE + r:
+# two primes, so that different (seed, step, rank) triples do not collide in practice.
+NOISE_SEED_STRIDE = 7919
+NOISE_STEP_STRIDE = 1009
 
 
 class OneVAETrainingModule(L.LightningModule):
     def __init__(self, config: TrainConfig, model: OneVAE) -> None:
         super().__init__()
-        from ..losses import ReconstructionLoss, build_discriminator
-
         self.automatic_optimization = False
         self.cfg = config
         self.vae = model
@@ -79,18 +86,14 @@ class OneVAETrainingModule(L.LightningModule):
             return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
         return 1.0
 
-    # ------------------------------------------------------------------------------------------ losses
-    def _decoder_input(self, plan: PathPlan, latents: list[torch.Tensor], logvars: list[torch.Tensor], step: int):
-        """The grids the decoder gets on this path, and the tokens (discrete path only)."""
-        if plan.path == "continuous":
-            if self.cfg.loss.kl_weight > 0:
-                g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + step * 1009 + self.global_rank)
-                return [m + torch.exp(0.5 * lv.clamp(-30, 20)) * torch.randn(m.shape, generator=g).to(m) for m, lv in zip(latents, logvars)], None
-            return latents, None
-        quantised, tokens = self.vae.quantize(latents)
-        if plan.alpha < 1.0:
-            quantised = [(1 - plan.alpha) * m + plan.alpha * q for m, q in zip(latents, quantised)]
-        return quantised, tokens
+    # ------------------------------------------------------------------------------------------ training
+    def _posterior_noise(self, step: int) -> Optional[torch.Generator]:
+        """The generator of the continuous path's posterior sample (KL-regularised VAEs only): a function of
+        (seed, step, rank), so that a resumed run draws the same noise."""
+        if self.cfg.loss.kl_weight <= 0:
+            return None
+        seed = self.cfg.seed * NOISE_SEED_STRIDE + step * NOISE_STEP_STRIDE + self.global_rank
+        return torch.Generator(device="cpu").manual_seed(seed)
 
     def on_fit_start(self) -> None:
         self.reconstruction_loss.to(self.device)
@@ -98,38 +101,34 @@ class OneVAETrainingModule(L.LightningModule):
     def adversarial_active(self, step: int) -> bool:
         return self.reconstruction_loss.adversarial_active(step, self.discriminator)
 
-    # ------------------------------------------------------------------------------------------ training
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        video = batch
+    def training_step(self, video: torch.Tensor, batch_idx: int) -> None:
+        # video: (B, 3, T, H, W) in [-1, 1]
         step = self.global_step
         optimizers = self.optimizers()
         opt_ae = optimizers[0] if isinstance(optimizers, list) else optimizers
-        moments = self.vae.model.encode_moments(video)
-        latents, logvars = [m for m, _ in moments], [lv for _, lv in moments]
+        out = self.vae(video, plan_step(self.cfg.schedule, step, self.cfg.seed), posterior_noise=self._posterior_noise(step))
+        continuous_stage = self.cfg.stage == "continuous"
+        last_layer = self.vae.decoder_last_layer
         total = video.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
-        last_recon = None
-        continuous_stage = self.cfg.stage == "continuous"
-        last_layer = self.vae.model.decoder.head[-1].weight
-        for plan in plan_step(self.cfg.schedule, step, self.cfg.seed):
-            decoder_in, tokens = self._decoder_input(plan, latents, logvars, step)
-            recon = self.vae.model.decode(decoder_in)
+        for path in out.paths:
             term, term_logs = self.reconstruction_loss(
-                video, recon, step, discriminator=self.discriminator,
+                video, path.recon, step, discriminator=self.discriminator,
                 last_layer_weight=last_layer if last_layer.requires_grad else None,
-                mu=latents if continuous_stage else None, logvar=logvars if continuous_stage else None,
+                mu=out.latents.to_list() if continuous_stage else None,
+                logvar=out.logvars.to_list() if continuous_stage else None,
             )
-            total = total + plan.weight * term
-            aux = auxiliary_loss(self.vae.quantizer) if tokens is not None else None  # VQ/LFQ only; FSQ has none
+            total = total + path.plan.weight * term
+            aux = auxiliary_loss(self.vae.quantizer) if path.tokens is not None else None  # VQ/LFQ only; FSQ has none
             if aux is not None:
-                total = total + plan.weight * aux
+                total = total + path.plan.weight * aux
                 logs["loss/quantizer_aux"] = aux.detach()
             for key, value in term_logs.items():
                 if key != "loss/total":
-                    logs[f"{key}_{plan.path}"] = value
-            if tokens is not None:
-                logs["codebook/batch_usage"] = torch.tensor(self._batch_usage(tokens), device=video.device)
-            last_recon = recon
+                    logs[f"{key}_{path.plan.path}"] = value
+            if path.tokens is not None:
+                for k, usage in enumerate(codebook_usage(path.tokens, self.vae.config.vocab_size)):
+                    logs[f"codebook/batch_usage/token{k}"] = torch.tensor(usage)
         logs["loss/total"] = total.detach()
         logs["schedule/discrete_share"] = torch.tensor(discrete_share(self.cfg.schedule, step))
         if not self._step_is_finite(total):
@@ -146,22 +145,16 @@ class OneVAETrainingModule(L.LightningModule):
         opt_ae.step()
         self.lr_schedulers().step()
         if self.adversarial_active(step):
-            logs.update(self._discriminator_step(optimizers[1], video, last_recon.detach()))
+            logs.update(self._discriminator_step(optimizers[1], video, out.recon.detach()))
         if self.ema is not None:
             self.ema.update(self.vae)
-        self._check_collapse(video, last_recon)
+        self._check_collapse(video, out.recon)
         logs["grad_norm"] = grad_norm.detach()
         logs["lr"] = torch.tensor(opt_ae.param_groups[0]["lr"])
         self.log_dict({f"train/{k}": v.float() for k, v in logs.items()}, on_step=True, prog_bar=False, sync_dist=False)
         self.log("loss", logs["loss/total"].float(), prog_bar=True, on_step=True, logger=False)
 
-    def _batch_usage(self, tokens: list[torch.Tensor]) -> float:
-        flat = torch.cat([t.reshape(-1, t.shape[-1]) for t in tokens])
-        return float(torch.unique(flat).numel()) / self.vae.config.vocab_size
-
     def _discriminator_step(self, opt_d, video: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..losses import discriminator_loss
-
         loss_cfg = self.cfg.loss
         d_loss, logs = discriminator_loss(self.discriminator, video, recon, self.global_step, loss_cfg.disc_start, loss_cfg.disc_loss)
         if not d_loss.requires_grad or not self._step_is_finite(d_loss):
@@ -200,7 +193,7 @@ class OneVAETrainingModule(L.LightningModule):
     def _check_collapse(self, video: torch.Tensor, recon: torch.Tensor) -> None:
         recon_std = recon.detach().float().std(dim=(1, 3, 4)).mean()
         input_std = video.detach().float().std(dim=(1, 3, 4)).mean()
-        if recon_std < FLAT_STD and input_std > 0.05:
+        if recon_std < FLAT_STD and input_std > FLAT_INPUT_STD:
             self.flat_streak += 1
         else:
             self.flat_streak = 0
@@ -213,29 +206,22 @@ class OneVAETrainingModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         self._val_outputs: list[dict[str, Any]] = []
-        self._ema_backup = None
-        if self.ema is not None and self.cfg.ema.validate_with_ema:
-            self._ema_backup = {n: p.detach().clone() for n, p in self.vae.named_parameters()}
-            self.ema.copy_to(self.vae)
+        self._ema_swapped = self.ema is not None and self.cfg.ema.validate_with_ema
+        if self._ema_swapped:
+            self.ema.swap_in(self.vae)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        from .validation import validate_batch
-
         self._val_outputs.append(validate_batch(self, batch, batch_idx))
 
     def on_validation_epoch_end(self) -> None:
-        from .validation import summarise_validation
-
         summarise_validation(self, self._val_outputs)
-        if self._ema_backup is not None:
-            with torch.no_grad():
-                for n, p in self.vae.named_parameters():
-                    p.copy_(self._ema_backup[n])
-            self._ema_backup = None
+        if self._ema_swapped:
+            self.ema.swap_out(self.vae)
+            self._ema_swapped = False
 
     # ------------------------------------------------------------------------------------------ checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["onevae_model_config"] = self.vae.config.to_dict()
+        checkpoint[TRAINING_CONFIG_KEY] = self.vae.config.to_dict()
         checkpoint["onevae_train_config"] = self.cfg.to_dict()
         checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": self.flat_streak}
 

@@ -9,29 +9,23 @@ from typing import Optional
 
 import lightning as L
 
-from ..checkpoints.report import LoadReport
+from ..state_dict import LoadReport
 from ..config import OneVAEConfig, preset
 from ..errors import OneVAEError
 from ..model import OneVAE
-from .checkpointing import AtomicModelCheckpoint, ExportCallback, find_resume_checkpoint
+from .checkpointing import AtomicModelCheckpoint, ExportCallback, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig
 from .data import OneVAEDataModule
 from .initialise import initialise_model
+from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
-
-
-def build_model_config(config: TrainConfig) -> OneVAEConfig:
-    section = config.model
-    base = preset(section.preset) if section.preset else OneVAEConfig()
-    model_config = OneVAEConfig.from_dict({**base.to_dict(), **section.config})
-    if config.stage != "continuous" and not model_config.discrete:
-        raise OneVAEError(f"the {config.stage} stage needs an FSQ bottleneck: set model.config.fsq_levels")
-    return model_config
+from .preemption import PreemptionCallback
+from .rundir import RunDirectory
 
 
 def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, Optional[LoadReport]]:
     L.seed_everything(config.seed, workers=True, verbose=False)
-    model = OneVAE(build_model_config(config))
+    model = OneVAE(config.model_config())
     report = initialise_model(model, config.model) if config.model.init_from else None
     return OneVAETrainingModule(config, model), report
 
@@ -53,9 +47,9 @@ def _strategy(config: TrainConfig):
     return name
 
 
-def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None) -> L.Trainer:
+def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None, resume_step: Optional[int] = None) -> L.Trainer:
+    """``resume_step``: the step of the checkpoint the run resumes from (the metrics log keeps the rows before it)."""
     from lightning.pytorch.callbacks import TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     out = Path(config.output_dir)
     t = config.trainer
@@ -65,11 +59,12 @@ def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None) -
             save_last=True, save_top_k=-1, auto_insert_metric_name=False, enable_version_counter=False,
         ),
         ExportCallback(out / "export", use_ema=t.export_ema),
+        PreemptionCallback(out / "checkpoints" / "last.ckpt"),
     ]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks += extra_callbacks or []
-    loggers = [CSVLogger(str(out), name="logs", version=""), _tensorboard_logger(out)]
+    loggers = [ResumableCSVLogger(str(out), name="logs", version="", resume_step=resume_step), _tensorboard_logger(out)]
     return L.Trainer(
         max_steps=t.max_steps,
         accelerator=t.accelerator,
@@ -77,6 +72,7 @@ def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None) -
         num_nodes=t.num_nodes,
         strategy=_strategy(config),
         precision=t.precision,
+        plugins=[SafeCheckpointIO()],
         logger=[lg for lg in loggers if lg is not None],
         callbacks=callbacks,
         log_every_n_steps=t.log_every_n_steps,
@@ -118,19 +114,37 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Optional[list] = None) -> Path:
-    """Run a training stage; returns the exported model directory."""
+def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Optional[list] = None, overwrite: bool = False) -> Path:
+    """Run a training stage; returns the exported model directory.
+
+    ``resume``: None (a new run: refused in a directory that holds one, unless ``overwrite``), ``"auto"`` or a
+    checkpoint path. Raises :class:`~onevae.errors.Preempted` when SIGTERM/SIGINT stopped the run after
+    saving ``last.ckpt``."""
+    from ..io.atomic import atomic_path
+
     _quiet_lightning()
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = find_resume_checkpoint(out, resume)
-    module, report = build_module(config)
-    trainer = build_trainer(config, extra_callbacks)
-    if trainer.is_global_zero:
-        config.save(out / "config.yaml")
-        if report is not None:
-            (out / "init_report.json").write_text(json.dumps(report.to_dict(), indent=1))
-            print(report.summary(), file=sys.stderr)
-        print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
-    trainer.fit(module, datamodule=OneVAEDataModule(config), ckpt_path=ckpt_path)
+    model_config = config.model_config()  # every config error before the directory is touched
+    with RunDirectory(out, resume, overwrite):
+        point = find_resume_checkpoint(out, resume, model_config)
+        module, report = build_module(config)
+        trainer = build_trainer(config, extra_callbacks, resume_step=point.step if point else None)
+        if trainer.is_global_zero:
+            config.save(out / "config.yaml")
+            if report is not None:
+                with atomic_path(out / "init_report.json") as tmp:
+                    tmp.write_text(json.dumps(report.to_dict(), indent=1))
+                print(report.summary(), file=sys.stderr)
+            print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
+        _fit(trainer, module, OneVAEDataModule(config), point.path if point else None)
     return out / "export"
+
+
+def _fit(trainer: L.Trainer, module: OneVAETrainingModule, data: OneVAEDataModule, ckpt_path: Optional[str]) -> None:
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    except SystemExit as exc:
+        # Lightning turns Ctrl-C into sys.exit(1); give the command line back the interruption it was
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise

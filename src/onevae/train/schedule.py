@@ -7,19 +7,9 @@ was never interrupted.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
+from ..model import CONTINUOUS, DISCRETE, PathPlan
 from .config import ScheduleConfig
-
-
-@dataclass(frozen=True)
-class PathPlan:
-    """One term of a step's loss: ``path`` is "continuous" or "discrete"; ``alpha`` is the share of the
-    quantised latent fed to the decoder (1 for pure discrete, in (0, 1) when interpolating)."""
-
-    path: str
-    weight: float
-    alpha: float = 1.0
 
 
 def ramp(step: int, start: int, length: int, final: float) -> float:
@@ -31,29 +21,34 @@ def ramp(step: int, start: int, length: int, final: float) -> float:
     return final * min(1.0, (step - start) / length)
 
 
+# The random path choice of step s is drawn from a generator seeded with seed * STEP_SEED_STRIDE + s (a prime
+# larger than any step count, so that (seed, step) pairs never share a generator).
+STEP_SEED_STRIDE = 1_000_003
+
+
 def step_rng(seed: int, step: int) -> random.Random:
-    return random.Random(seed * 1_000_003 + step)
+    return random.Random(seed * STEP_SEED_STRIDE + step)
 
 
 def plan_step(config: ScheduleConfig, step: int, seed: int) -> list[PathPlan]:
     """The loss terms of training step ``step``."""
     kind = config.kind
     if kind == "continuous":
-        return [PathPlan("continuous", 1.0, 0.0)]
+        return [CONTINUOUS]
     if kind == "switch":
-        return [PathPlan("discrete", 1.0)] if step >= config.start_step else [PathPlan("continuous", 1.0, 0.0)]
+        return [DISCRETE] if step >= config.start_step else [CONTINUOUS]
     if kind == "ramp":
         p = ramp(step, config.start_step, config.ramp_steps, config.final_discrete)
         use_discrete = step_rng(seed, step).random() < p
-        return [PathPlan("discrete", 1.0)] if use_discrete else [PathPlan("continuous", 1.0, 0.0)]
+        return [DISCRETE] if use_discrete else [CONTINUOUS]
     if kind == "interpolate":
         alpha = ramp(step, config.start_step, config.ramp_steps, config.final_discrete)
-        return [PathPlan("discrete", 1.0, alpha)] if alpha > 0 else [PathPlan("continuous", 1.0, 0.0)]
+        return [PathPlan("discrete", 1.0, alpha)] if alpha > 0 else [CONTINUOUS]
     if kind == "joint":
         if config.joint_mode == "sum":
             return [PathPlan("continuous", config.continuous_weight, 0.0), PathPlan("discrete", config.discrete_weight)]
         use_discrete = step_rng(seed, step).random() < config.final_discrete
-        return [PathPlan("discrete", 1.0)] if use_discrete else [PathPlan("continuous", 1.0, 0.0)]
+        return [DISCRETE] if use_discrete else [CONTINUOUS]
     raise ValueError(f"unknown schedule kind {kind!r}")
 
 

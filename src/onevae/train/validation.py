@@ -9,35 +9,37 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
+
+from ..eval.metrics import codebook_usage, psnr_per_frame, ssim_per_frame
+from ..io.video import tensor_to_frames
+from ..io.writer import write_video
+from ..model import CONTINUOUS, DISCRETE
 
 
 @torch.no_grad()
 def validate_batch(module, video: torch.Tensor, batch_idx: int) -> dict[str, Any]:
-    from ..eval.metrics import psnr_per_frame, ssim_per_frame
-
+    """PSNR/SSIM of each clip of ``video`` (B, 3, T, H, W) through both paths (the model's forward pass)."""
     vae = module.vae
-    latents = [m for m, _ in vae.model.encode_moments(video)]
+    plans = [CONTINUOUS, DISCRETE] if vae.config.discrete else [CONTINUOUS]
+    result = vae(video, plans)
     out: dict[str, Any] = {"batch_idx": batch_idx, "recon": {}, "metrics": {}}
-    recons = {"continuous": vae.model.decode(latents)}
-    if vae.config.discrete:
-        tokens = vae.latents_to_tokens(latents)
-        recons["discrete"] = vae.decode_tokens(tokens)
-        out["tokens"] = [t.cpu() for t in tokens]
-    for path, recon in recons.items():
-        recon = recon.clamp(-1, 1)
+    for path in result.paths:
+        name = path.plan.path
+        recon = path.recon.clamp(-1, 1)
         for i in range(video.shape[0]):
             psnr = psnr_per_frame(video[i].float(), recon[i].float())
             ssim = ssim_per_frame(video[i].float(), recon[i].float())
-            out["metrics"].setdefault(path, []).append({"psnr": float(psnr.mean()), "ssim": float(ssim.mean())})
-        out["recon"][path] = recon[:1].cpu()
+            out["metrics"].setdefault(name, []).append({"psnr": float(psnr.mean()), "ssim": float(ssim.mean())})
+        out["recon"][name] = recon[:1].cpu()
+        if path.tokens is not None:
+            out["tokens"] = path.tokens.map(lambda grid: grid.cpu())
     out["video"] = video[:1].cpu()
     return out
 
 
 def summarise_validation(module, outputs: list[dict[str, Any]]) -> dict[str, float]:
     """Log the means, write metrics.csv/jsonl rows and media; returns the logged values."""
-    from ..eval.metrics import codebook_usage
-
     summary: dict[str, float] = {}
     for path in ("continuous", "discrete"):
         rows = [m for out in outputs for m in out["metrics"].get(path, [])]
@@ -45,8 +47,8 @@ def summarise_validation(module, outputs: list[dict[str, Any]]) -> dict[str, flo
             summary[f"val/{path}/psnr"] = sum(r["psnr"] for r in rows) / len(rows)
             summary[f"val/{path}/ssim"] = sum(r["ssim"] for r in rows) / len(rows)
     if outputs and "tokens" in outputs[0]:
-        flat = torch.cat([t.reshape(-1, t.shape[-1]) for out in outputs for t in out["tokens"]])
-        for k, usage in enumerate(codebook_usage(flat, module.vae.config.vocab_size)):
+        tokens = [out["tokens"] for out in outputs]
+        for k, usage in enumerate(codebook_usage(tokens, module.vae.config.vocab_size)):
             summary[f"val/codebook_usage/token{k}"] = float(usage)
     for key, value in summary.items():
         module.log(key, value, prog_bar=key.endswith("psnr"), sync_dist=True)
@@ -71,11 +73,6 @@ def _write_records(module, summary: dict[str, float], outputs: list[dict[str, An
 
 def _save_media(stem: Path, video: torch.Tensor, recons: dict[str, torch.Tensor]) -> None:
     """A PNG of first/middle/last frames (input | each path) and an mp4 of the same, side by side."""
-    from PIL import Image
-
-    from ..io.video import tensor_to_frames
-    from ..io.writer import write_video
-
     panels = [video] + [recon[0] for recon in recons.values()]
     side = torch.cat(panels, dim=-1)  # (3, T, H, W * n)
     t = side.shape[1]

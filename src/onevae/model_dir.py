@@ -10,16 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from ..config import OneVAEConfig
-from ..errors import CheckpointError
-from ..io.atomic import atomic_path
-from .report import LoadReport, copy_matching, require_complete
+from .config import PRESETS, OneVAEConfig
+from .errors import CheckpointError
+from .guards import first_nonfinite
+from .io.atomic import atomic_path, write_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -28,7 +29,7 @@ DEFAULT_MODEL_NAME = "onevae-small"
 
 def default_model_dir() -> Path:
     """The small tokenizer shipped inside the package (see its model card, MODEL_CARD.md)."""
-    return Path(__file__).resolve().parent.parent / "assets" / DEFAULT_MODEL_NAME
+    return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_NAME
 
 
 def _hf_cache_root() -> Path:
@@ -75,8 +76,6 @@ def resolve_model_dir(name_or_path: Union[str, Path, None], subfolder: Optional[
 
 def refuse_weightless_preset(name: str) -> None:
     """A preset name is an architecture without weights: say how to get the weights instead of 'not found'."""
-    from ..config import PRESETS
-
     if name in PRESETS:
         raise CheckpointError(
             f"{name} is a preset (an architecture) without weights: convert the released checkpoint first, e.g. "
@@ -84,48 +83,41 @@ def refuse_weightless_preset(name: str) -> None:
         )
 
 
-def load_pretrained(name_or_path, device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None, subfolder: Optional[str] = None):
-    """Build the model described by ``config.json`` and load ``model.safetensors`` strictly."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..model import OneVAE
-
+def read_model_dir(
+    name_or_path: Union[str, Path, None], subfolder: Optional[str] = None
+) -> tuple[OneVAEConfig, dict[str, torch.Tensor], Path]:
+    """The config and the weights of a model directory (see :func:`resolve_model_dir`), and its path."""
     path = resolve_model_dir(name_or_path, subfolder)
     config = OneVAEConfig.load(path / CONFIG_NAME)
-    model = OneVAE(config)
     try:
         state = load_file(str(path / WEIGHTS_NAME))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from None
-    report = copy_matching(model, state, LoadReport(source=str(path / WEIGHTS_NAME)))
-    require_complete(report, f"the config in {path / CONFIG_NAME} ({config.name})")
-    model.source_dir = path  # type: ignore[attr-defined]
-    model.eval()
-    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise CheckpointError(f"{path / WEIGHTS_NAME}: weight {bad} holds NaN or inf; the model is broken (retrain or re-export it)")
+    return config, state, path
 
 
-def save_pretrained(
-    model, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
+def write_model_dir(
+    path: Union[str, Path], config: OneVAEConfig, state: dict[str, torch.Tensor],
+    metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None,
 ) -> None:
     """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all.
 
     ``dtype`` stores the floating-point tensors in that precision (e.g. float16 halves the file); loading casts
     them back to the model's dtype."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(f"cannot create model directory {path}: {exc.strerror}") from None
-    state = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
-    meta = {"format": "onevae", "config": json.dumps(model.config.to_dict())}
+    stored = {k: _stored(v, dtype) for k, v in state.items()}
+    meta = {"format": "onevae", "config": json.dumps(config.to_dict())}
     meta.update(metadata or {})
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    write_safetensors(path / WEIGHTS_NAME, stored, metadata=meta)
     with atomic_path(path / CONFIG_NAME) as tmp:
-        model.config.save(tmp)
+        config.save(tmp)
 
 
 def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
@@ -137,18 +129,19 @@ def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
 
 def model_fingerprint(model) -> str:
     """A short hash of the config and every weight: token files record it so that decoding with another model
-    is refused."""
-    cached = getattr(model, "_fingerprint", None)
-    if cached is not None:
-        return cached
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for key, value in sorted(model.state_dict().items()):
+    is refused. A model loaded from a directory keeps the fingerprint of its weights as stored
+    (``stored_fingerprint``), whatever dtype they were cast to since."""
+    return model.stored_fingerprint or weights_fingerprint(model.config, model.state_dict())
+
+
+def weights_fingerprint(config: OneVAEConfig, state) -> str:
+    """The hash behind :func:`model_fingerprint`. ``OneVAE.from_pretrained`` takes it of the weights as stored in the
+    file, before any cast, so that a model loaded in bfloat16 recognises the files it wrote in float32.
+    Every weight is widened to float32 first (exact for float16/bfloat16/float32 files), which keeps the
+    fingerprints of float32 models what they always were."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    model._fingerprint = digest.hexdigest()[:16]
-    return model._fingerprint
+    return digest.hexdigest()[:16]
 
-
-def copy_model_dir(src: Union[str, Path], dst: Union[str, Path]) -> None:
-    """Copy a model directory (used to export and to install the default model)."""
-    shutil.copytree(src, dst, dirs_exist_ok=True)

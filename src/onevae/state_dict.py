@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
+from .errors import CheckpointError
 
 
 @dataclass

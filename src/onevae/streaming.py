@@ -1,0 +1,291 @@
+"""Streaming and tiling: the one owner of chunked execution, so that memory is bounded by a chunk of frames
+and, with tiling, by a spatial tile, whatever the clip's length and frame size.
+
+* :class:`StreamingEncoder` / :class:`StreamingDecoder`: a clip pushed piece by piece through the causal network,
+  which keeps only its causal caches between pieces (frame 0 alone, then chunks, as the official code does);
+* :class:`TiledEncoder` / :class:`TiledDecoder`: the same for a frame covered by overlapping tiles, each tile
+  streaming with its own caches. Encoding blends the tiles' latents in latent space (tokens are the FSQ of the
+  blended latents); decoding blends the tiles' frames in pixel space. Blending weights ramp linearly across
+  each overlap, so that tile edges (where the zero padding of a tile differs from the untiled network) fade out.
+
+:func:`encoder_for` / :func:`decoder_for` pick the plain or the tiled version for a frame size (used by
+:class:`~onevae.model.OneVAE` and :mod:`onevae.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Optional, Union
+
+import torch
+
+from .errors import InputError
+from .latents import Grids, Latents, Tokens
+from .nn.layers import StreamCache
+from .padding import repeat_last_frame
+
+if TYPE_CHECKING:  # the model imports this module
+    from .model import OneVAE
+
+# A tile must hold at least this many latent positions per side: smaller tiles are mostly border.
+MIN_TILE_POSITIONS = 4
+
+
+class StreamingEncoder:
+    """Encode a clip pushed piece by piece (any piece sizes), holding only causal caches between pieces.
+
+    The first push must start with frame 0. Frames are processed as frame 0 alone, then chunks of
+    ``chunk_frames`` (a multiple of the temporal factor), as the official code does. ``finish`` pads the last
+    incomplete chunk by repeating the last frame and returns the number of frames added. With ``tokens=True``
+    the pieces are :class:`Tokens`, otherwise :class:`Latents`.
+    """
+
+    def __init__(self, model: OneVAE, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
+        tf = model.config.temporal_factor
+        self.chunk = chunk_frames or tf
+        if self.chunk % tf:
+            raise InputError(f"chunk_frames must be a multiple of the temporal factor {tf}, got {self.chunk}")
+        if tokens:
+            model.require_discrete()
+        self.model = model
+        self.tokens = tokens
+        self.cache = StreamCache()
+        self.pending: Optional[torch.Tensor] = None  # (B, 3, t, H, W) frames not yet encoded
+        self.started = False
+
+    def push(self, frames: torch.Tensor) -> Optional[Grids]:
+        """Frames (B, 3, t, H, W) -> the latent frames completed so far, or None if none was."""
+        self.model.check_video(frames, require_valid_size=False)
+        self.model.check_size(1, *frames.shape[3:])
+        self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
+        parts = []
+        if not self.started:
+            parts.append(self._encode(self.pending[:, :, :1]))
+            self.pending = self.pending[:, :, 1:]
+            self.started = True
+        while self.pending.shape[2] >= self.chunk:
+            parts.append(self._encode(self.pending[:, :, : self.chunk]))
+            self.pending = self.pending[:, :, self.chunk :]
+        return type(parts[0]).cat(parts) if parts else None
+
+    def finish(self) -> tuple[Optional[Grids], int]:
+        """Encode what is left, padded with copies of the last frame to a whole number of latent frames."""
+        if self.pending is None or self.pending.shape[2] == 0:
+            return None, 0
+        added = (-self.pending.shape[2]) % self.model.config.temporal_factor
+        grids = self._encode(repeat_last_frame(self.pending, added))
+        self.pending = self.pending[:, :, :0]
+        return grids, added
+
+    def encode(self, video: torch.Tensor) -> Grids:
+        """A whole valid clip (B, 3, T, H, W), streamed chunk by chunk."""
+        return _encode_whole(self, video, self.chunk)
+
+    @torch.no_grad()
+    def _encode(self, frames: torch.Tensor) -> Grids:
+        latents = self.model.model.encode_moments(frames, self.cache)[0]
+        return self.model.latents_to_tokens(latents) if self.tokens else latents
+
+
+class StreamingDecoder:
+    """Decode latents piece by piece with causal caches (memory bounded by the piece)."""
+
+    def __init__(self, model: OneVAE) -> None:
+        self.model = model
+        self.cache = StreamCache()
+
+    @torch.no_grad()
+    def push(self, latents: Grids) -> torch.Tensor:
+        """The next latent frames of the clip (the first piece holds frame 0) -> their frames (B, 3, t, H, W).
+        Tokens are turned into the decoder's latents first."""
+        if isinstance(latents, Tokens):
+            latents = self.model.tokens_to_latents(latents)
+        return self.model.model.decode(latents.to(self.model.device), self.cache)
+
+    def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
+        """Yield decoded frames piece by piece: frame 0 first, then ``chunk_latents`` latent frames at a time."""
+        for piece in latents.chunks(chunk_latents):
+            yield self.push(piece)
+
+
+def _encode_whole(encoder: Union[StreamingEncoder, TiledEncoder], video: torch.Tensor, chunk: int) -> Grids:
+    parts = [encoder.push(video[:, :, :1])]
+    parts += [encoder.push(video[:, :, i : i + chunk]) for i in range(1, video.shape[2], chunk)]
+    parts.append(encoder.finish()[0])  # a last chunk shorter than the chunk (no padding: T is valid)
+    present = [p for p in parts if p is not None]
+    return type(present[0]).cat(present)
+
+
+# ------------------------------------------------------------------------------------------------ tiling
+@dataclass(frozen=True)
+class Tiling:
+    """Square tiles of ``tile`` pixels, neighbours sharing ``overlap`` pixels (both multiples of the model's
+    spatial factor)."""
+
+    tile: int = 256
+    overlap: int = 64
+
+    def check(self, spatial_factor: int) -> None:
+        """Refuse, with one clear message, tiles the model cannot take or that cannot blend."""
+        sf = spatial_factor
+        if self.tile % sf or self.overlap % sf:
+            raise InputError(f"tile ({self.tile}) and tile overlap ({self.overlap}) must be multiples of the spatial factor {sf}")
+        if self.tile < MIN_TILE_POSITIONS * sf:
+            raise InputError(f"tile {self.tile} is too small: at least {MIN_TILE_POSITIONS * sf} pixels ({MIN_TILE_POSITIONS} latent positions) for this model")
+        if not 0 <= self.overlap < self.tile:
+            raise InputError(f"tile overlap must lie in [0, tile), got {self.overlap} for tile {self.tile}")
+
+    def applies(self, height: int, width: int) -> bool:
+        """True when a frame of this size needs more than one tile."""
+        return height > self.tile or width > self.tile
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering ``size`` (all in the same unit); the last tile ends at ``size``."""
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, tile - overlap))
+    return starts + [size - tile]
+
+
+def blend_ramp(length: int, start: int, size: int, overlap: int) -> torch.Tensor:
+    """Weights (length,) of a tile at ``start`` in a span of ``size``: linear ramps across the ``overlap`` at
+    its inner edges (never 0, so a position covered by one tile only keeps its value), 1 elsewhere."""
+    weights = torch.ones(length)
+    ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+    n = min(overlap, length)
+    if start > 0 and n:
+        weights[:n] = torch.minimum(weights[:n], ramp[:n])
+    if start + length < size and n:
+        weights[-n:] = torch.minimum(weights[-n:], ramp[:n].flip(0))
+    return weights
+
+
+@dataclass(frozen=True)
+class _Box:
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def _boxes(height: int, width: int, tile: int, overlap: int) -> list[_Box]:
+    tops, lefts = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    return [_Box(t, left, min(tile, height), min(tile, width)) for t in tops for left in lefts]
+
+
+class _Blender:
+    """Accumulates weighted tiles of a (…, H, W) canvas and returns the normalised blend."""
+
+    def __init__(self, height: int, width: int, overlap: int) -> None:
+        self.height, self.width, self.overlap = height, width, overlap
+        self.canvas: Optional[torch.Tensor] = None
+        self.weight = torch.zeros(height, width)
+
+    def add(self, piece: torch.Tensor, top: int, left: int) -> None:
+        h, w = piece.shape[-2:]
+        ramp = blend_ramp(h, top, self.height, self.overlap)[:, None] * blend_ramp(w, left, self.width, self.overlap)[None, :]
+        if self.canvas is None:
+            self.canvas = piece.new_zeros(*piece.shape[:-2], self.height, self.width, dtype=torch.float32)
+        self.canvas[..., top : top + h, left : left + w] += piece.float() * ramp.to(piece.device)
+        self.weight[top : top + h, left : left + w] += ramp
+
+    def result(self, dtype: torch.dtype) -> torch.Tensor:
+        return (self.canvas / self.weight.to(self.canvas.device)).to(dtype)
+
+
+class TiledEncoder:
+    """:class:`StreamingEncoder` over overlapping tiles of (height, width) frames; latents blended."""
+
+    def __init__(self, model: OneVAE, tiling: Tiling, height: int, width: int, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
+        tiling.check(model.config.spatial_factor)
+        if tokens:
+            model.require_discrete()
+        self.model, self.tiling, self.tokens = model, tiling, tokens
+        self.height, self.width = height, width
+        self.boxes = _boxes(height, width, tiling.tile, tiling.overlap)
+        self.encoders = [StreamingEncoder(model, chunk_frames) for _ in self.boxes]
+        self.chunk = self.encoders[0].chunk
+
+    def push(self, frames: torch.Tensor) -> Optional[Grids]:
+        """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None."""
+        pieces = [enc.push(frames[..., b.top : b.top + b.height, b.left : b.left + b.width]) for enc, b in zip(self.encoders, self.boxes)]
+        return None if pieces[0] is None else self._output(pieces)
+
+    def finish(self) -> tuple[Optional[Grids], int]:
+        results = [enc.finish() for enc in self.encoders]
+        pieces, added = [r[0] for r in results], results[0][1]
+        return (None if pieces[0] is None else self._output(pieces)), added
+
+    def encode(self, video: torch.Tensor) -> Grids:
+        return _encode_whole(self, video, self.chunk)
+
+    def _output(self, pieces: list[Latents]) -> Grids:
+        sf = self.model.config.spatial_factor
+        rest = self._blend([p.rest for p in pieces], sf)
+        first = None if pieces[0].first is None else self._blend([p.first for p in pieces], sf // 2)
+        latents = Latents(rest=rest, first=first)
+        return self.model.latents_to_tokens(latents) if self.tokens else latents
+
+    def _blend(self, grids: list[torch.Tensor], pixels_per_position: int) -> torch.Tensor:
+        # grids: (B, z, t, h_tile, w_tile) per tile -> (B, z, t, H/p, W/p)
+        p = pixels_per_position
+        blender = _Blender(self.height // p, self.width // p, self.tiling.overlap // p)
+        for grid, box in zip(grids, self.boxes):
+            blender.add(grid, box.top // p, box.left // p)
+        return blender.result(grids[0].dtype)
+
+
+class TiledDecoder:
+    """:class:`StreamingDecoder` over overlapping latent tiles; frames blended in pixel space."""
+
+    def __init__(self, model: OneVAE, tiling: Tiling, latent_height: int, latent_width: int) -> None:
+        sf = model.config.spatial_factor
+        tiling.check(sf)
+        self.model, self.tiling, self.sf = model, tiling, sf
+        self.latent_height, self.latent_width = latent_height, latent_width
+        self.boxes = _boxes(latent_height, latent_width, tiling.tile // sf, tiling.overlap // sf)
+        self.decoders = [StreamingDecoder(model) for _ in self.boxes]
+
+    @torch.no_grad()
+    def push(self, latents: Grids) -> torch.Tensor:
+        """The next latent frames (or tokens) of the clip -> their frames (B, 3, t, H, W), blended."""
+        sf = self.sf
+        blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap)
+        out_dtype = None
+        for decoder, b in zip(self.decoders, self.boxes):
+            frames = decoder.push(latents.crop(b.top, b.left, b.height, b.width))  # (B, 3, t, h*sf, w*sf)
+            out_dtype = frames.dtype
+            blender.add(frames, b.top * sf, b.left * sf)
+        return blender.result(out_dtype)
+
+    def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
+        for piece in latents.chunks(chunk_latents):
+            yield self.push(piece)
+
+
+# ------------------------------------------------------------------------------------------------ choice
+def encoder_for(
+    model: OneVAE, height: int, width: int, chunk_frames: Optional[int] = None, tokens: bool = False, tiling: Optional[Tiling] = None,
+) -> Union[StreamingEncoder, TiledEncoder]:
+    """The streaming encoder for frames of (height, width): tiled when ``tiling`` (default: the model's, see
+    ``OneVAE.enable_tiling``) is set and the frame is larger than a tile."""
+    tiling = tiling or model.tiling
+    if tiling is not None and tiling.applies(height, width):
+        return TiledEncoder(model, tiling, height, width, chunk_frames, tokens)
+    return StreamingEncoder(model, chunk_frames, tokens)
+
+
+def decoder_for(model: OneVAE, height: int, width: int, tiling: Optional[Tiling] = None) -> Union[StreamingDecoder, TiledDecoder]:
+    """The streaming decoder for frames of (height, width) pixels: tiled as :func:`encoder_for` is."""
+    tiling = tiling or model.tiling
+    if tiling is not None and tiling.applies(height, width):
+        sf = model.config.spatial_factor
+        return TiledDecoder(model, tiling, height // sf, width // sf)
+    return StreamingDecoder(model)
+
+
+def tile_borders(size: int, tiling: Tiling) -> list[int]:
+    """Pixel lines where a tile of ``tiling`` starts or ends inside a span of ``size`` (for seam checks)."""
+    starts = tile_starts(size, tiling.tile, tiling.overlap)
+    return sorted({s for s in starts if s > 0} | {s + tiling.tile for s in starts if s + tiling.tile < size})
