@@ -24,6 +24,7 @@ COLUMNS = [  # (metric, header, unit)
     ("ssim_continuous", "latents SSIM", ""),
     ("ssim_discrete", "tokens SSIM", ""),
 ]
+LINE_STYLES = ["-", "--", ":", "-."]
 EXTRA_COLUMNS = {  # shown when an experiment's checks or arms need them
     "psnr_continuous_step0": ("latents PSNR at step 0", "dB"),
     "psnr_discrete_step0": ("tokens PSNR at step 0", "dB"),
@@ -100,7 +101,7 @@ def plot_curves(spec: ExperimentSpec, results: list[dict[str, Any]], curves: lis
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, path in zip(axes, PATHS):
-        for arm in spec.arms:
+        for index, arm in enumerate(spec.arms):
             seeds = sorted({int(r["seed"]) for r in curves if r["arm"] == arm})
             series = [dict(curve(curves, arm, seed, path)) for seed in seeds]
             series = [s for s in series if s]
@@ -111,7 +112,8 @@ def plot_curves(spec: ExperimentSpec, results: list[dict[str, Any]], curves: lis
             offset = _stage_steps(results, arm)
             x = [step + offset for step in steps]
             mean = values.mean(axis=0)
-            ax.plot(x, mean, label=f"{spec.label(arm)} (n={len(series)})")
+            style = LINE_STYLES[index % len(LINE_STYLES)]  # arms that coincide (same seed, same start) stay visible
+            ax.plot(x, mean, style, label=f"{spec.label(arm)} (n={len(series)})", linewidth=2.2 - 0.3 * (index % 4))
             if len(series) > 1:
                 std = values.std(axis=0, ddof=1)
                 ax.fill_between(x, mean - std, mean + std, alpha=0.2)
