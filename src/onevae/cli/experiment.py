@@ -48,6 +48,8 @@ def run_experiments(args: argparse.Namespace) -> int:
     specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
     options = _options(args)
     root = options.root
+    for spec in specs:  # first everything no other process is training, then wait for the rest
+        run_experiment(spec, options, wait=False)
     for spec in specs:
         rows = run_experiment(spec, options)
         print(f"[experiment {spec.name}] {rows} finished run(s) in {root / spec.name / 'results.csv'}")

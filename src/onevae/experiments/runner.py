@@ -326,8 +326,9 @@ def record(spec: ExperimentSpec, plan: RunPlan, summary: dict[str, Any], options
     return True
 
 
-def run_experiment(spec: ExperimentSpec, options: RunOptions) -> int:
-    """Run (or continue) every (seed, arm) of the experiment; returns the number of finished rows."""
+def run_experiment(spec: ExperimentSpec, options: RunOptions, wait: bool = True) -> int:
+    """Run (or continue) every (seed, arm) of the experiment; returns the number of finished rows. Runs that
+    another process is training are skipped, then waited for (``wait``) or left to a later call."""
     deferred = []
     for plan in jobs(spec, options):
         summary = ensure_run(plan, options, blocking=False)
@@ -335,7 +336,7 @@ def run_experiment(spec: ExperimentSpec, options: RunOptions) -> int:
             deferred.append(plan)
             continue
         record(spec, plan, summary, options)
-    for plan in deferred:
+    for plan in deferred if wait else []:
         record(spec, plan, ensure_run(plan, options, blocking=True), options)
     return len(read_csv(experiment_dir(options.root, spec) / "results.csv"))
 
