@@ -31,6 +31,7 @@ FORBIDDEN = {
     "onevae.corpus": ["onevae.train", "onevae.cli"],
     "onevae.sequences": ["onevae.train", "onevae.cli", "onevae.corpus"],
     "onevae.train": ["onevae.cli"],
+    "onevae.experiments": ["onevae.cli"],
 }
 
 

@@ -50,6 +50,11 @@ class OneVAEConfig:
     num_codebooks: Annotated[int, Range(1, 64)] = 2
     latents_mean: Optional[list[float]] = None
     latents_std: Optional[list[float]] = None
+    # the bottleneck's quantizer: "fsq" (OneVAE's, the default) or, for comparisons, "vq" / "lfq" from
+    # vector-quantize-pytorch (see onevae.quantizers.factory); codebook_size/codebook_dim are theirs only
+    quantizer: str = "fsq"
+    codebook_size: Optional[Annotated[int, Range(2, MAX_VOCAB)]] = None
+    codebook_dim: Optional[Annotated[int, Range(1, MAX_STAGE_CHANNELS)]] = None
 
     def __post_init__(self) -> None:
         self.dim_mult = [int(m) for m in self.dim_mult]
@@ -71,6 +76,10 @@ class OneVAEConfig:
                 raise ValueError(f"every FSQ level must be >= 2, got {self.fsq_levels}")
             if not 1 <= len(self.fsq_levels) <= 16 or math.prod(self.fsq_levels) > MAX_VOCAB:
                 raise ValueError(f"fsq_levels {self.fsq_levels}: 1 to 16 levels with a vocabulary below 2**31 are supported")
+        if self.quantizer != "fsq":
+            from .quantizers.factory import check_quantizer_config
+
+            check_quantizer_config(self)
         self._check_latent_stats()
 
     def _check_latent_stats(self) -> None:
@@ -94,16 +103,22 @@ class OneVAEConfig:
     # ----------------------------------------------------------------------------------------- derived
     @property
     def discrete(self) -> bool:
-        """Whether the model has an FSQ bottleneck (tokens); every model has continuous latents."""
-        return self.fsq_levels is not None
+        """Whether the model has a quantized bottleneck (tokens); every model has continuous latents."""
+        return self.fsq_levels is not None or self.quantizer != "fsq"
 
     @property
     def embed_dim(self) -> int:
         """Channels of the quantized bottleneck: FSQ channels per token times tokens per position."""
+        if self.quantizer != "fsq":
+            from .quantizers.factory import channels_per_token
+
+            return channels_per_token(self) * self.num_codebooks
         return len(self.fsq_levels) * self.num_codebooks if self.fsq_levels else 0
 
     @property
     def vocab_size(self) -> int:
+        if self.quantizer != "fsq":
+            return int(self.codebook_size)
         return math.prod(self.fsq_levels) if self.fsq_levels else 0
 
     @property

@@ -31,7 +31,7 @@ from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
 from .padding import Padding, pad_to_multiple
-from .quantizers.fsq import FSQ
+from .quantizers.factory import build_quantizer
 from .state_dict import LoadReport, copy_matching, require_complete
 from .streaming import StreamingDecoder, Tiling, decoder_for, encoder_for
 
@@ -96,7 +96,7 @@ class OneVAE(nn.Module):
         if self.config.discrete:
             self.quant_conv = nn.Linear(self.config.z_dim, self.config.embed_dim)
             self.post_quant_conv = nn.Linear(self.config.embed_dim, self.config.z_dim)
-            self.quantizer = FSQ(self.config.fsq_levels, self.config.num_codebooks)
+            self.quantizer = build_quantizer(self.config)  # FSQ unless config.quantizer says otherwise
 
     # ------------------------------------------------------------------------------------------ helpers
     @property

@@ -413,4 +413,6 @@ def _save_stats(model, mean: list[float], std: list[float]) -> None:
         config.save(tmp)
 
 
-REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_train, add_export]
+from .experiment import add_experiment  # noqa: E402  (experiment.py uses this module's option helpers)
+
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_train, add_export, add_experiment]

@@ -18,6 +18,7 @@ from ..eval.metrics import codebook_usage
 from ..losses import ReconstructionLoss, build_discriminator, discriminator_loss
 from ..model import OneVAE
 from ..nn.layers import ResidualBlock
+from ..quantizers.factory import auxiliary_loss
 from .config import TrainConfig
 from .ema import EMA
 from .schedule import discrete_share, plan_step
@@ -118,6 +119,10 @@ class OneVAETrainingModule(L.LightningModule):
                 logvar=out.logvars.to_list() if continuous_stage else None,
             )
             total = total + path.plan.weight * term
+            aux = auxiliary_loss(self.vae.quantizer) if path.tokens is not None else None  # VQ/LFQ only; FSQ has none
+            if aux is not None:
+                total = total + path.plan.weight * aux
+                logs["loss/quantizer_aux"] = aux.detach()
             for key, value in term_logs.items():
                 if key != "loss/total":
                     logs[f"{key}_{path.plan.path}"] = value

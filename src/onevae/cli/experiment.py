@@ -1,0 +1,77 @@
+"""``onevae experiment run|report``: the paper's claims measured with our training code (docs/results.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_experiment(sub) -> None:
+    p = sub.add_parser("experiment", help="run the experiments of configs/experiments/ and write docs/results.md",
+                       description="Arms x seeds of training runs, resumable; results appended to CSVs as runs finish.")
+    commands = p.add_subparsers(dest="experiment_command", metavar="{run,status,report}", required=True)
+    run = commands.add_parser("run", help="run or continue experiments (a finished run is never redone)")
+    run.add_argument("experiments", nargs="+", help="experiment YAML files (configs/experiments/*.yaml)")
+    run.add_argument("--quick", action="store_true", help="smoke test: one seed, a few steps, tiny clips")
+    run.add_argument("--runs", default=None, help="runs root (default runs/science, runs/science-quick with --quick)")
+    run.add_argument("--data", default=None, help="where the prepared training clips go (default RUNS/data)")
+    run.add_argument("--opencv", default="data/opencv", help="folder with OpenCV's vtest.avi, box.mp4.gz, cup.mp4.gz (make data)")
+    run.add_argument("--threads", type=int, default=None, help="torch threads (1 for a background job on a shared machine)")
+    run.add_argument("--keep-checkpoints", action="store_true", help="keep the training checkpoints of finished runs")
+    run.set_defaults(func=run_experiments)
+    status = commands.add_parser("status", help="where each (arm, seed) of the experiments stands (trains nothing)")
+    status.add_argument("experiments", nargs="+", help="experiment YAML files")
+    status.add_argument("--quick", action="store_true", help="the --quick runs")
+    status.add_argument("--runs", default=None, help="runs root (as for run)")
+    status.add_argument("--data", default=None)
+    status.add_argument("--opencv", default="data/opencv")
+    status.set_defaults(func=show_status)
+    report = commands.add_parser("report", help="write docs/results.md and docs/results/ from the results CSVs")
+    report.add_argument("--runs", default="runs/science", help="runs root the experiments wrote to")
+    report.add_argument("--experiments", default="configs/experiments", help="folder of experiment YAML files")
+    report.add_argument("--out", default="docs/results.md", help="the report (its CSVs and plots go to a folder beside it)")
+    report.set_defaults(func=write_report)
+
+
+def _options(args: argparse.Namespace):
+    from ..experiments import RunOptions
+
+    root = Path(args.runs or ("runs/science-quick" if args.quick else "runs/science"))
+    return RunOptions(root=root, data_dir=Path(args.data) if args.data else root / "data",
+                      opencv_dir=Path(args.opencv) if args.opencv else None, quick=args.quick,
+                      threads=getattr(args, "threads", None), keep_checkpoints=getattr(args, "keep_checkpoints", False))
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from ..experiments import load_experiment, run_experiment
+
+    specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
+    options = _options(args)
+    root = options.root
+    for spec in specs:  # first everything no other process is training, then wait for the rest
+        run_experiment(spec, options, wait=False)
+    for spec in specs:
+        rows = run_experiment(spec, options)
+        print(f"[experiment {spec.name}] {rows} finished run(s) in {root / spec.name / 'results.csv'}")
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from ..experiments import load_experiment
+    from ..experiments.runner import run_status
+
+    options = _options(args)
+    for path in args.experiments:
+        spec = load_experiment(Path(path))
+        for row in run_status(spec, options):
+            psnr = f"  tokens {row['psnr_discrete']:.2f} dB" if row["psnr_discrete"] is not None else ""
+            print(f"{spec.name}  {row['arm']:<24} seed {row['seed']}  {row['state']}{psnr}  ({row['run']})")
+    return 0
+
+
+def write_report(args: argparse.Namespace) -> int:
+    from ..experiments import find_experiments, write_results
+
+    out = write_results(find_experiments(Path(args.experiments)), Path(args.runs), Path(args.out))
+    print(f"[experiment] wrote {out}")
+    return 0
