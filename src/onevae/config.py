@@ -148,8 +148,10 @@ class OneVAEConfig:
     # -------------------------------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in LATENT_STATS_FIELDS:  # absent rather than null: config files and fingerprints of models without them stay as they were
-            if data[key] is None:
+        # optional fields at their defaults are left out, so that config files, token-file metadata and
+        # fingerprints of models without them stay what they were before the fields existed
+        for key, default in OPTIONAL_FIELD_DEFAULTS.items():
+            if data[key] == default:
                 del data[key]
         return data
 
@@ -203,6 +205,7 @@ class OneVAEConfig:
 
 # The fields of OneVAEConfig that describe the weights' latents rather than the architecture.
 LATENT_STATS_FIELDS = ("latents_mean", "latents_std")
+OPTIONAL_FIELD_DEFAULTS = {"latents_mean": None, "latents_std": None, "quantizer": "fsq", "codebook_size": None, "codebook_dim": None}
 
 # ------------------------------------------------------------------------------------------------ presets
 _OFFICIAL_BASE = dict(dim=96, z_dim=256, num_res_blocks=2, fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2)
