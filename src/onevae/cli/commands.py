@@ -271,4 +271,6 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_train, add_export]
+from .eval_command import add_eval  # noqa: E402  (its own module: the evaluation command)
+
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_train, add_export, add_eval]
