@@ -22,7 +22,7 @@ from onevae.io.samples import sample_video_path
 from onevae.io.video import probe_video
 
 OPENCV_CLIPS = ("vtest.avi", "box.mp4.gz", "cup.mp4.gz", "tree.avi", "Megamind.avi")
-SMALL_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle_left")  # the stills of stages 1-4
+SMALL_PHOTOS = ("astronaut", "coffee", "rocket")  # the stills of stages 1-4
 
 
 def real_clips(opencv: Path) -> list[Path]:
