@@ -128,3 +128,26 @@ def test_eval_command_line(tmp_path):
     assert json.loads((tmp_path / "o" / "results.json").read_text())["results"][0]["metrics"]["tokens"]["psnr"] > 15
     bad = subprocess.run(run + ["no_such_clip"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_clip" in bad.stderr
+
+
+def test_evaluation_pads_odd_sizes_and_reuses_cached_baselines(tmp_path, monkeypatch):
+    from conftest import random_video, tiny_model
+
+    import onevae.eval.evaluate as evaluate_module
+    from onevae.eval.evaluate import EvalClip
+
+    model = tiny_model("888")
+    clip = EvalClip("odd", random_video(6, 30, 42)[0], 25.0)  # padded to 9 x 32 x 48 inside, cropped back
+    first = evaluate(model, [clip], tmp_path, EvalOptions(), log=lambda _: None)[0]
+    assert first.size == "6x30x42" and set(first.metrics) == {"tokens", "latents", "bicubic_x4", "bicubic_x8", "x264"}
+    assert first.token_bits == pytest.approx(2 * 4 * 6 * 2 * np.log2(64000))  # 8x8x8: 9 frames -> 2 x 4 x 6 positions, 2 tokens each
+    assert first.x264["crf"] == 51 and first.x264["over_budget"]  # 1,533 bits: even CRF 51 needs more
+    assert "(over budget)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "side_by_side" / "odd.png").is_file()
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the cached baselines should have been used")
+
+    monkeypatch.setattr(evaluate_module, "x264_at_budget", no_search)
+    second = evaluate(model, [clip], tmp_path, EvalOptions(), log=lambda _: None)[0]
+    assert second.metrics == first.metrics and second.x264 == first.x264
