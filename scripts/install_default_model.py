@@ -45,6 +45,15 @@ def training_summary(config_path: str) -> dict:
     return {"steps": int(ckpt["global_step"]), "config": config, "config_path": config_path}
 
 
+def export_step(export: Path) -> int | None:
+    """The training step an exported model was taken at (``onevae export`` records it), if recorded."""
+    from safetensors import safe_open
+
+    with safe_open(str(export / "model.safetensors"), "pt") as f:
+        step = (f.metadata() or {}).get("step")
+    return int(step) if step is not None else None
+
+
 def describe_stage(config: dict) -> str:
     """One line on what a training stage did, from its saved config."""
     schedule, optim = config["schedule"], config["optim"]
@@ -112,6 +121,8 @@ def main() -> None:
     eval_seconds = time.time() - start
     summary = result.summary()
     stages = [training_summary(path) for path in args.configs]
+    if export_step(args.export) is not None:  # the last stage's run may have gone on after this export
+        stages[-1]["steps"] = export_step(args.export)
     config = model.config
     tokens = config.tokens_per_clip(17, 256, 256)
     ranges = frame_ranges(result.per_frame, [(0, 17), (17, 49), (49, result.frames)])

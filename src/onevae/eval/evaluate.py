@@ -319,18 +319,21 @@ def evaluate(model, clips: list[EvalClip], out: Optional[Path], options: EvalOpt
         png = out / "side_by_side" / f"{clip.name}.png" if (out is not None and options.png) else None
         result = evaluate_clip(model, clip, options, cache, png)
         results.append(result)
+        if cache_file is not None:  # after every clip, so that an interrupted run keeps what it computed
+            write_json(cache_file, cache)
         tokens = result.metrics.get("tokens", result.metrics["latents"])
         log(f"{clip.name}: tokens {tokens['psnr']:.2f} dB, bicubic x4 {result.metrics['bicubic_x4']['psnr']:.2f} dB"
             + (f", x264 {result.metrics['x264']['psnr']:.2f} dB" if "x264" in result.metrics else ""))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         payload = {"model": getattr(model.config, "name", ""), "results": [r.__dict__ for r in results]}
-        with atomic_path(out / "results.json") as tmp:
-            tmp.write_text(json.dumps(payload, indent=1) + "\n")
+        write_json(out / "results.json", payload)
         with atomic_path(out / "results.md") as tmp:
             tmp.write_text(results_table(results) + "\n")
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cache_file) as tmp:
-                tmp.write_text(json.dumps(cache, indent=1) + "\n")
     return results
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
