@@ -220,6 +220,7 @@ class ClipResult:
     colour: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> colour_fidelity
     x264: Optional[dict[str, Any]] = None
     token_bits: float = 0.0
+    per_frame: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # model path -> {psnr, ssim} per frame
 
 
 def _summary(ref: torch.Tensor, rec: torch.Tensor) -> dict[str, float]:
@@ -243,7 +244,9 @@ def evaluate_clip(model, clip: EvalClip, options: EvalOptions, cache: dict[str, 
     elif options.x264 and options.png and cached.get("x264"):  # one encode at the cached CRF, for the picture
         x264_rec = x264_at_crf(ref, clip.fps, cached["x264"]["crf"])
     for name, rec in recs.items():
-        result.metrics[name] = _summary(ref, rec)
+        m = clip_metrics(ref, rec)
+        result.metrics[name] = {"psnr": m["psnr"], "ssim": m["ssim"]}
+        result.per_frame[name] = {"psnr": m["psnr_per_frame"], "ssim": m["ssim_per_frame"]}
         result.colour[name] = colour_fidelity(ref, rec)
     if cached is not None:
         result.metrics.update(cached["metrics"])
