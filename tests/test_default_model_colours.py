@@ -30,6 +30,7 @@ def flat_clip_errors(model: OneVAE, discrete: bool = True) -> dict[str, np.ndarr
     return {n: np.abs(means[i] - np.array(FLAT_COLOURS[n])) for i, n in enumerate(names)}
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 9: the onevae-small shipped before issue 9 turns saturated colours grey "
                    "(teal (20,160,150) -> (92,100,116)); remove this mark when a model that passes is installed")
 def test_shipped_model_round_trips_flat_colours():
