@@ -33,8 +33,10 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/bench_model.py
 
-data:
+data: install
 	bash scripts/fetch_opencv_clips.sh data/opencv
+	bash scripts/fetch_wallpapers.sh data/wallpapers
+	$(BIN)/python scripts/prepare_training_data.py --out data/train_default
 
 # The paper's claims measured with our training code (docs/results.md): runs or continues every experiment
 # (resumable; a finished run is never redone), one torch thread, then rewrites the report.

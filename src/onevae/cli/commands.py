@@ -413,6 +413,7 @@ def _save_stats(model, mean: list[float], std: list[float]) -> None:
         config.save(tmp)
 
 
-from .experiment import add_experiment  # noqa: E402  (experiment.py uses this module's option helpers)
+from .eval_command import add_eval  # noqa: E402  (eval_command.py and experiment.py use this module's option helpers)
+from .experiment import add_experiment  # noqa: E402
 
-REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_train, add_export, add_experiment]
+REGISTRY = [add_encode, add_decode, add_reconstruct, add_convert, add_info, add_stats, add_eval, add_train, add_export, add_experiment]

@@ -1,0 +1,44 @@
+"""``onevae eval MODEL [CLIPS...]``: the evaluation of :mod:`onevae.eval.evaluate` on the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="PSNR/SSIM, colour fidelity and baselines on the held-out clips (or files)",
+                       description="Evaluate a tokenizer at native resolution on the held-out clips (default: all of "
+                       "them; see onevae.eval.heldout) or on video files, against bicubic x4/x8 and x264 veryslow at the "
+                       "token bit budget. Writes results.json, results.md and side_by_side/CLIP.png to --out.")
+    p.add_argument("model", help="model directory, or 'default' / 'onevae-small' for the shipped tokenizer")
+    p.add_argument("clips", nargs="*", help="held-out clip names or video files (default: the whole held-out set)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME)")
+    p.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder of scripts/fetch_opencv_clips.sh (default data/opencv)")
+    p.add_argument("--max-frames", type=int, default=None, help="cut every clip to this many frames")
+    p.add_argument("--no-x264", action="store_true", help="skip the x264 baseline")
+    p.add_argument("--no-png", action="store_true", help="write no side-by-side PNG")
+    p.add_argument("--baselines", type=Path, default=None, help="baseline cache (JSON) shared between runs (default: OUT/baselines.json)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..errors import OneVAEError
+    from ..eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
+    from ..model import OneVAE
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise OneVAEError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+    shipped = args.model in ("default", "onevae-small")
+    model = OneVAE.from_pretrained(args.model, device=args.device).eval()
+    clips = resolve_clips(args.clips, args.opencv, args.max_frames)
+    out = args.out or Path("eval") / ("onevae-small" if shipped else Path(args.model).name)
+    results = evaluate(model, clips, out, EvalOptions(x264=not args.no_x264, png=not args.no_png), args.baselines)
+    print(results_table(results))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}" + ("" if args.no_png else f", {out / 'side_by_side'}/"))
+    return 0

@@ -1,0 +1,153 @@
+"""The evaluation command (onevae eval): colour metrics on clips with a known shift, the baselines, and the
+numbers of the shipped model on a short held-out clip against a stored reference."""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from onevae import OneVAE
+from onevae.data.prepare import hue_rotate
+from onevae.eval.evaluate import EvalOptions, bicubic, colour_fidelity, evaluate, resolve_clips, rgb_to_hsv, token_budget_bits, x264_at_budget
+from onevae.eval.heldout import HELD_OUT, train_end
+from onevae.io.video import frames_to_tensor
+
+
+def colour_clip(rgb_by_region: list[tuple[int, int, int]], t: int = 3, size: int = 32) -> torch.Tensor:
+    """(3, T, size, len*size) clip of flat vertical bands, one per colour."""
+    frame = np.concatenate([np.full((size, size, 3), c, np.uint8) for c in rgb_by_region], axis=1)
+    return frames_to_tensor(np.stack([frame] * t))
+
+
+def test_mean_colour_error_measures_a_known_shift_per_channel():
+    ref = frames_to_tensor(np.random.default_rng(0).integers(40, 200, (4, 24, 24, 3), dtype=np.uint8))
+    shifted = ref.clone()
+    shifted[0] += 10 / 127.5  # +10/255 on red
+    shifted[2] -= 4 / 127.5  # -4/255 on blue
+    col = colour_fidelity(ref, shifted)
+    assert col["mean_colour_error"] == pytest.approx([10, 0, 4], abs=0.01)
+    assert col["mean_colour_error_mean"] == pytest.approx(14 / 3, abs=0.01)
+    assert colour_fidelity(ref, ref)["mean_colour_error_mean"] == 0
+
+
+def test_hue_error_and_saturation_ratio_on_saturated_colours():
+    colours = [tuple(int(255 * v) for v in colorsys.hsv_to_rgb(h, 0.9, 0.8)) for h in (0.0, 0.3, 0.6)]
+    ref = colour_clip(colours)
+    rotated = colour_clip([tuple(int(255 * v) for v in colorsys.hsv_to_rgb(h + 20 / 360, 0.9, 0.8)) for h in (0.0, 0.3, 0.6)])
+    col = colour_fidelity(ref, rotated)
+    assert col["saturated_share"] == 1.0
+    assert col["hue_error_deg"] == pytest.approx(20, abs=1.0)
+    assert col["saturation_ratio"] == pytest.approx(1.0, abs=0.02)
+    washed = colour_clip([tuple(int(255 * v) for v in colorsys.hsv_to_rgb(h, 0.45, 0.8)) for h in (0.0, 0.3, 0.6)])
+    assert colour_fidelity(ref, washed)["saturation_ratio"] == pytest.approx(0.5, abs=0.02)
+    grey = colour_clip([(128, 128, 128)])
+    assert colour_fidelity(grey, grey)["hue_error_deg"] is None  # no saturated pixel: no hue figure
+
+
+def test_hsv_matches_colorsys():
+    rgb = np.random.default_rng(1).random((3, 50))
+    hsv = rgb_to_hsv(torch.tensor(rgb, dtype=torch.float64))
+    for i in range(50):
+        h, s, v = colorsys.rgb_to_hsv(*rgb[:, i])
+        assert float(hsv[0, i]) == pytest.approx(360 * h, abs=1e-6)
+        assert (float(hsv[1, i]), float(hsv[2, i])) == pytest.approx((s, v), abs=1e-9)
+
+
+def test_hue_rotation_keeps_luma_and_turns_full_circle():
+    image = np.random.default_rng(2).integers(60, 190, (8, 8, 3), dtype=np.uint8)
+    assert np.abs(hue_rotate(image, 360.0).astype(int) - image).max() <= 1
+    luma = np.array([0.299, 0.587, 0.114])
+    rotated = hue_rotate(image, 90.0)
+    assert np.abs(rotated @ luma - image @ luma).mean() < 2.0  # clipping aside, luma is kept
+
+
+def test_bicubic_baseline_keeps_a_flat_clip_and_loses_detail():
+    flat = torch.full((3, 2, 32, 32), 0.3)
+    assert torch.allclose(bicubic(flat, 8), flat, atol=1e-5)
+    noise = torch.rand(3, 2, 32, 32) * 2 - 1
+    assert (bicubic(noise, 4) - noise).abs().mean() > 0.2
+
+
+def test_x264_baseline_fits_its_budget_and_improves_with_it():
+    frames = np.random.default_rng(3).integers(0, 255, (5, 24, 30, 3), dtype=np.uint8)
+    frames[:, :, :15] = frames[:, :, 15:]  # some structure
+    video = frames_to_tensor(frames)
+    low, info_low = x264_at_budget(video, 25.0, 20_000)
+    high, info_high = x264_at_budget(video, 25.0, 200_000)
+    assert low.shape == video.shape
+    assert info_low["bits"] <= 20_000 and info_high["bits"] <= 200_000
+    assert info_high["crf"] < info_low["crf"]
+    assert (high - video).abs().mean() < (low - video).abs().mean()
+
+
+def test_held_out_clips_are_never_training_frames():
+    for clip in HELD_OUT:
+        end = train_end(clip.source)
+        assert end is not None and end <= clip.start - 8 or end == 0, clip
+    assert train_end("box.mp4.gz") is None and train_end("/x/cup.mp4.gz") == 0
+    assert train_end("sample:bikes") == 200
+
+
+# Reference: the shipped onevae-small on the first 9 frames of carphone_pristine (176x144), measured with
+# `onevae eval default carphone --max-frames 9` on 2026-11-25. Tolerances absorb BLAS/codec differences.
+SHIPPED_REFERENCE = {
+    "tokens": (21.438, 0.6695), "latents": (21.850, 0.6848), "bicubic_x4": (24.163, 0.7551), "bicubic_x8": (20.386, 0.5646),
+    "x264": (31.675, 0.9296),
+}
+SHIPPED_TOKENS_COLOUR_ERROR = 3.262
+
+
+@pytest.mark.slow
+def test_eval_of_the_shipped_model_matches_its_reference(tmp_path):
+    model = OneVAE.from_pretrained(None)
+    clips = resolve_clips(["carphone"], max_frames=9)
+    assert token_budget_bits(model, clips[0].video) == pytest.approx(3 * 18 * 22 * 2 * np.log2(64000))
+    (result,) = evaluate(model, clips, tmp_path, EvalOptions(), log=lambda _: None)
+    for method, (psnr, ssim) in SHIPPED_REFERENCE.items():
+        assert result.metrics[method]["psnr"] == pytest.approx(psnr, abs=0.05 if method != "x264" else 0.5), method
+        assert result.metrics[method]["ssim"] == pytest.approx(ssim, abs=0.002 if method != "x264" else 0.01), method
+    assert result.colour["tokens"]["mean_colour_error_mean"] == pytest.approx(SHIPPED_TOKENS_COLOUR_ERROR, abs=0.1)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["results"][0]["name"] == "carphone"
+    assert (tmp_path / "side_by_side" / "carphone.png").stat().st_size > 1000
+    assert "| carphone | 9x144x176 |" in (tmp_path / "results.md").read_text()
+
+
+def test_eval_command_line(tmp_path):
+    run = [sys.executable, "-m", "onevae.cli.main", "eval", "default"]
+    ok = subprocess.run(run + ["carphone", "--max-frames", "5", "--no-x264", "--no-png", "--out", str(tmp_path / "o")],
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr
+    assert "| carphone | 5x144x176 |" in ok.stdout
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["results"][0]["metrics"]["tokens"]["psnr"] > 15
+    bad = subprocess.run(run + ["no_such_clip"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_clip" in bad.stderr
+
+
+def test_evaluation_pads_odd_sizes_and_reuses_cached_baselines(tmp_path, monkeypatch):
+    from conftest import random_video, tiny_model
+
+    import onevae.eval.evaluate as evaluate_module
+    from onevae.eval.evaluate import EvalClip
+
+    model = tiny_model("888")
+    clip = EvalClip("odd", random_video(6, 30, 42)[0], 25.0)  # padded to 9 x 32 x 48 inside, cropped back
+    first = evaluate(model, [clip], tmp_path, EvalOptions(), log=lambda _: None)[0]
+    assert first.size == "6x30x42" and set(first.metrics) == {"tokens", "latents", "bicubic_x4", "bicubic_x8", "x264"}
+    assert first.token_bits == pytest.approx(2 * 4 * 6 * 2 * np.log2(64000))  # 8x8x8: 9 frames -> 2 x 4 x 6 positions, 2 tokens each
+    assert first.x264["crf"] == 51 and first.x264["over_budget"]  # 1,533 bits: even CRF 51 needs more
+    assert "(over budget)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "side_by_side" / "odd.png").is_file()
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the cached baselines should have been used")
+
+    monkeypatch.setattr(evaluate_module, "x264_at_budget", no_search)
+    second = evaluate(model, [clip], tmp_path, EvalOptions(), log=lambda _: None)[0]
+    assert second.metrics == first.metrics and second.x264 == first.x264
