@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 OUT ?= out
 
-.PHONY: install demo test test-fast bench data science science-report clean
+.PHONY: install demo lint test test-fast bench data science science-report clean
 
 $(BIN)/onevae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: install
 	$(BIN)/onevae reconstruct -o $(OUT)/carphone_side_by_side.mp4 --side-by-side --report $(OUT)/report
 	@echo "side-by-side video (input | tokens | latents): $(OUT)/carphone_side_by_side.mp4"
 	@echo "per-frame metrics and PSNR plot: $(OUT)/report/"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -37,7 +37,7 @@ def make_corpus(folder: Path, files: int, frames: int, size: int) -> list[Path]:
 
     from onevae.io.fit import resize_video
     from onevae.io.samples import sample_video_path
-    from onevae.io.video import iter_video_frames, frames_to_tensor, tensor_to_frames
+    from onevae.io.video import frames_to_tensor, iter_video_frames, tensor_to_frames
 
     source = list(iter_video_frames(sample_video_path("bigbuckbunny")))
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional, Sequence
 
 import av
 import numpy as np
@@ -18,9 +18,9 @@ def make_clip(
     fps: int = 30,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
-    pts_ms: Optional[Sequence[int]] = None,
-    options: Optional[dict] = None,
-    container_options: Optional[dict] = None,
+    pts_ms: Sequence[int] | None = None,
+    options: dict | None = None,
+    container_options: dict | None = None,
 ) -> Path:
     """Encode RGB(A) uint8 frames with PyAV exactly as given (no project code)."""
     with av.open(str(path), "w", options=container_options or {}) as container:

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from onevae import CheckpointError, OneVAE
 from onevae.checkpoints import load_official, load_wan_prior, read_weights_file
 from onevae.model_dir import model_fingerprint
+
 from conftest import random_video, tiny_config, tiny_model
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from media import make_bad_files, make_clip, smooth_frames
 from onevae import OneVAE, OneVAEConfig
 from onevae.io.samples import sample_video_path
 from onevae.io.video import probe_video, read_video
+
+from media import make_bad_files, make_clip, smooth_frames
 
 TINY = dict(name="tiny-cli", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
 

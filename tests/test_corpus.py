@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 
-from media import make_bad_files, make_clip, smooth_frames
 from onevae import OneVAE, OneVAEConfig
 from onevae.corpus import ManifestColumns, TokenizeOptions, tokenize_corpus
 from onevae.data import TokenShards, collate_token_sequences, sample_token_grids
@@ -28,6 +27,8 @@ from onevae.io.fit import fit_size
 from onevae.io.tokens import flatten_tokens
 from onevae.io.video import read_video
 from onevae.pipeline import FitOptions, decode_to_video, encode_file
+
+from media import make_bad_files, make_clip, smooth_frames
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(name="tiny-corpus", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])

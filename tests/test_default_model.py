@@ -10,9 +10,9 @@ import sys
 import torch
 
 from onevae import OneVAE
-from onevae.model_dir import default_model_dir
 from onevae.io.samples import sample_video_path
 from onevae.io.video import read_video
+from onevae.model_dir import default_model_dir
 
 # Measured on the first 17 frames of carphone_pristine when the model was installed (MODEL_CARD.md has the
 # whole clip); a margin of 0.5 dB absorbs codec and BLAS differences between machines.

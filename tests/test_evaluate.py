@@ -14,7 +14,16 @@ import torch
 
 from onevae import OneVAE
 from onevae.data.prepare import hue_rotate
-from onevae.eval.evaluate import EvalOptions, bicubic, colour_fidelity, evaluate, resolve_clips, rgb_to_hsv, token_budget_bits, x264_at_budget
+from onevae.eval.evaluate import (
+    EvalOptions,
+    bicubic,
+    colour_fidelity,
+    evaluate,
+    resolve_clips,
+    rgb_to_hsv,
+    token_budget_bits,
+    x264_at_budget,
+)
 from onevae.eval.heldout import HELD_OUT, train_end
 from onevae.io.video import frames_to_tensor
 
@@ -131,10 +140,10 @@ def test_eval_command_line(tmp_path):
 
 
 def test_evaluation_pads_odd_sizes_and_reuses_cached_baselines(tmp_path, monkeypatch):
-    from conftest import random_video, tiny_model
-
     import onevae.eval.evaluate as evaluate_module
     from onevae.eval.evaluate import EvalClip
+
+    from conftest import random_video, tiny_model
 
     model = tiny_model("888")
     clip = EvalClip("odd", random_video(6, 30, 42)[0], 25.0)  # padded to 9 x 32 x 48 inside, cropped back

@@ -22,10 +22,11 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from media import make_clip, smooth_frames
 from onevae import OneVAE, OneVAEConfig, OneVAEError
 from onevae.cli.main import main as cli_main
 from onevae.errors import CheckpointError, InputError
+
+from media import make_clip, smooth_frames
 
 TINY = dict(name="tiny-hostile", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
 TRAIN_MODEL = {"name": "tiny", "dim": 8, "z_dim": 8, "dim_mult": [1, 2, 2], "num_res_blocks": 1,

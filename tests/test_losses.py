@@ -141,7 +141,8 @@ def test_discriminator_images_norms_and_size_check():
 
 
 def test_discriminator_spectral_norm_and_init():
-    convs = lambda d: [m for m in d.modules() if isinstance(m, nn.Conv3d)]
+    def convs(d):
+        return [m for m in d.modules() if isinstance(m, nn.Conv3d)]
     on = PatchDiscriminator3D(base_channels=8)
     assert len(convs(on)) == 4 and all(parametrize.is_parametrized(c, "weight") for c in convs(on))
     assert all(parametrize.is_parametrized(c, "weight") for c in convs(build_discriminator(LossConfig().discriminator)))

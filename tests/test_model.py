@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from onevae import CONTINUOUS, DISCRETE, InputError, PathPlan
+
 from conftest import random_video, tiny_model
 
 VARIANT_SIZES = {"888": (17, 32, 32), "81616_fe": (17, 64, 64), "161616_fe": (33, 64, 64), "wan": (9, 32, 32)}

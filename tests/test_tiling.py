@@ -10,11 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import random_video, tiny_model
 from onevae import InputError, OneVAE, Tiling
 from onevae.eval import psnr_per_frame, seam_figure
 from onevae.io import read_video, sample_video_path
 from onevae.streaming import blend_ramp, tile_borders, tile_starts
+
+from conftest import random_video, tiny_model
 
 
 def test_tile_starts_cover_the_span_and_ramps_are_positive():

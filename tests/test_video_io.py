@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -28,7 +28,6 @@ from onevae.io import (
     tensor_to_frames,
     write_video,
 )
-
 
 # ------------------------------------------------------------------------------------------ helpers
 from media import make_bad_files, make_clip, smooth_frames  # noqa: E402

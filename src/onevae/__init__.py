@@ -5,8 +5,8 @@ from .errors import CheckpointError, InputError, OneVAEError
 from .latents import Latents, Tokens
 from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan
 from .padding import Padding
-from .streaming import StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
 from .quantizers.fsq import FSQ
+from .streaming import StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any
 
 from .configtools import POSITIVE, Range, build_dataclass
 from .errors import CheckpointError, InputError, OneVAEError
@@ -46,15 +46,15 @@ class OneVAEConfig:
     temporal_downsample: list[bool] = field(default_factory=lambda: [True, True, True])
     dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     first_frame_highres: bool = False
-    fsq_levels: Optional[list[Annotated[int, Range(2, 2**16)]]] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
+    fsq_levels: list[Annotated[int, Range(2, 2 ** 16)]] | None = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
     num_codebooks: Annotated[int, Range(1, 64)] = 2
-    latents_mean: Optional[list[float]] = None
-    latents_std: Optional[list[float]] = None
+    latents_mean: list[float] | None = None
+    latents_std: list[float] | None = None
     # the bottleneck's quantizer: "fsq" (OneVAE's, the default) or, for comparisons, "vq" / "lfq" from
     # vector-quantize-pytorch (see onevae.quantizers.factory); codebook_size/codebook_dim are theirs only
     quantizer: str = "fsq"
-    codebook_size: Optional[Annotated[int, Range(2, MAX_VOCAB)]] = None
-    codebook_dim: Optional[Annotated[int, Range(1, MAX_STAGE_CHANNELS)]] = None
+    codebook_size: Annotated[int, Range(2, MAX_VOCAB)] | None = None
+    codebook_dim: Annotated[int, Range(1, MAX_STAGE_CHANNELS)] | None = None
 
     def __post_init__(self) -> None:
         self.dim_mult = [int(m) for m in self.dim_mult]
@@ -160,7 +160,7 @@ class OneVAEConfig:
         return self.latents_mean is not None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OneVAEConfig":
+    def from_dict(cls, data: dict[str, Any]) -> OneVAEConfig:
         """Build from our ``config.json`` or from an official-style config (``temperal_downsample`` ...)."""
         data = {_ALIASES.get(k, k): v for k, v in data.items()}
         derived = {k: data.pop(k) for k in list(data) if k in _DERIVED}
@@ -177,11 +177,11 @@ class OneVAEConfig:
                 raise CheckpointError(f"config says {key}={value} but its architecture gives {getattr(config, key)}")
         return config
 
-    def save(self, path: Union[str, Path]) -> None:
+    def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "OneVAEConfig":
+    def load(cls, path: str | Path) -> OneVAEConfig:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -199,7 +199,7 @@ class OneVAEConfig:
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
 
-    def replace(self, **changes: Any) -> "OneVAEConfig":
+    def replace(self, **changes: Any) -> OneVAEConfig:
         return dataclasses.replace(self, **changes)
 
 

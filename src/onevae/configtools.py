@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import OneVAEError
 
@@ -20,8 +21,8 @@ from .errors import OneVAEError
 class Range:
     """Bounds for a number field: ``low <= value <= high`` (``<`` where ``*_open``); None: unbounded."""
 
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     low_open: bool = False
     high_open: bool = False
 
@@ -80,6 +81,8 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
 
 def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
     origin, args = get_origin(hint), get_args(hint)
+    if origin is types.UnionType:  # ``X | None`` is the same as ``Optional[X]``
+        origin = Union
     if origin is Annotated:
         value = _coerce(value, args[0], key, strict)
         for rule in args[1:]:
@@ -134,7 +137,7 @@ def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
     return value
 
 
-def _number(value: Any, hint: type, key: str, strict: bool = False) -> Union[int, float]:
+def _number(value: Any, hint: type, key: str, strict: bool = False) -> int | float:
     if isinstance(value, str) and hint is float and not strict:  # YAML reads 1e4 (no dot) as a string
         try:
             value = float(value)

@@ -5,13 +5,13 @@ Self-contained on purpose: the pipeline calls them in one line each, whatever sh
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from .errors import InputError
 
-Tensors = Union[torch.Tensor, Sequence[torch.Tensor]]
+Tensors = torch.Tensor | Sequence[torch.Tensor]
 
 
 def check_finite(tensors: Tensors, what: str, model=None) -> Tensors:
@@ -35,7 +35,7 @@ def _nonfinite_cause(model) -> str:
     return "its weights are finite, so the input or the computation overflowed; try --dtype float32"
 
 
-def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> Union[str, None]:
+def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first floating-point tensor holding NaN/inf, or None."""
     for name, tensor in named:
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

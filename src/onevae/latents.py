@@ -16,8 +16,9 @@ official API store the grids as a list, ``[first, rest]`` (names "first_frame", 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, ClassVar, Iterator, Optional, Sequence, TypeVar
+from typing import ClassVar, TypeVar
 
 import torch
 
@@ -31,7 +32,7 @@ class Grids:
     """Grids of one clip (or of one piece of a stream). Subclasses fix the layout and so the time axis."""
 
     rest: torch.Tensor
-    first: Optional[torch.Tensor] = None
+    first: torch.Tensor | None = None
 
     TIME_DIM: ClassVar[int] = 2
     HEIGHT_DIM: ClassVar[int] = 3  # the width follows it
@@ -75,7 +76,7 @@ class Grids:
         return self.rest.shape[self.TIME_DIM] + (self.first is not None)
 
     # ------------------------------------------------------------------------------------ transforms
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], into: Optional[type[G]] = None) -> G:
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], into: type[G] | None = None) -> G:
         """Apply ``fn`` to every grid; ``into`` gives the result's type (e.g. latents -> tokens)."""
         kind = into or type(self)
         return kind(rest=fn(self.rest), first=None if self.first is None else fn(self.first))

@@ -18,9 +18,10 @@ encoding, then one reconstruction per :class:`PathPlan` (continuous, discrete, o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Optional, Sequence, Union
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -65,7 +66,7 @@ class PathOutput:
     plan: PathPlan
     recon: torch.Tensor  # (B, 3, T, H, W), not clamped
     decoder_input: Latents  # what the decoder was given (latents, a posterior sample, or their quantised version)
-    tokens: Optional[Tokens]  # None on the continuous path
+    tokens: Tokens | None  # None on the continuous path
 
 
 @dataclass
@@ -86,12 +87,12 @@ class OneVAE(nn.Module):
     """The tokenizer. Build it from a config or a preset name; load weights with :meth:`from_pretrained`
     (our directory format) or the functions of :mod:`onevae.checkpoints`."""
 
-    def __init__(self, config: Union[OneVAEConfig, str]) -> None:
+    def __init__(self, config: OneVAEConfig | str) -> None:
         super().__init__()
         self.config = preset(config) if isinstance(config, str) else config
-        self.source_dir: Optional[Path] = None  # the model directory it was loaded from, if any
-        self.stored_fingerprint: Optional[str] = None  # of the weights as stored there (onevae.model_dir.model_fingerprint)
-        self.tiling: Optional[Tiling] = None  # spatial tiling of encode/decode (enable_tiling)
+        self.source_dir: Path | None = None  # the model directory it was loaded from, if any
+        self.stored_fingerprint: str | None = None  # of the weights as stored there (onevae.model_dir.model_fingerprint)
+        self.tiling: Tiling | None = None  # spatial tiling of encode/decode (enable_tiling)
         self.model = CausalVAE(self.config)
         if self.config.discrete:
             self.quant_conv = nn.Linear(self.config.z_dim, self.config.embed_dim)
@@ -122,7 +123,7 @@ class OneVAE(nn.Module):
     def disable_tiling(self) -> None:
         self.tiling = None
 
-    def set_precision(self, encode: Optional[torch.dtype] = None, decode: Optional[torch.dtype] = None) -> None:
+    def set_precision(self, encode: torch.dtype | None = None, decode: torch.dtype | None = None) -> None:
         """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
         FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype."""
         vae = self.model
@@ -190,7 +191,7 @@ class OneVAE(nn.Module):
         if not self.config.discrete:
             raise InputError(f"{self.config.name} is a continuous-only model: it has no tokens (use the latent functions)")
 
-    def as_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+    def as_latents(self, latents: Latents | Sequence[torch.Tensor]) -> Latents:
         """Accept :class:`Latents` or the list form ``[first, rest]`` / ``[all]``; check the shapes."""
         if not isinstance(latents, Latents):
             latents = Latents.from_list(latents, self.config.first_frame_highres)
@@ -208,7 +209,7 @@ class OneVAE(nn.Module):
             raise InputError("the latent grid holds no frames")
         return latents
 
-    def as_tokens(self, tokens: Union[Tokens, Sequence[torch.Tensor]]) -> Tokens:
+    def as_tokens(self, tokens: Tokens | Sequence[torch.Tensor]) -> Tokens:
         """Accept :class:`Tokens` or the list form; check dtype, shape and value range."""
         self.require_discrete()
         if not isinstance(tokens, Tokens):
@@ -225,7 +226,7 @@ class OneVAE(nn.Module):
         self.check_video(video)
         return self.model.encode_moments(video)
 
-    def encode_latents(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Latents:
+    def encode_latents(self, video: torch.Tensor, mode: str = "full", chunk_frames: int | None = None, pad: bool = False) -> Latents:
         """Video (B, 3, T, H, W) in [-1, 1] -> continuous latents (the encoder's mean)."""
         if pad:
             video, _ = self.pad_video(video)
@@ -240,7 +241,7 @@ class OneVAE(nn.Module):
             chunk_frames = max(self.config.temporal_factor, video.shape[2] - 1)
         return encoder_for(self, h, w, chunk_frames).encode(video)
 
-    def decode_latents(self, latents: Union[Latents, Sequence[torch.Tensor]], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
+    def decode_latents(self, latents: Latents | Sequence[torch.Tensor], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
         """Continuous latents -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
         latents = self.as_latents(latents)
         if mode not in ("full", "stream"):
@@ -253,14 +254,14 @@ class OneVAE(nn.Module):
             chunk_latents = max(1, latents.num_frames)
         return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
 
-    def normalize_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+    def normalize_latents(self, latents: Latents | Sequence[torch.Tensor]) -> Latents:
         """Raw latents -> ``(z - latents_mean) / latents_std`` per channel, what a diffusion model is trained
         on (Wan2.1 pipelines do this); refuses a model whose config carries no statistics."""
         from .latent_stats import normalize, stats_tensors
 
         return normalize(self.as_latents(latents), *stats_tensors(self.config))
 
-    def denormalize_latents(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Latents:
+    def denormalize_latents(self, latents: Latents | Sequence[torch.Tensor]) -> Latents:
         """The inverse of :meth:`normalize_latents` (what :meth:`decode_latents` takes)."""
         from .latent_stats import denormalize, stats_tensors
 
@@ -281,27 +282,27 @@ class OneVAE(nn.Module):
         # (B, t, h, w, K*d) -> (B, z, t, h, w)
         return self.post_quant_conv(codes.to(self.post_quant_conv.weight.dtype)).permute(0, 4, 1, 2, 3)
 
-    def latents_to_tokens(self, latents: Union[Latents, Sequence[torch.Tensor]]) -> Tokens:
+    def latents_to_tokens(self, latents: Latents | Sequence[torch.Tensor]) -> Tokens:
         return self.quantize(self.as_latents(latents))[1]
 
-    def tokens_to_latents(self, tokens: Union[Tokens, Sequence[torch.Tensor]]) -> Latents:
+    def tokens_to_latents(self, tokens: Tokens | Sequence[torch.Tensor]) -> Latents:
         """Tokens (B, t, h, w, K) -> the decoder's input latents (B, z, t, h, w) (any number of frames)."""
         tokens = self.as_tokens(tokens)
         return tokens.map(lambda grid: self._codes_to_latent(self.quantizer.indices_to_codes(grid.to(self.device))), into=Latents)
 
-    def encode_tokens(self, video: torch.Tensor, mode: str = "full", chunk_frames: Optional[int] = None, pad: bool = False) -> Tokens:
+    def encode_tokens(self, video: torch.Tensor, mode: str = "full", chunk_frames: int | None = None, pad: bool = False) -> Tokens:
         """Video (B, 3, T, H, W) in [-1, 1] -> tokens, int64 (B, t, h, w, K) in [0, vocab_size)."""
         self.require_discrete()
         return self.latents_to_tokens(self.encode_latents(video, mode, chunk_frames, pad))
 
-    def decode_tokens(self, tokens: Union[Tokens, Sequence[torch.Tensor]], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
+    def decode_tokens(self, tokens: Tokens | Sequence[torch.Tensor], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
         """Tokens -> video (B, 3, T, H, W), not clamped."""
         return self.decode_latents(self.tokens_to_latents(tokens), mode, chunk_latents)
 
     # ---------------------------------------------------------------------------------------- training
     def forward(
-        self, video: torch.Tensor, plans: Union[PathPlan, Sequence[PathPlan]] = DISCRETE,
-        posterior_noise: Optional[torch.Generator] = None,
+        self, video: torch.Tensor, plans: PathPlan | Sequence[PathPlan] = DISCRETE,
+        posterior_noise: torch.Generator | None = None,
     ) -> ModelOutput:
         """The training pass, full-sequence: encode once, then reconstruct through each plan's path.
 
@@ -312,7 +313,7 @@ class OneVAE(nn.Module):
         latents, logvars = self.encode_moments(video)
         return ModelOutput(latents, logvars, [self._decode_path(latents, logvars, plan, posterior_noise) for plan in plans])
 
-    def _decode_path(self, latents: Latents, logvars: Latents, plan: PathPlan, noise: Optional[torch.Generator]) -> PathOutput:
+    def _decode_path(self, latents: Latents, logvars: Latents, plan: PathPlan, noise: torch.Generator | None) -> PathOutput:
         tokens = None
         if plan.path == "continuous":
             decoder_input = latents if noise is None else _sample_posterior(latents, logvars, noise)
@@ -336,9 +337,9 @@ class OneVAE(nn.Module):
     # -------------------------------------------------------------------------------- pretrained format
     @classmethod
     def from_pretrained(
-        cls, path: Union[str, Path, None] = None, device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None,
-        subfolder: Optional[str] = None,
-    ) -> "OneVAE":
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+        subfolder: str | None = None,
+    ) -> OneVAE:
         """Load a model directory (``config.json`` + ``model.safetensors``), a Hugging Face cache folder or
         ``org/name`` already in the local cache (nothing is downloaded), or the shipped default (``None`` or
         "onevae-small"); the weights must fit the config exactly."""
@@ -354,7 +355,7 @@ class OneVAE(nn.Module):
         return model
 
     def save_pretrained(
-        self, path: Union[str, Path], metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None
+        self, path: str | Path, metadata: dict[str, str] | None = None, dtype: torch.dtype | None = None
     ) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``path`` (atomically); ``dtype`` (e.g.
         ``torch.float16``) stores the weights in that precision."""

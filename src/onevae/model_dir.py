@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import LATENT_STATS_FIELDS, PRESETS, OneVAEConfig
 from .errors import CheckpointError
@@ -38,7 +37,7 @@ def _hf_cache_root() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
 
 
-def _snapshot_dir(repo_dir: Path) -> Optional[Path]:
+def _snapshot_dir(repo_dir: Path) -> Path | None:
     """The snapshot a Hugging Face cache folder's ``refs/main`` points at (else the newest one)."""
     snapshots = repo_dir / "snapshots"
     if not snapshots.is_dir():
@@ -50,7 +49,7 @@ def _snapshot_dir(repo_dir: Path) -> Optional[Path]:
     return candidates[-1] if candidates else None
 
 
-def resolve_model_dir(name_or_path: Union[str, Path, None], subfolder: Optional[str] = None) -> Path:
+def resolve_model_dir(name_or_path: str | Path | None, subfolder: str | None = None) -> Path:
     """A local directory holding ``config.json`` for a path, a HF cache folder or id, or None (the default)."""
     if name_or_path is None or str(name_or_path) in ("default", DEFAULT_MODEL_NAME):
         path = default_model_dir()
@@ -84,7 +83,7 @@ def refuse_weightless_preset(name: str) -> None:
 
 
 def read_model_dir(
-    name_or_path: Union[str, Path, None], subfolder: Optional[str] = None
+    name_or_path: str | Path | None, subfolder: str | None = None
 ) -> tuple[OneVAEConfig, dict[str, torch.Tensor], Path]:
     """The config and the weights of a model directory (see :func:`resolve_model_dir`), and its path."""
     path = resolve_model_dir(name_or_path, subfolder)
@@ -100,8 +99,8 @@ def read_model_dir(
 
 
 def write_model_dir(
-    path: Union[str, Path], config: OneVAEConfig, state: dict[str, torch.Tensor],
-    metadata: Optional[dict[str, str]] = None, dtype: Optional[torch.dtype] = None,
+    path: str | Path, config: OneVAEConfig, state: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None, dtype: torch.dtype | None = None,
 ) -> None:
     """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all.
 
@@ -120,7 +119,7 @@ def write_model_dir(
         config.save(tmp)
 
 
-def _stored(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     tensor = tensor.detach().to("cpu")
     if dtype is not None and tensor.is_floating_point():
         tensor = tensor.to(dtype)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import InputError
 from .guards import check_finite
-from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.fit import Geometry, fit_size
+from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
-from .latent_stats import denormalize as denormalize_latents, normalize as normalize_latents, stats_tensors
-from .latents import Grids, Latents, Tokens
+from .latent_stats import denormalize as denormalize_latents
+from .latent_stats import normalize as normalize_latents
+from .latent_stats import stats_tensors
+from .latents import Grids, Latents
 from .model import OneVAE
 from .streaming import MIN_TILE_POSITIONS, Tiling, decoder_for, encoder_for
 
@@ -41,10 +44,10 @@ class FitOptions:
     """How a file is read and brought to a valid size (see onevae.io.video for the policies)."""
 
     size_mode: str = "crop"  # crop | pad | resize
-    max_side: Optional[int] = None  # downscale first so that the long side is at most this
-    short_side: Optional[int] = None  # downscale first so that the short side is at most this
-    fps: Optional[float] = None  # resample the frame rate (a variable-rate file is resampled to its mean rate)
-    max_frames: Optional[int] = None
+    max_side: int | None = None  # downscale first so that the long side is at most this
+    short_side: int | None = None  # downscale first so that the short side is at most this
+    fps: float | None = None  # resample the frame rate (a variable-rate file is resampled to its mean rate)
+    max_frames: int | None = None
     chunk_latents: int = 2  # latent frames per streamed chunk (memory vs speed)
 
 
@@ -58,7 +61,7 @@ def output_fps(info: VideoInfo, options: FitOptions) -> float:
     return float(info.fps) if info.fps and info.fps > 0 else 25.0
 
 
-def read_fps(info: VideoInfo, options: FitOptions) -> Optional[float]:
+def read_fps(info: VideoInfo, options: FitOptions) -> float | None:
     """The rate to resample to: the asked one, or the mean rate for a variable-frame-rate file."""
     if options.fps:
         return float(options.fps)
@@ -74,7 +77,7 @@ def _cache_bytes(model: OneVAE, height: int, width: int) -> int:
     return _CACHE_STAGE_FACTOR * convs_full_res * model.config.dim * _CACHE_FRAMES * height * width * 4
 
 
-def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Optional[Tiling]:
+def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Tiling | None:
     """The tiling to stream frames of (height, width) with: the model's own (``enable_tiling``), else none if a
     whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). Refuses a frame
     whose causal caches alone would not fit."""
@@ -97,7 +100,7 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Op
     return tiling
 
 
-def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -> Optional[Tiling]:
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -> Tiling | None:
     """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
     source size the frames are brought back to), before anything is allocated."""
     config = model.config
@@ -113,7 +116,7 @@ def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -
     return plan_tiling(model, height, width, chunk_latents * config.temporal_factor)
 
 
-def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Optional[Tiling]:
+def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Tiling | None:
     sf = model.config.spatial_factor
     per_pixel = _chunk_bytes(model, 1, 1, chunk_frames)
     side = int((max(budget, 0) / per_pixel) ** 0.5) // sf * sf if per_pixel else 0
@@ -123,7 +126,7 @@ def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Optional[T
     return Tiling(side, overlap)
 
 
-def _available_memory(device: torch.device) -> Optional[int]:
+def _available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     override = os.environ.get("ONEVAE_AVAILABLE_MEMORY")
@@ -145,13 +148,13 @@ def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, opt
         yield window.unsqueeze(0).to(model.device, model.encode_dtype)  # (1, 3, t, H, W)
 
 
-def _progress(total: Optional[int], desc: str, enabled: bool):
+def _progress(total: int | None, desc: str, enabled: bool):
     from tqdm.auto import tqdm  # tqdm.auto probes for notebooks: only when a bar is shown
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-def _expected_frames(info: VideoInfo, options: FitOptions) -> Optional[int]:
+def _expected_frames(info: VideoInfo, options: FitOptions) -> int | None:
     frames = info.num_frames or None
     if options.fps and info.duration_s:
         frames = int(info.duration_s * options.fps)
@@ -225,7 +228,7 @@ def write_encoded(path: Path, grids: Grids, meta: TokenFileMeta) -> None:
 class FrameSink:
     """Crops decoded chunks back to the source geometry, drops padded frames at the end, writes or collects."""
 
-    def __init__(self, geometry: Optional[Geometry], keep_frames: int, writer: Optional[VideoWriter]) -> None:
+    def __init__(self, geometry: Geometry | None, keep_frames: int, writer: VideoWriter | None) -> None:
         self.geometry, self.remaining, self.writer = geometry, keep_frames, writer
 
     def push(self, frames: torch.Tensor) -> torch.Tensor:
@@ -239,7 +242,7 @@ class FrameSink:
 
 
 @torch.no_grad()
-def decode_to_video(model: OneVAE, grids: Union[Grids, list[torch.Tensor]], meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
+def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
@@ -294,11 +297,11 @@ def reconstruct_file(
     model: OneVAE,
     path: Path,
     options: FitOptions,
-    out: Optional[Path],
+    out: Path | None,
     side_by_side: bool = False,
     output_path: str = "tokens",
     progress: bool = False,
-    on_frames: Optional[Callable[[torch.Tensor, dict[str, torch.Tensor]], None]] = None,
+    on_frames: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
 ) -> Reconstruction:
     """Encode and decode a file through tokens and through latents, chunk by chunk; PSNR/SSIM per frame
     against the fitted input; optionally write ``out`` (one path, or input | tokens | latents side by side)."""
@@ -320,7 +323,7 @@ def reconstruct_file(
     frames_total = 0
     try:
         with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            def consume(latents: Optional[Latents]) -> None:
+            def consume(latents: Latents | None) -> None:
                 if latents is None:  # nothing completed in this piece
                     return
                 check_finite(latents.to_list(), "latents", model)

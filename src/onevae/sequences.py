@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -33,8 +32,8 @@ class SequenceGrid:
         return sum(t * h * w * k for t, h, w, k in self.shapes)
 
 
-def sequence_grid(config, frames: Optional[int] = None, size: Optional[tuple[int, int]] = None,
-                  grid: Optional[tuple[int, int, int]] = None) -> SequenceGrid:
+def sequence_grid(config, frames: int | None = None, size: tuple[int, int] | None = None,
+                  grid: tuple[int, int, int] | None = None) -> SequenceGrid:
     """The grids of a clip of ``frames`` frames at ``size`` (H, W), or of latent ``grid`` (t, h, w)."""
     tf, sf = config.temporal_factor, config.spatial_factor
     if grid is not None:
@@ -59,7 +58,7 @@ def sequence_grid(config, frames: Optional[int] = None, size: Optional[tuple[int
     return SequenceGrid(frames, height, width, shapes)
 
 
-def load_token_sequence(path: Union[str, Path]) -> torch.Tensor:
+def load_token_sequence(path: str | Path) -> torch.Tensor:
     """A sequence file (.npy, .safetensors with one tensor or a ``tokens`` tensor, .pt tensor or dict with
     ``tokens``) -> int64 (B, N)."""
     path = existing_file(path, "token sequence file", InputError)
@@ -127,8 +126,8 @@ def require_tokens(model) -> None:
         raise InputError(f"{model.config.name} is a continuous-only model: it has no tokens to decode")
 
 
-def decode_token_sequence(model, sequence, frames: Optional[int] = None, size: Optional[tuple[int, int]] = None,
-                          grid: Optional[tuple[int, int, int]] = None) -> torch.Tensor:
+def decode_token_sequence(model, sequence, frames: int | None = None, size: tuple[int, int] | None = None,
+                          grid: tuple[int, int, int] | None = None) -> torch.Tensor:
     """Flattened token sequence(s) -> video (B, 3, T, H, W), not clamped (as ``decode_tokens``)."""
     require_tokens(model)
     shape = sequence_grid(model.config, frames, size, grid)

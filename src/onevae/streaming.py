@@ -14,8 +14,9 @@ and, with tiling, by a spatial tile, whatever the clip's length and frame size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -40,7 +41,7 @@ class StreamingEncoder:
     the pieces are :class:`Tokens`, otherwise :class:`Latents`.
     """
 
-    def __init__(self, model: OneVAE, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
+    def __init__(self, model: OneVAE, chunk_frames: int | None = None, tokens: bool = False) -> None:
         tf = model.config.temporal_factor
         self.chunk = chunk_frames or tf
         if self.chunk % tf:
@@ -50,10 +51,10 @@ class StreamingEncoder:
         self.model = model
         self.tokens = tokens
         self.cache = StreamCache()
-        self.pending: Optional[torch.Tensor] = None  # (B, 3, t, H, W) frames not yet encoded
+        self.pending: torch.Tensor | None = None  # (B, 3, t, H, W) frames not yet encoded
         self.started = False
 
-    def push(self, frames: torch.Tensor) -> Optional[Grids]:
+    def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the latent frames completed so far, or None if none was."""
         self.model.check_video(frames, require_valid_size=False)
         self.model.check_size(1, *frames.shape[3:])
@@ -68,7 +69,7 @@ class StreamingEncoder:
             self.pending = self.pending[:, :, self.chunk :]
         return type(parts[0]).cat(parts) if parts else None
 
-    def finish(self) -> tuple[Optional[Grids], int]:
+    def finish(self) -> tuple[Grids | None, int]:
         """Encode what is left, padded with copies of the last frame to a whole number of latent frames."""
         if self.pending is None or self.pending.shape[2] == 0:
             return None, 0
@@ -108,7 +109,7 @@ class StreamingDecoder:
             yield self.push(piece)
 
 
-def _encode_whole(encoder: Union[StreamingEncoder, TiledEncoder], video: torch.Tensor, chunk: int) -> Grids:
+def _encode_whole(encoder: StreamingEncoder | TiledEncoder, video: torch.Tensor, chunk: int) -> Grids:
     parts = [encoder.push(video[:, :, :1])]
     parts += [encoder.push(video[:, :, i : i + chunk]) for i in range(1, video.shape[2], chunk)]
     parts.append(encoder.finish()[0])  # a last chunk shorter than the chunk (no padding: T is valid)
@@ -179,7 +180,7 @@ class _Blender:
 
     def __init__(self, height: int, width: int, overlap: int) -> None:
         self.height, self.width, self.overlap = height, width, overlap
-        self.canvas: Optional[torch.Tensor] = None
+        self.canvas: torch.Tensor | None = None
         self.weight = torch.zeros(height, width)
 
     def add(self, piece: torch.Tensor, top: int, left: int) -> None:
@@ -197,7 +198,7 @@ class _Blender:
 class TiledEncoder:
     """:class:`StreamingEncoder` over overlapping tiles of (height, width) frames; latents blended."""
 
-    def __init__(self, model: OneVAE, tiling: Tiling, height: int, width: int, chunk_frames: Optional[int] = None, tokens: bool = False) -> None:
+    def __init__(self, model: OneVAE, tiling: Tiling, height: int, width: int, chunk_frames: int | None = None, tokens: bool = False) -> None:
         tiling.check(model.config.spatial_factor)
         if tokens:
             model.require_discrete()
@@ -207,12 +208,12 @@ class TiledEncoder:
         self.encoders = [StreamingEncoder(model, chunk_frames) for _ in self.boxes]
         self.chunk = self.encoders[0].chunk
 
-    def push(self, frames: torch.Tensor) -> Optional[Grids]:
+    def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None."""
         pieces = [enc.push(frames[..., b.top : b.top + b.height, b.left : b.left + b.width]) for enc, b in zip(self.encoders, self.boxes)]
         return None if pieces[0] is None else self._output(pieces)
 
-    def finish(self) -> tuple[Optional[Grids], int]:
+    def finish(self) -> tuple[Grids | None, int]:
         results = [enc.finish() for enc in self.encoders]
         pieces, added = [r[0] for r in results], results[0][1]
         return (None if pieces[0] is None else self._output(pieces)), added
@@ -266,8 +267,8 @@ class TiledDecoder:
 
 # ------------------------------------------------------------------------------------------------ choice
 def encoder_for(
-    model: OneVAE, height: int, width: int, chunk_frames: Optional[int] = None, tokens: bool = False, tiling: Optional[Tiling] = None,
-) -> Union[StreamingEncoder, TiledEncoder]:
+    model: OneVAE, height: int, width: int, chunk_frames: int | None = None, tokens: bool = False, tiling: Tiling | None = None,
+) -> StreamingEncoder | TiledEncoder:
     """The streaming encoder for frames of (height, width): tiled when ``tiling`` (default: the model's, see
     ``OneVAE.enable_tiling``) is set and the frame is larger than a tile."""
     tiling = tiling or model.tiling
@@ -276,7 +277,7 @@ def encoder_for(
     return StreamingEncoder(model, chunk_frames, tokens)
 
 
-def decoder_for(model: OneVAE, height: int, width: int, tiling: Optional[Tiling] = None) -> Union[StreamingDecoder, TiledDecoder]:
+def decoder_for(model: OneVAE, height: int, width: int, tiling: Tiling | None = None) -> StreamingDecoder | TiledDecoder:
     """The streaming decoder for frames of (height, width) pixels: tiled as :func:`encoder_for` is."""
     tiling = tiling or model.tiling
     if tiling is not None and tiling.applies(height, width):

@@ -10,8 +10,9 @@ import pickle
 import pickletools
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 import torch
 
@@ -26,7 +27,7 @@ def _harmless_globals() -> list[Any]:
     return [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath]
 
 
-def check_file(path: Union[str, Path]) -> Path:
+def check_file(path: str | Path) -> Path:
     return existing_file(path, "weights file", CheckpointError)
 
 
@@ -34,7 +35,7 @@ TRUST_HINT = "Only if you trust where the file comes from, pass --trust-checkpoi
 NO_TRUST_HINT = "Checkpoints written by onevae train hold none: this file was written by something else, or altered."
 
 
-def read_weights_file(path: Union[str, Path], trust: bool = False, trust_hint: str = TRUST_HINT) -> dict[str, Any]:
+def read_weights_file(path: str | Path, trust: bool = False, trust_hint: str = TRUST_HINT) -> dict[str, Any]:
     """The object stored in a weights file (a flat state dict for safetensors, anything for pickles).
 
     ``trust_hint`` ends the message that refuses a pickle holding code: how the caller can opt in, if it can
@@ -78,7 +79,7 @@ def _read_pickle(path: Path, trust: bool, trust_hint: str = TRUST_HINT) -> dict[
     return dict(obj)
 
 
-def pickled_globals(path: Path) -> Optional[list[str]]:
+def pickled_globals(path: Path) -> list[str] | None:
     """The ``module.name`` globals (classes, functions) a pickled checkpoint references, read with pickletools,
     which executes nothing; None when the file is not a well-formed torch zip archive or legacy pickle."""
     try:
@@ -91,7 +92,7 @@ def pickled_globals(path: Path) -> Optional[list[str]]:
         return None
 
 
-def _legacy_globals(data: bytes) -> Optional[list[str]]:
+def _legacy_globals(data: bytes) -> list[str] | None:
     """The legacy format: a few pickles in a row (magic number, protocol, system info, the object, the storage
     keys), then raw tensor bytes."""
     stream, refs, parsed = io.BytesIO(data), [], 0

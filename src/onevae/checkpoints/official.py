@@ -8,15 +8,14 @@ naming holds just the weights.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
 from ..config import PRESETS, OneVAEConfig, preset
 from ..errors import CheckpointError
 from ..model import OneVAE
-from .files import read_weights_file, unwrap_state_dict
 from ..state_dict import LoadReport, copy_matching, require_complete
+from .files import read_weights_file, unwrap_state_dict
 
 MODEL_PREFIXES = ("model.", "quant_conv.", "post_quant_conv.")
 # Parts of a training checkpoint that are not the tokenizer.
@@ -69,7 +68,7 @@ def _swap_in_ema(weights: dict[str, torch.Tensor], state: dict[str, torch.Tensor
     return {**weights, **found}
 
 
-def read_official_state(path: Union[str, Path], use_ema: bool = False, trust: bool = False) -> tuple[dict[str, torch.Tensor], LoadReport]:
+def read_official_state(path: str | Path, use_ema: bool = False, trust: bool = False) -> tuple[dict[str, torch.Tensor], LoadReport]:
     report = LoadReport(source=str(path))
     state = unwrap_state_dict(read_weights_file(path, trust=trust), str(path))
     weights = split_official_state(state, use_ema, report)
@@ -81,7 +80,7 @@ def read_official_state(path: Union[str, Path], use_ema: bool = False, trust: bo
     return weights, report
 
 
-def infer_preset(weights: dict[str, torch.Tensor]) -> Optional[str]:
+def infer_preset(weights: dict[str, torch.Tensor]) -> str | None:
     """The released preset whose key names and shapes the weights have exactly, if any."""
     for name in ("onevae-888", "onevae-81616-fe", "onevae-161616-fe"):
         with torch.device("meta"):
@@ -92,8 +91,8 @@ def infer_preset(weights: dict[str, torch.Tensor]) -> Optional[str]:
 
 
 def load_official(
-    path: Union[str, Path],
-    config: Union[OneVAEConfig, str, None] = None,
+    path: str | Path,
+    config: OneVAEConfig | str | None = None,
     use_ema: bool = False,
     strict: bool = True,
     trust: bool = False,

@@ -7,19 +7,18 @@ model: tensors whose name and shape match are copied, the rest keep their fresh 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import torch
 
 from ..errors import CheckpointError
 from ..model import OneVAE
-from .files import read_weights_file, unwrap_state_dict
 from ..state_dict import LoadReport, copy_matching, require_complete
+from .files import read_weights_file, unwrap_state_dict
 
 WAN_PREFIXES = ("encoder.", "decoder.", "conv1.", "conv2.")
 
 
-def read_wan_state(path: Union[str, Path], trust: bool = False) -> dict[str, torch.Tensor]:
+def read_wan_state(path: str | Path, trust: bool = False) -> dict[str, torch.Tensor]:
     """The Wan2.1 weights renamed into our naming (``model.`` prefix)."""
     state = unwrap_state_dict(read_weights_file(path, trust=trust), str(path))
     return wan_to_onevae_names(state, str(path))
@@ -53,7 +52,7 @@ def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
     return report
 
 
-def load_wan(path: Union[str, Path], trust: bool = False, config=None):
+def load_wan(path: str | Path, trust: bool = False, config=None):
     """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels; or ``config``), loaded strictly.
     Returns ``(model, report)``."""
     model = OneVAE(config or "wan2.1")

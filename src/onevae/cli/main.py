@@ -17,7 +17,7 @@ import argparse
 import os
 import signal
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..errors import OneVAEError, Preempted, Terminated
 
@@ -55,7 +55,7 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = _install_sigterm_handler()
@@ -87,7 +87,7 @@ def _install_sigterm_handler():
         return None
 
 
-def exit_code(exc: BaseException) -> Optional[int]:
+def exit_code(exc: BaseException) -> int | None:
     """The exit code of a failure the user caused, or None for a bug."""
     if isinstance(exc, Preempted):
         return EXIT_INTERRUPTED if exc.signum == signal.SIGINT else EXIT_PREEMPTED

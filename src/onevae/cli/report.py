@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import OneVAEError
 
@@ -111,11 +111,11 @@ def describe_model(model, size: str, fps: float) -> dict[str, Any]:
     return info
 
 
-def describe_target(target: Optional[str], size: str, fps: float) -> dict[str, Any]:
-    from ..model_dir import DEFAULT_MODEL_NAME
+def describe_target(target: str | None, size: str, fps: float) -> dict[str, Any]:
     from ..config import PRESETS
     from ..io.tokens import describe, load_token_file
     from ..model import OneVAE
+    from ..model_dir import DEFAULT_MODEL_NAME
 
     # a preset name describes the architecture; the default model's name is the shipped model, as in from_pretrained
     if target is not None and target in PRESETS and target != DEFAULT_MODEL_NAME and not Path(target).exists():

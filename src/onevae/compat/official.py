@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from ..config import OneVAEConfig
 from ..checkpoints.official import load_official
+from ..config import OneVAEConfig
 from ..model import OneVAE
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import torch
 
@@ -20,7 +19,7 @@ class EncodedSample:
     tokens: int
 
 
-Result = Union[EncodedSample, ClipFailure]
+Result = EncodedSample | ClipFailure
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class EncodeStage:
         self.grid_names = grid_names(model)
         self.open: dict[int, ClipEncoder] = {}
 
-    def handle(self, message: Message) -> Optional[Result]:
+    def handle(self, message: Message) -> Result | None:
         if isinstance(message, ClipFailure):
             self.open.pop(message.clip_id, None)
             return message

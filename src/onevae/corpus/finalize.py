@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def finalize(out: OutputDir, plans: list[SegmentPlan], num_shards: int, run: dic
     return summary
 
 
-def _index_row(shard: int, key: str, meta: dict[str, Any], tokens: Optional[np.ndarray]) -> dict[str, Any]:
+def _index_row(shard: int, key: str, meta: dict[str, Any], tokens: np.ndarray | None) -> dict[str, Any]:
     source, clip = meta["source"], meta["clip"]
     return {
         "key": key, "shard": shard_name(shard), "clip_id": int(key), "path": source["path"],

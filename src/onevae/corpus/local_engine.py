@@ -13,8 +13,8 @@ import multiprocessing as mp
 import os
 import queue
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..errors import OneVAEError
 from .encoding import EncodeStage, Result
@@ -61,7 +61,7 @@ class ReaderPool:
     def __init__(self, settings: ClipSettings, workers: int) -> None:
         self.settings, self.workers = settings, workers
         self.processes: dict[int, mp.Process] = {}
-        self.current: dict[int, Optional[int]] = {}  # worker -> segment it works on
+        self.current: dict[int, int | None] = {}  # worker -> segment it works on
         self._next = 0
         if workers > 0:
             self.ctx = mp.get_context("spawn")
@@ -75,7 +75,7 @@ class ReaderPool:
         process.start()
         self.processes[worker], self.current[worker] = process, None
 
-    def __enter__(self) -> "ReaderPool":
+    def __enter__(self) -> ReaderPool:
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -164,7 +164,7 @@ class ReaderPool:
                 idle = all(s is None for s in self.current.values()) and self.tasks.empty()
                 idle_polls = idle_polls + 1 if idle else 0
                 if idle_polls >= _IDLE_POLLS_LOST:  # a reader died between taking a task and announcing it
-                    raise OneVAEError("a reader process was lost with its task; rerun the same command to resume")
+                    raise OneVAEError("a reader process was lost with its task; rerun the same command to resume") from None
                 continue
             idle_polls = 0
             if kind == "start":

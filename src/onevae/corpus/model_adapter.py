@@ -6,7 +6,6 @@ plain lists of tensors in the stored order (``[all]`` or ``[first_frame, rest]``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -15,8 +14,8 @@ import torch
 class EncodedClip:
     """A clip's grids in the stored order: ``[all]`` or ``[first_frame, rest]``."""
 
-    tokens: Optional[list[torch.Tensor]]  # (1, t, h, w, K) int32, or None
-    latents: Optional[list[torch.Tensor]]  # (1, z, t, h, w) in the stored dtype, or None
+    tokens: list[torch.Tensor] | None  # (1, t, h, w, K) int32, or None
+    latents: list[torch.Tensor] | None  # (1, z, t, h, w) in the stored dtype, or None
     padded_frames: int  # frames added at the end (repeat of the last frame) to reach 1 + k*tf
 
 

@@ -8,8 +8,9 @@ planning time gives no clip (and an entry in ``errors.jsonl``); a clip that fail
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from ..errors import InputError
 from .sources import Segment
@@ -24,12 +25,12 @@ class ClipSettings:
     spatial_factor: int
     temporal_factor: int
     size_mode: str = "crop"
-    short_side: Optional[int] = None
-    max_side: Optional[int] = None
-    fps: Optional[float] = None
-    max_frames: Optional[int] = None
-    clip_frames: Optional[int] = None  # None: one clip per segment (the whole video)
-    stride: Optional[int] = None
+    short_side: int | None = None
+    max_side: int | None = None
+    fps: float | None = None
+    max_frames: int | None = None
+    clip_frames: int | None = None  # None: one clip per segment (the whole video)
+    stride: int | None = None
     chunk_latents: int = 2
 
     @property
@@ -65,7 +66,7 @@ class SegmentPlan:
     error: str = ""
     probe: dict[str, Any] = field(default_factory=dict)  # width, height, fps, num_frames, duration_s, codec, is_image
     rate: float = 0.0  # frame rate of the frames read (the --fps or the source's)
-    frames: Optional[int] = None  # frames expected in the segment (None: read to the end)
+    frames: int | None = None  # frames expected in the segment (None: read to the end)
     geometry: dict[str, Any] = field(default_factory=dict)
     first_clip: int = 0
     num_clips: int = 0
@@ -77,12 +78,12 @@ class SegmentPlan:
         return {**asdict(self), "segment": self.segment.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SegmentPlan":
+    def from_dict(cls, data: dict[str, Any]) -> SegmentPlan:
         return cls(**{**data, "segment": Segment.from_dict(data["segment"])})
 
 
-def expected_frames(probe: dict[str, Any], rate: float, resampled: bool, start_s: Optional[float], end_s: Optional[float],
-                    max_frames: Optional[int]) -> int:
+def expected_frames(probe: dict[str, Any], rate: float, resampled: bool, start_s: float | None, end_s: float | None,
+                    max_frames: int | None) -> int:
     """Frames the reader should give for a segment (exact for constant-rate files whose count is known)."""
     if probe["is_image"]:
         return 1

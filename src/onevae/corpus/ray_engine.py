@@ -9,9 +9,10 @@ sources must then be readable from every node, and the output folder is written 
 from __future__ import annotations
 
 import io
-import logging
 import json
-from typing import Any, Callable, Iterator, Optional
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgpack  # a Ray dependency
 import numpy as np
@@ -33,7 +34,7 @@ def _ray():
     return ray
 
 
-def start_ray(address: Optional[str], num_cpus: Optional[int]) -> bool:
+def start_ray(address: str | None, num_cpus: int | None) -> bool:
     """Connect to ``address`` or start a local Ray; True when this call started it (and must shut it down)."""
     ray = _ray()
     if ray.is_initialized():

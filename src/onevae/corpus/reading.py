@@ -13,10 +13,11 @@ import os
 import tempfile
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ class ClipFailure:
     reason: str
 
 
-Message = Union[ClipPart, ClipFailure]
+Message = ClipPart | ClipFailure
 
 
 def fit_options(settings: ClipSettings) -> FitOptions:
@@ -62,7 +63,7 @@ def fit_options(settings: ClipSettings) -> FitOptions:
 
 
 @contextmanager
-def segment_file(segment: Segment, scratch: Optional[Path] = None) -> Iterator[Path]:
+def segment_file(segment: Segment, scratch: Path | None = None) -> Iterator[Path]:
     """A readable path for the segment: the file itself, or its tar member copied to a temporary file."""
     if not segment.member:
         yield Path(segment.path)
@@ -121,8 +122,8 @@ def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def read_clips(plan: SegmentPlan, settings: ClipSettings, wanted: Optional[set[int]] = None,
-               scratch: Optional[Path] = None) -> Iterator[Message]:
+def read_clips(plan: SegmentPlan, settings: ClipSettings, wanted: set[int] | None = None,
+               scratch: Path | None = None) -> Iterator[Message]:
     """The planned clips of a segment (only ``wanted`` ids, if given), as parts, or failures with the reason.
 
     A truncated or corrupt file fails the clip being read when the damage is met, and every later clip."""
@@ -172,7 +173,7 @@ def _read(path: Path, plan: SegmentPlan, settings: ClipSettings, ids: list[int])
         yield from _fixed(windows, plan, settings, ids, convert, lossless, geometry)
 
 
-def _frames_before_end(plan: SegmentPlan) -> Optional[int]:
+def _frames_before_end(plan: SegmentPlan) -> int | None:
     segment = plan.segment
     if segment.end_s is None or plan.probe.get("is_image"):
         return None
@@ -186,7 +187,7 @@ class _Probe:
         self.fps = plan.probe.get("fps", 0.0)
         self.variable_frame_rate = plan.probe.get("variable_frame_rate")
 
-    def read_fps(self, settings: ClipSettings) -> Optional[float]:
+    def read_fps(self, settings: ClipSettings) -> float | None:
         return read_fps(self, fit_options(settings))  # type: ignore[arg-type]
 
 

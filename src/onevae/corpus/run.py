@@ -8,7 +8,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 
@@ -34,13 +34,13 @@ def default_workers() -> int:
 class TokenizeOptions:
     """Everything ``onevae tokenize`` takes besides the model, the sources and the output folder."""
 
-    clip_frames: Optional[int] = None  # None: whole videos
-    stride: Optional[int] = None  # default: clip_frames (no overlap)
-    fps: Optional[float] = None
+    clip_frames: int | None = None  # None: whole videos
+    stride: int | None = None  # default: clip_frames (no overlap)
+    fps: float | None = None
     size_mode: str = "crop"  # crop | pad | resize
-    short_side: Optional[int] = None
-    max_side: Optional[int] = None
-    max_frames: Optional[int] = None
+    short_side: int | None = None
+    max_side: int | None = None
+    max_frames: int | None = None
     chunk_latents: int = 2
     tokens: bool = True
     latents: bool = False
@@ -49,7 +49,7 @@ class TokenizeOptions:
     columns: ManifestColumns = field(default_factory=ManifestColumns)
     engine: str = "local"
     workers: int = field(default_factory=default_workers)
-    ray_address: Optional[str] = None
+    ray_address: str | None = None
     overwrite: bool = False
     progress: bool = False
 
@@ -89,8 +89,8 @@ class TokenizeResult:
     shards_written: int  # by this call (the others were complete already)
 
 
-def tokenize_corpus(model, sources: list[Union[str, Path]], out_dir: Union[str, Path],
-                    options: Optional[TokenizeOptions] = None, fingerprint: Optional[str] = None) -> TokenizeResult:
+def tokenize_corpus(model, sources: list[str | Path], out_dir: str | Path,
+                    options: TokenizeOptions | None = None, fingerprint: str | None = None) -> TokenizeResult:
     """Tokenize every clip of ``sources`` into webdataset shards in ``out_dir`` (see docs/corpus.md)."""
     from ..model_dir import model_fingerprint
 

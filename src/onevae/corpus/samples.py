@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,11 +73,11 @@ def sample_members(encoded: EncodedClip, meta: dict[str, Any], model_info: dict[
     return members
 
 
-def read_tokens(members: dict[str, bytes]) -> Optional[np.ndarray]:
+def read_tokens(members: dict[str, bytes]) -> np.ndarray | None:
     return npy_array(members["tokens.npy"]) if "tokens.npy" in members else None
 
 
-def read_latents(members: dict[str, bytes], meta: dict[str, Any]) -> Optional[list[torch.Tensor]]:
+def read_latents(members: dict[str, bytes], meta: dict[str, Any]) -> list[torch.Tensor] | None:
     """The latent grids (z, t, h, w) in their stored dtype (float16 or bfloat16)."""
     if "latents" not in meta:
         return None

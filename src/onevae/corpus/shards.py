@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..errors import OneVAEError
 from ..io.atomic import atomic_path
@@ -50,7 +51,7 @@ class ShardAssembler:
     """Collects results per shard and writes each shard once it is complete."""
 
     def __init__(self, out_dir: Path, errors_dir: Path, expected: dict[int, list[int]], clips_per_shard: int,
-                 error_row: Callable[[int, str], dict[str, Any]], on_result: Optional[Callable[[Result], None]] = None) -> None:
+                 error_row: Callable[[int, str], dict[str, Any]], on_result: Callable[[Result], None] | None = None) -> None:
         self.out_dir, self.errors_dir, self.clips_per_shard = out_dir, errors_dir, clips_per_shard
         self.missing = {shard: set(ids) for shard, ids in expected.items()}
         self.samples: dict[int, list[tuple[int, dict[str, bytes]]]] = {shard: [] for shard in expected}

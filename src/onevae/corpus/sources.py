@@ -16,9 +16,10 @@ import glob
 import json
 import math
 import tarfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from ..data.video_dataset import LIST_EXTENSIONS, is_media_file
 from ..errors import InputError
@@ -46,8 +47,8 @@ class Segment:
     member: str = ""  # the member's name inside a tar shard ("" for a plain file)
     offset: int = 0  # byte offset of the member's data in the shard
     size: int = 0
-    start_s: Optional[float] = None
-    end_s: Optional[float] = None
+    start_s: float | None = None
+    end_s: float | None = None
     columns: dict[str, Any] = field(default_factory=dict)
     origin: str = ""  # where it was listed (manifest and row), for error messages
 
@@ -59,7 +60,7 @@ class Segment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Segment":
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
         return cls(**data)
 
 
@@ -180,7 +181,7 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
         raise InputError(f"manifest {path} is not a readable Parquet file ({exc})") from None
 
 
-def _seconds(value: Any, origin: str, name: str) -> Optional[float]:
+def _seconds(value: Any, origin: str, name: str) -> float | None:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     try:

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import InputError, OneVAEError
 from ..io.atomic import atomic_path
@@ -38,7 +38,7 @@ class OutputDir:
 
     # ---------------------------------------------------------------------------------------- preparing
     @classmethod
-    def prepare(cls, root: Path, run: dict[str, Any], overwrite: bool) -> "OutputDir":
+    def prepare(cls, root: Path, run: dict[str, Any], overwrite: bool) -> OutputDir:
         out = cls(Path(root))
         out._create()
         out._lock()
@@ -82,14 +82,14 @@ class OutputDir:
             self._lock_file.close()
             self._lock_file = None
 
-    def __enter__(self) -> "OutputDir":
+    def __enter__(self) -> OutputDir:
         return self
 
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
 
-    def _read_run(self) -> Optional[dict[str, Any]]:
+    def _read_run(self) -> dict[str, Any] | None:
         path = self.state / "run.json"
         if not path.is_file():
             return None
@@ -116,7 +116,7 @@ class OutputDir:
                 path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------------------------- plan
-    def load_plan(self) -> Optional[list[SegmentPlan]]:
+    def load_plan(self) -> list[SegmentPlan] | None:
         path = self.state / "plan.jsonl"
         if not path.is_file():
             return None

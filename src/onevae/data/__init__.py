@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset, IterableDataset
@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, IterableDataset
 from ..errors import InputError
 from .config import DATA_KINDS, DataConfig
 from .procedural import ProceduralVideoDataset
+from .token_shards import TokenShards, collate_token_sequences, sample_token_grids
 from .video_dataset import (
     DEFAULT_EXCLUDE,
     ClipSampler,
@@ -18,7 +19,6 @@ from .video_dataset import (
     list_media_files,
     validate_num_frames,
 )
-from .token_shards import TokenShards, collate_token_sequences, sample_token_grids
 from .webdataset_source import WebDatasetClips, expand_shards, write_shards
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Union[Dataset, IterableDataset]:
+def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Dataset | IterableDataset:
     """The dataset a :class:`DataConfig` describes, for a model of ``temporal_factor``; ``seed`` fixes every
     random choice (crops, flips, start times, motion)."""
     cfg.validate()

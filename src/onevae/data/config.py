@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from ..configtools import NON_NEGATIVE, Range, build_dataclass
 from ..errors import InputError
@@ -31,7 +31,7 @@ class DataConfig:
     num_frames: Annotated[int, Range(1)] = 17
     height: Annotated[int, Range(1)] = 128
     width: Annotated[int, Range(1)] = 128
-    fps: Optional[Annotated[float, Range(0, 1000, low_open=True)]] = None
+    fps: Annotated[float, Range(0, 1000, low_open=True)] | None = None
     random_crop_scale: tuple[CropScale, CropScale] = (0.6, 1.0)
     hflip: bool = True
     images_as_clips: bool = True  # still images become one-frame clips (or moving clips with simulate_motion)

@@ -18,12 +18,11 @@ Every input that cannot be read is skipped and counted (:class:`PrepareReport`),
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 import numpy as np
-import torch
 
 from ..eval.heldout import source_stem, train_end
 from ..io.fit import resize_video
@@ -128,7 +127,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ sources
-def training_frames(path: Path) -> Optional[np.ndarray]:
+def training_frames(path: Path) -> np.ndarray | None:
     """The frames of ``path`` that training may use (uint8 (T, H, W, 3)), None for a held-out source."""
     end = train_end(path)
     if end == 0:
@@ -205,7 +204,7 @@ def flat_colour_chart(rng: np.random.Generator, size: int = 160) -> np.ndarray:
     return image
 
 
-def iter_images(folders: Iterable[Union[str, Path]]) -> Iterable[Path]:
+def iter_images(folders: Iterable[str | Path]) -> Iterable[Path]:
     for folder in folders:
         folder = Path(folder)
         if folder.is_file():
@@ -236,9 +235,9 @@ def skimage_photos() -> list[tuple[str, np.ndarray]]:
 
 
 def prepare(
-    out: Union[str, Path],
-    videos: Iterable[Union[str, Path]],
-    image_folders: Iterable[Union[str, Path]] = (),
+    out: str | Path,
+    videos: Iterable[str | Path],
+    image_folders: Iterable[str | Path] = (),
     use_skimage: bool = True,
     charts: int = 40,
     seed: int = 0,
@@ -254,7 +253,7 @@ def prepare(
             prepare_video(path, out, rng, report)
         except Exception as exc:  # any decoding failure: skip the input, count it, go on
             report.skipped[str(path)] = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-    photos: list[tuple[str, Union[np.ndarray, Path]]] = list(skimage_photos()) if use_skimage else []
+    photos: list[tuple[str, np.ndarray | Path]] = list(skimage_photos()) if use_skimage else []
     photos += [(f"{p.parent.name}_{p.stem}", p) for p in iter_images(image_folders)]
     for stem, source in photos:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ class ProceduralVideoDataset(Dataset):
     """``num_samples`` clips, float32 (3, num_frames, H, W) in [-1, 1]; clip ``i`` depends only on (seed, i)."""
 
     def __init__(
-        self, num_samples: int, num_frames: int, size: Union[int, tuple[int, int]], seed: int = 0, num_shapes: int = 3
+        self, num_samples: int, num_frames: int, size: int | tuple[int, int], seed: int = 0, num_shapes: int = 3
     ) -> None:
         if num_samples < 1 or num_frames < 1:
             raise InputError(f"num_samples and num_frames must be >= 1, got {num_samples} and {num_frames}")

@@ -11,20 +11,20 @@ the grids and metadata that :func:`onevae.pipeline.decode_to_video` takes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
 from ..errors import InputError
+from ..io.paths import PathLike
 from .webdataset_source import assign_shards, expand_shards, iter_tar_samples, reader_slot
 
-PathLike = Union[str, Path]
 
-
-def _shard_list(source: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
+def _shard_list(source: PathLike | Iterable[PathLike]) -> list[Path]:
     """Shards of an output folder (in the order its dataset.json lists them), or files / globs / ranges."""
     if isinstance(source, (str, Path)) and Path(source).is_dir() and (Path(source) / "dataset.json").is_file():
         listed = json.loads((Path(source) / "dataset.json").read_text()).get("shards", [])
@@ -35,8 +35,8 @@ def _shard_list(source: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
 class TokenShards(IterableDataset):
     """Token sequences from ``onevae tokenize`` shards (a folder, shard files, globs or ``{000000..000009}``)."""
 
-    def __init__(self, source: Union[PathLike, Iterable[PathLike]], shuffle_shards: bool = False, seed: int = 0,
-                 latents: bool = False, rank: Optional[int] = None, world_size: Optional[int] = None) -> None:
+    def __init__(self, source: PathLike | Iterable[PathLike], shuffle_shards: bool = False, seed: int = 0,
+                 latents: bool = False, rank: int | None = None, world_size: int | None = None) -> None:
         self.shards = _shard_list(source)
         if not self.shards:
             raise InputError(f"no shards in {source}")
@@ -69,7 +69,7 @@ class TokenShards(IterableDataset):
                 yield sample
 
 
-def collate_token_sequences(samples: Sequence[dict[str, Any]], pad_id: Optional[int] = None) -> dict[str, Any]:
+def collate_token_sequences(samples: Sequence[dict[str, Any]], pad_id: int | None = None) -> dict[str, Any]:
     """``{"tokens": (B, N) int64, "mask": (B, N) bool, "keys": [...], "meta": [...]}``; sequences of different
     lengths are right-padded with ``pad_id`` (required then; e.g. the vocabulary size as an extra id)."""
     lengths = [len(s["tokens"]) for s in samples]

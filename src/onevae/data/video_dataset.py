@@ -23,9 +23,9 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError, OneVAEError
 from ..io.fit import resize_video
+from ..io.paths import PathLike
 from ..io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, frames_to_tensor, iter_video_frames, probe_video
 
-PathLike = Union[str, Path]
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
 DEFAULT_EXCLUDE = ("carphone_pristine*",)  # the public evaluation clip: never train on it
@@ -68,7 +68,7 @@ def is_excluded(path: PathLike, patterns: Sequence[str]) -> bool:
 
 
 def list_media_files(
-    sources: Union[PathLike, Iterable[PathLike]], exclude: Sequence[str] = DEFAULT_EXCLUDE
+    sources: PathLike | Iterable[PathLike], exclude: Sequence[str] = DEFAULT_EXCLUDE
 ) -> list[Path]:
     """Media files from folders (recursive, sorted), single files and list files, without the excluded ones."""
     if isinstance(sources, (str, Path)):
@@ -121,13 +121,13 @@ class ClipSampler:
     num_frames: int
     height: int
     width: int
-    fps: Optional[float] = None
+    fps: float | None = None
     random_crop_scale: tuple[float, float] = (0.6, 1.0)
     hflip: bool = True
     images_as_clips: bool = True
     simulate_motion: bool = False
 
-    def unusable_reason(self, info: VideoInfo) -> Optional[str]:
+    def unusable_reason(self, info: VideoInfo) -> str | None:
         """Why the file cannot give a clip (None when it can)."""
         if info.is_image:
             return None if self.images_as_clips else "an image (images_as_clips is off)"
@@ -226,10 +226,10 @@ class VideoClipDataset(Dataset):
 
     def __init__(
         self,
-        sources: Union[PathLike, Iterable[PathLike]],
+        sources: PathLike | Iterable[PathLike],
         num_frames: int,
-        size: Union[int, tuple[int, int]],
-        fps: Optional[float] = None,
+        size: int | tuple[int, int],
+        fps: float | None = None,
         temporal_factor: int = 8,
         random_crop_scale: tuple[float, float] = (0.6, 1.0),
         hflip: bool = True,
@@ -289,7 +289,7 @@ class VideoClipDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         rng = item_rng(self.seed, self.epoch, index)
         entry = self.entries[index % len(self.entries)]
-        last_error: Optional[Exception] = None
+        last_error: Exception | None = None
         for _ in range(_MAX_ATTEMPTS):
             try:
                 return self.sampler.sample(entry.path, entry.info, rng)

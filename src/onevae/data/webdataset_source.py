@@ -22,14 +22,15 @@ import re
 import tarfile
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import InputError, OneVAEError
+from ..io.paths import PathLike
 from ..io.video import probe_video
 from .video_dataset import (
     DEFAULT_EXCLUDE,
@@ -42,14 +43,13 @@ from .video_dataset import (
     validate_num_frames,
 )
 
-PathLike = Union[str, Path]
 _BRACE_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 
 # ============================================================================================ shard lists
 
 
-def expand_shards(sources: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
+def expand_shards(sources: PathLike | Iterable[PathLike]) -> list[Path]:
     """Shard paths from files, folders (their ``*.tar``), globs and ``{000000..000009}`` ranges."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
@@ -86,7 +86,7 @@ def _expand_one(pattern: str) -> list[Path]:
 
 
 def write_shards(
-    paths: Union[PathLike, Iterable[PathLike]],
+    paths: PathLike | Iterable[PathLike],
     out_dir: PathLike,
     samples_per_shard: int = 100,
     prefix: str = "shard",
@@ -146,7 +146,7 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def reader_slot(rank: Optional[int] = None, world_size: Optional[int] = None) -> tuple[int, int]:
+def reader_slot(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
     """(this reader's id, number of readers) over DDP ranks x DataLoader workers (``rank``/``world_size``
     override the process group's)."""
     default_rank, default_world = _rank_and_world()
@@ -195,10 +195,10 @@ class WebDatasetClips(IterableDataset):
 
     def __init__(
         self,
-        shards: Union[PathLike, Iterable[PathLike]],
+        shards: PathLike | Iterable[PathLike],
         num_frames: int,
-        size: Union[int, tuple[int, int]],
-        fps: Optional[float] = None,
+        size: int | tuple[int, int],
+        fps: float | None = None,
         temporal_factor: int = 8,
         random_crop_scale: tuple[float, float] = (0.6, 1.0),
         hflip: bool = True,
@@ -207,8 +207,8 @@ class WebDatasetClips(IterableDataset):
         seed: int = 0,
         exclude: Sequence[str] = DEFAULT_EXCLUDE,
         shuffle_shards: bool = True,
-        rank: Optional[int] = None,
-        world_size: Optional[int] = None,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         validate_num_frames(num_frames, temporal_factor)
         height, width = (size, size) if isinstance(size, int) else size
@@ -250,7 +250,7 @@ class WebDatasetClips(IterableDataset):
 
     def _sample(
         self, scratch: Path, shard: Path, key: str, members: dict[str, bytes], rng: np.random.Generator
-    ) -> Optional[torch.Tensor]:
+    ) -> torch.Tensor | None:
         """One clip from a sample's media member, or None (skipped and counted)."""
         label = f"{shard.name}:{key}"
         extension = next((e for e in members if is_media_file(Path(f"x.{e}"))), None)
@@ -278,7 +278,7 @@ class WebDatasetClips(IterableDataset):
             path.unlink(missing_ok=True)
 
 
-def _source_name(members: dict[str, bytes]) -> Optional[str]:
+def _source_name(members: dict[str, bytes]) -> str | None:
     """The original file name recorded by :func:`write_shards`, if any."""
     if "json" not in members:
         return None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,7 +184,7 @@ class EvalClip:
         return f"{self.name}:{tuple(self.video.shape)}:{digest}"
 
 
-def resolve_clips(names: list[str], opencv_dir: Union[str, Path] = DEFAULT_OPENCV_DIR, max_frames: Optional[int] = None) -> list[EvalClip]:
+def resolve_clips(names: list[str], opencv_dir: str | Path = DEFAULT_OPENCV_DIR, max_frames: int | None = None) -> list[EvalClip]:
     """Held-out clip names (all of them by default) or video files, optionally cut to ``max_frames``."""
     held = {clip.name for clip in HELD_OUT}
     clips = []
@@ -218,7 +219,7 @@ class ClipResult:
     size: str  # "T x H x W"
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {psnr, ssim}
     colour: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> colour_fidelity
-    x264: Optional[dict[str, Any]] = None
+    x264: dict[str, Any] | None = None
     token_bits: float = 0.0
     per_frame: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # model path -> {psnr, ssim} per frame
 
@@ -228,7 +229,7 @@ def _summary(ref: torch.Tensor, rec: torch.Tensor) -> dict[str, float]:
     return {"psnr": m["psnr"], "ssim": m["ssim"]}
 
 
-def evaluate_clip(model, clip: EvalClip, options: EvalOptions, cache: dict[str, Any], png_path: Optional[Path]) -> ClipResult:
+def evaluate_clip(model, clip: EvalClip, options: EvalOptions, cache: dict[str, Any], png_path: Path | None) -> ClipResult:
     """All methods on one clip; baselines come from ``cache`` when it holds this clip at this budget."""
     ref = clip.video
     t, h, w = ref.shape[1:]
@@ -310,9 +311,10 @@ def results_table(results: list[ClipResult]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model, clips: list[EvalClip], out: Optional[Path], options: EvalOptions = EvalOptions(),
-             baseline_cache: Optional[Path] = None, log: Callable[[str], None] = print) -> list[ClipResult]:
+def evaluate(model, clips: list[EvalClip], out: Path | None, options: EvalOptions | None = None,
+             baseline_cache: Path | None = None, log: Callable[[str], None] = print) -> list[ClipResult]:
     """Evaluate every clip; write ``results.json``, ``results.md`` and ``side_by_side/CLIP.png`` under ``out``."""
+    options = options or EvalOptions()
     cache: dict[str, Any] = {}
     cache_file = baseline_cache or (out / "baselines.json" if out is not None else None)
     if cache_file is not None and cache_file.is_file():

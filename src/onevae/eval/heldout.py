@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -38,11 +37,11 @@ class HeldOutClip:
     name: str
     source: str
     start: int
-    frames: Optional[int]  # None: to the end of the source
+    frames: int | None  # None: to the end of the source
     kind: str
     max_size: int = MAX_SIZE  # centre crop to at most this many pixels per side (native scale, never resized)
 
-    def path(self, opencv_dir: Union[str, Path] = DEFAULT_OPENCV_DIR) -> Path:
+    def path(self, opencv_dir: str | Path = DEFAULT_OPENCV_DIR) -> Path:
         if self.source.startswith("sample:"):
             return sample_video_path(self.source.split(":", 1)[1])
         return Path(opencv_dir) / self.source
@@ -62,13 +61,13 @@ HELD_OUT: tuple[HeldOutClip, ...] = (
 HELD_OUT_WHOLE = ("carphone_pristine", "cup", "tree", "Megamind", "Megamind_bugy")
 
 
-def source_stem(source: Union[str, Path]) -> str:
+def source_stem(source: str | Path) -> str:
     """``sample:bikes`` -> ``bikes``; ``.../box.mp4.gz`` -> ``box``."""
     name = str(source).split(":", 1)[1] if str(source).startswith("sample:") else Path(source).name
     return name.split(".")[0]
 
 
-def train_end(source: Union[str, Path]) -> Optional[int]:
+def train_end(source: str | Path) -> int | None:
     """The number of leading frames of ``source`` that training may use: 0 for a source held out whole, the
     frames before its held-out part minus a gap, or None (all of it)."""
     stem = source_stem(source)
@@ -78,7 +77,7 @@ def train_end(source: Union[str, Path]) -> Optional[int]:
     return max(0, min(starts) - SEGMENT_GAP) if starts else None
 
 
-def select(names: Optional[list[str]] = None) -> list[HeldOutClip]:
+def select(names: list[str] | None = None) -> list[HeldOutClip]:
     """The held-out clips named (all by default); an unknown name is an InputError."""
     if not names:
         return list(HELD_OUT)
@@ -89,7 +88,7 @@ def select(names: Optional[list[str]] = None) -> list[HeldOutClip]:
     return [known[n] for n in names]
 
 
-def read_frames(path: Union[str, Path], start: int = 0, frames: Optional[int] = None, exact: bool = True) -> tuple[torch.Tensor, float]:
+def read_frames(path: str | Path, start: int = 0, frames: int | None = None, exact: bool = True) -> tuple[torch.Tensor, float]:
     """Frames ``start .. start+frames`` of a file at its own rate, decoded from the start (frame-exact):
     ((3, T, H, W) float in [-1, 1], fps). ``exact``: fewer frames than asked is an InputError."""
     info = probe_video(path)
@@ -103,7 +102,7 @@ def read_frames(path: Union[str, Path], start: int = 0, frames: Optional[int] = 
     return frames_to_tensor(np.stack(picked)), float(info.fps or 25.0)
 
 
-def load(clip: HeldOutClip, opencv_dir: Union[str, Path] = DEFAULT_OPENCV_DIR) -> tuple[torch.Tensor, float]:
+def load(clip: HeldOutClip, opencv_dir: str | Path = DEFAULT_OPENCV_DIR) -> tuple[torch.Tensor, float]:
     """A held-out clip as ((3, T, H, W) in [-1, 1], fps); InputError naming the fetch script when missing."""
     path = clip.path(opencv_dir)
     if not path.is_file():

@@ -9,7 +9,7 @@ smaller than that use a smaller window (see ssim_per_frame).
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -72,7 +72,7 @@ def clip_metrics(ref: torch.Tensor, rec: torch.Tensor) -> dict:
     }
 
 
-def codebook_usage(tokens: Union[Tokens, torch.Tensor, Sequence[Union[Tokens, torch.Tensor]]], vocab_size: int) -> list[float]:
+def codebook_usage(tokens: Tokens | torch.Tensor | Sequence[Tokens | torch.Tensor], vocab_size: int) -> list[float]:
     """The share of the vocabulary used, per token position: K floats in [0, 1] for tokens (..., K) (a tensor,
     :class:`~onevae.latents.Tokens`, or a list of them pooled together). This is the one definition used by
     training logs, validation and evaluation (the official code divides by 64,000 over a rolling window)."""

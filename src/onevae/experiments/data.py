@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ def downscale_video(src: Path, dst: Path, short_side: int) -> int:
     return frames
 
 
-def prepare_training_clips(folder: Path, opencv_dir: Optional[Path], short_side: int, samples: tuple[str, ...] = TRAIN_SAMPLES) -> list[Path]:
+def prepare_training_clips(folder: Path, opencv_dir: Path | None, short_side: int, samples: tuple[str, ...] = TRAIN_SAMPLES) -> list[Path]:
     """The training clips in ``folder`` (made once; an existing file is kept)."""
     folder.mkdir(parents=True, exist_ok=True)
     sources = [sample_video_path(name) for name in samples]
@@ -70,7 +69,7 @@ class EvalWindow:
     width: int = 64
     top: int = -1
     left: int = -1
-    name: Optional[str] = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
@@ -85,7 +84,7 @@ class EvalConfig:
     windows: list[EvalWindow] = field(default_factory=lambda: [EvalWindow("sample:carphone_pristine")])
 
 
-def resolve_source(source: str, opencv_dir: Optional[Path]) -> Path:
+def resolve_source(source: str, opencv_dir: Path | None) -> Path:
     if source.startswith("sample:"):
         return sample_video_path(source.split(":", 1)[1])
     if source.startswith("opencv:"):
@@ -99,7 +98,7 @@ def resolve_source(source: str, opencv_dir: Optional[Path]) -> Path:
     return path
 
 
-def load_window(window: EvalWindow, opencv_dir: Optional[Path]) -> torch.Tensor:
+def load_window(window: EvalWindow, opencv_dir: Path | None) -> torch.Tensor:
     """The window as a float (3, T, H, W) tensor in [-1, 1], cropped at native scale (no resizing)."""
     from ..io.video import frames_to_tensor, iter_video_frames
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -26,8 +26,8 @@ class ArmSpec:
     """One configuration under test (or a shared stage such as a prior)."""
 
     train: dict[str, Any] = field(default_factory=dict)  # merged into the base training config
-    init: Optional[str] = None  # name of a stage whose exported model this arm starts from
-    label: Optional[str] = None  # human-readable name for tables and plots
+    init: str | None = None  # name of a stage whose exported model this arm starts from
+    label: str | None = None  # human-readable name for tables and plots
 
 
 @dataclass
@@ -36,8 +36,8 @@ class CheckSpec:
 
     claim: str
     kind: str = "greater"  # greater: arm beats baseline on metric | speedup: steps to reach baseline's final value | best: ranking
-    arm: Optional[str] = None
-    baseline: Optional[str] = None
+    arm: str | None = None
+    baseline: str | None = None
     arms: list[str] = field(default_factory=list)  # for kind "best"
     metric: str = "psnr_discrete"
     min_effect: float = 0.1  # smallest difference (dB) that counts as an effect
@@ -72,7 +72,7 @@ class ExperimentSpec:
     checks: list[CheckSpec] = field(default_factory=list)
     quick: QuickSpec = field(default_factory=QuickSpec)
     order: int = 100  # position in the report and in `make science`
-    path: Optional[Path] = None
+    path: Path | None = None
 
     def label(self, arm: str) -> str:
         spec = self.arms.get(arm) or self.stages.get(arm)
@@ -123,7 +123,7 @@ def load_experiment(path: Path) -> ExperimentSpec:
     return spec
 
 
-def _named(section: Optional[dict[str, Any]], where: str) -> dict[str, ArmSpec]:
+def _named(section: dict[str, Any] | None, where: str) -> dict[str, ArmSpec]:
     if section is None:
         return {}
     if not isinstance(section, dict):

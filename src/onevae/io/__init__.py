@@ -1,7 +1,7 @@
 """Video input/output: probing, streaming decode, size fitting, atomic H.264 writing, sample clips."""
 
-from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_video_path
 from .fit import Geometry, fit_size, resize_video
+from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_video_path
 from .video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,

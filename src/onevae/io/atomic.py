@@ -7,12 +7,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
 
 from ..errors import OneVAEError
 
 
-def temp_file_beside(target: Union[str, Path], suffix: str = ".tmp") -> Path:
+def temp_file_beside(target: str | Path, suffix: str = ".tmp") -> Path:
     """An empty temporary file in ``target``'s directory (so that the final rename is atomic), with the
     permissions a normal new file gets (mkstemp alone makes it 0600)."""
     target = Path(target)
@@ -33,7 +32,7 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def fsync_path(path: Union[str, Path]) -> None:
+def fsync_path(path: str | Path) -> None:
     """Flush a file's (or a directory's) content to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -42,7 +41,7 @@ def fsync_path(path: Union[str, Path]) -> None:
         os.close(fd)
 
 
-def replace_durably(tmp: Union[str, Path], target: Union[str, Path]) -> None:
+def replace_durably(tmp: str | Path, target: str | Path) -> None:
     """Rename a complete temporary file onto ``target`` so that a power loss leaves either the old or the new
     file: the data is flushed before the rename, the directory entry after it."""
     fsync_path(tmp)
@@ -57,9 +56,9 @@ class atomic_path:
     """Context manager: yields a temporary path next to ``target``; renames it onto ``target`` on success,
     removes it on failure."""
 
-    def __init__(self, target: Union[str, Path]) -> None:
+    def __init__(self, target: str | Path) -> None:
         self.target = Path(target)
-        self.tmp: Optional[Path] = None
+        self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
         self.tmp = temp_file_beside(self.target)
@@ -80,7 +79,7 @@ class atomic_path:
         return False
 
 
-def write_safetensors(path: Union[str, Path], tensors: dict, metadata: Optional[dict[str, str]] = None) -> None:
+def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """``safetensors.torch.save_file`` through :class:`atomic_path`; its I/O failures (a full disk, a file size
     limit) become the OSError they are, naming ``path``, instead of a SafetensorError."""
     from safetensors import SafetensorError

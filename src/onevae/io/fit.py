@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +87,7 @@ class Geometry:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Geometry":
+    def from_dict(cls, data: dict[str, Any]) -> Geometry:
         return cls(**data)
 
 
@@ -96,8 +96,8 @@ def fit_size(
     width: int,
     multiple: int,
     mode: str = "crop",
-    resize_short_side: Optional[int] = None,
-    max_side: Optional[int] = None,
+    resize_short_side: int | None = None,
+    max_side: int | None = None,
     padding: str = "replicate",
 ) -> Geometry:
     """Choose how to bring a ``height`` x ``width`` frame to multiples of ``multiple``.
@@ -146,7 +146,7 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _downscaled_size(h: int, w: int, short_side: Optional[int], max_side: Optional[int]) -> tuple[int, int]:
+def _downscaled_size(h: int, w: int, short_side: int | None, max_side: int | None) -> tuple[int, int]:
     scale = 1.0
     if short_side is not None:
         if short_side < 1:

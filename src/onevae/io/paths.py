@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 from ..errors import OneVAEError
 
+PathLike = str | os.PathLike  # what every function taking a path accepts
 
-def existing_file(path: Union[str, os.PathLike], what: str = "file", error: type[OneVAEError] = OneVAEError) -> Path:
+
+def existing_file(path: str | os.PathLike, what: str = "file", error: type[OneVAEError] = OneVAEError) -> Path:
     """``path`` as a Path, or ``error`` when it is missing or a directory."""
     path = Path(path)
     if not path.exists():
@@ -20,7 +22,7 @@ def existing_file(path: Union[str, os.PathLike], what: str = "file", error: type
 
 
 def writable_output(
-    path: Union[str, os.PathLike], suffixes: Optional[Iterable[str]] = None, inputs: Iterable[Union[str, os.PathLike]] = ()
+    path: str | os.PathLike, suffixes: Iterable[str] | None = None, inputs: Iterable[str | os.PathLike] = ()
 ) -> Path:
     """Refuse an output that cannot be written (missing or read-only directory, a directory as the name), that
     lacks one of ``suffixes``, or that is one of the ``inputs`` (also through a link), before any work is done."""
@@ -42,7 +44,7 @@ def writable_output(
     return path
 
 
-def same_file(a: Union[str, os.PathLike], b: Union[str, os.PathLike]) -> bool:
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two paths name the same file (the same inode: links and hard links included)."""
     try:
         return os.path.samefile(a, b)

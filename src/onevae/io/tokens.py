@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import torch
 
@@ -44,7 +44,7 @@ class TokenFileMeta:
     format: str = FORMAT
     version: int = FORMAT_VERSION
     # latents stored normalised, (z - mean) / std per channel: {"mean": [...], "std": [...]} (decoding undoes it)
-    latent_normalization: Optional[dict[str, list[float]]] = None
+    latent_normalization: dict[str, list[float]] | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -53,7 +53,7 @@ class TokenFileMeta:
         return json.dumps(data)
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "TokenFileMeta":
+    def from_json(cls, text: str, source: str) -> TokenFileMeta:
         """Parse and validate the metadata's schema (types, choices, ranges), not yet against the tensors."""
         try:
             data = json.loads(text)
@@ -76,7 +76,7 @@ class TokenFileMeta:
 grid_names = Grids.names
 
 
-def save_token_file(path: Union[str, Path], grids: Union[Grids, list[torch.Tensor]], meta: TokenFileMeta) -> None:
+def save_token_file(path: str | Path, grids: Grids | list[torch.Tensor], meta: TokenFileMeta) -> None:
     """Write grids (:class:`~onevae.latents.Tokens`/``Latents`` or their list form) and metadata atomically."""
     if isinstance(grids, Grids):
         grids = grids.to_list()
@@ -95,7 +95,7 @@ def save_token_file(path: Union[str, Path], grids: Union[Grids, list[torch.Tenso
     write_safetensors(path, tensors, metadata={"onevae": meta.to_json()})
 
 
-def load_token_file(path: Union[str, Path]) -> tuple[list[torch.Tensor], TokenFileMeta]:
+def load_token_file(path: str | Path) -> tuple[list[torch.Tensor], TokenFileMeta]:
     """Read a token/latent file: grids (int64 tokens or float latents) and metadata."""
     from safetensors import SafetensorError, safe_open
 

@@ -33,10 +33,11 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any
 
 import av
 import numpy as np
@@ -44,9 +45,8 @@ import torch
 from av.video.reformatter import ColorRange
 
 from ..errors import InputError
-from .paths import existing_file
-
-PathLike = Union[str, os.PathLike]
+from .fit import Geometry
+from .paths import PathLike, existing_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -61,7 +61,6 @@ class VideoReadWarning(UserWarning):
     """A video was only partly readable (truncated or corrupt data); reading stopped at the last good frame."""
 
 
-from .fit import Geometry
 # ============================================================================================ probing
 
 
@@ -79,7 +78,7 @@ class VideoInfo:
     pix_fmt: str
     has_alpha: bool
     is_grayscale: bool
-    variable_frame_rate: Optional[bool]  # None when the timestamps could not tell
+    variable_frame_rate: bool | None  # None when the timestamps could not tell
     num_frames_exact: bool = True
     is_image: bool = False
 
@@ -131,7 +130,7 @@ def _scan_packets(
 ) -> tuple[av.VideoFrame, list[int], int]:
     """(first decoded frame, pts of the first packets, number of packets or 0 when not counted to the end)."""
     pts: list[int] = []
-    first_frame: Optional[av.VideoFrame] = None
+    first_frame: av.VideoFrame | None = None
     packets = 0
     try:
         for packet in container.demux(stream):
@@ -174,7 +173,7 @@ def _probe_image(path: Path) -> VideoInfo:
     )
 
 
-def _looks_variable_rate(pts: list[int]) -> Optional[bool]:
+def _looks_variable_rate(pts: list[int]) -> bool | None:
     """True when more than 5 % of the packet intervals differ from the typical one (beyond time-base rounding)."""
     if len(pts) < 3:
         return None
@@ -256,7 +255,7 @@ def _ffmpeg_reason(error: BaseException) -> str:
 @contextmanager
 def _open_video_stream(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """Open the container and pick its first real video stream (not cover art), with clear errors."""
-    source: Union[str, io.BytesIO] = _gunzip_to_memory(path) if _is_gzip(path) else str(path)
+    source: str | io.BytesIO = _gunzip_to_memory(path) if _is_gzip(path) else str(path)
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except av.EOFError:
@@ -289,10 +288,10 @@ def _first_video_stream(container: av.container.InputContainer, path: Path) -> a
     raise InputError(f"{path} has no video stream (FFmpeg read it as {container.format.long_name})")
 
 
-def _open_image(path: Path) -> "PIL.Image.Image":  # noqa: F821
+def _open_image(path: Path) -> PIL.Image.Image:  # noqa: F821
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    source: Union[Path, io.BytesIO] = _gunzip_to_memory(path) if _is_gzip(path) else path
+    source: Path | io.BytesIO = _gunzip_to_memory(path) if _is_gzip(path) else path
     try:
         image = Image.open(source)
         image.load()
@@ -303,7 +302,7 @@ def _open_image(path: Path) -> "PIL.Image.Image":  # noqa: F821
         raise InputError(f"{path} is not a readable image ({error})") from None
 
 
-def _image_to_rgb(image: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
+def _image_to_rgb(image: PIL.Image.Image) -> np.ndarray:  # noqa: F821
     """(H, W, 3) uint8; 16-bit and float greys are scaled to 8 bits, alpha dropped."""
     if image.mode.startswith("I;16") or image.mode == "I":
         grey = np.asarray(image, dtype=np.float64)
@@ -320,7 +319,7 @@ def _image_to_rgb(image: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
 
 
 def iter_video_frames(
-    path: PathLike, fps: Optional[float] = None, max_frames: Optional[int] = None, start_s: float = 0.0
+    path: PathLike, fps: float | None = None, max_frames: int | None = None, start_s: float = 0.0
 ) -> Iterator[np.ndarray]:
     """Stream the frames of a video as (H, W, 3) uint8 RGB arrays, one at a time.
 
@@ -344,7 +343,7 @@ def iter_video_frames(
                 return
 
 
-def _check_read_args(path: Path, fps: Optional[float], max_frames: Optional[int], start_s: float) -> None:
+def _check_read_args(path: Path, fps: float | None, max_frames: int | None, start_s: float) -> None:
     if fps is not None and not (fps > 0 and math.isfinite(fps)):
         raise InputError(f"{path}: fps must be a positive number, got {fps}")
     if max_frames is not None and max_frames < 0:
@@ -353,13 +352,13 @@ def _check_read_args(path: Path, fps: Optional[float], max_frames: Optional[int]
         raise InputError(f"{path}: start_s must be >= 0 seconds, got {start_s}")
 
 
-def _select_frames(path: Path, fps: Optional[float], start_s: float) -> Iterator[np.ndarray]:
+def _select_frames(path: Path, fps: float | None, start_s: float) -> Iterator[np.ndarray]:
     """All frames from ``start_s`` on, or those picked for the output rate ``fps``, converted to RGB."""
     with _open_video_stream(path) as (container, stream):
         size = (stream.codec_context.width, stream.codec_context.height)
         frames, start, step = _timed_frames(container, stream, path, start_s)
         picked = _frames_from(frames, start) if fps is None else _resample_nearest(frames, fps, start, step)
-        last: Optional[tuple[av.VideoFrame, np.ndarray]] = None
+        last: tuple[av.VideoFrame, np.ndarray] | None = None
         for frame in picked:
             if last is None or last[0] is not frame:  # convert each source frame once
                 last = (frame, _frame_to_rgb(frame, size))
@@ -368,7 +367,7 @@ def _select_frames(path: Path, fps: Optional[float], start_s: float) -> Iterator
 
 def _timed_frames(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path, start_s: float
-) -> tuple[Iterator[tuple[float, av.VideoFrame]], Optional[float], float]:
+) -> tuple[Iterator[tuple[float, av.VideoFrame]], float | None, float]:
     """(time, frame) pairs decoded from the keyframe before ``start_s`` on; the absolute start time (None: the
     first frame's) and the nominal frame duration in seconds."""
     fps = _stream_fps(stream)
@@ -383,7 +382,7 @@ def _timed_frames(
     return frames, start, step
 
 
-def _frames_from(frames: Iterator[tuple[float, av.VideoFrame]], start: Optional[float]) -> Iterator[av.VideoFrame]:
+def _frames_from(frames: Iterator[tuple[float, av.VideoFrame]], start: float | None) -> Iterator[av.VideoFrame]:
     """Every frame whose time is at or after ``start`` (all when None)."""
     for t, frame in frames:
         if start is None or t + _TIME_EPS >= start:
@@ -421,7 +420,7 @@ def _rewind_if_overshot(
 
 def _monotonic_times(frames: Iterator[av.VideoFrame], step: float) -> Iterator[tuple[float, av.VideoFrame]]:
     """(time, frame) with strictly increasing times; frames without pts continue from the previous time."""
-    previous: Optional[float] = None
+    previous: float | None = None
     for frame in frames:
         t = frame.time
         if t is None:
@@ -465,12 +464,12 @@ def _decode_all(
 
 
 def _resample_nearest(
-    frames: Iterator[tuple[float, av.VideoFrame]], fps: float, start: Optional[float], step: float
+    frames: Iterator[tuple[float, av.VideoFrame]], fps: float, start: float | None, step: float
 ) -> Iterator[av.VideoFrame]:
     """For output times t0 + k / fps (t0 = ``start`` or the first frame's time), the source frame whose time is
     nearest (ties: the earlier one); output times run until the end of the last source frame (its stored
     duration, else the interval before it)."""
-    previous: Optional[tuple[float, av.VideoFrame]] = None
+    previous: tuple[float, av.VideoFrame] | None = None
     k = 0
     for t, frame in frames:
         if start is None:
@@ -492,7 +491,7 @@ def _resample_nearest(
         k += 1
 
 
-def _frame_duration(frame: av.VideoFrame) -> Optional[float]:
+def _frame_duration(frame: av.VideoFrame) -> float | None:
     """The frame's duration from the container (seconds), when it stores one."""
     if frame.duration and frame.time_base:
         return float(frame.duration * frame.time_base)
@@ -549,10 +548,10 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
 def iter_video_windows(
     path: PathLike,
     window_frames: int,
-    fps: Optional[float] = None,
-    max_frames: Optional[int] = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
     start_s: float = 0.0,
-    geometry: Optional[Geometry] = None,
+    geometry: Geometry | None = None,
 ) -> Iterator[torch.Tensor]:
     """Stream consecutive float (3, t, H, W) windows in [-1, 1] of ``window_frames`` frames (the last may be
     shorter), fitted by ``geometry`` if given; only one window is in memory at a time."""
@@ -568,17 +567,17 @@ def iter_video_windows(
         yield _window_tensor(batch, geometry)
 
 
-def _window_tensor(frames: list[np.ndarray], geometry: Optional[Geometry]) -> torch.Tensor:
+def _window_tensor(frames: list[np.ndarray], geometry: Geometry | None) -> torch.Tensor:
     video = frames_to_tensor(np.stack(frames))  # (3, t, H, W) float
     return geometry.apply(video) if geometry is not None else video
 
 
 def read_video(
     path: PathLike,
-    fps: Optional[float] = None,
-    max_frames: Optional[int] = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
     start_s: float = 0.0,
-    geometry: Optional[Geometry] = None,
+    geometry: Geometry | None = None,
     max_bytes: int = 8 * 2**30,
 ) -> tuple[torch.Tensor, VideoInfo]:
     """Read a (small) clip at once: float32 (3, T, H, W) in [-1, 1] and its :class:`VideoInfo`.
@@ -600,10 +599,10 @@ def read_video(
 
 def _check_read_size(
     info: VideoInfo,
-    fps: Optional[float],
-    max_frames: Optional[int],
+    fps: float | None,
+    max_frames: int | None,
     start_s: float,
-    geometry: Optional[Geometry],
+    geometry: Geometry | None,
     max_bytes: int,
 ) -> None:
     frames = info.num_frames

@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import av
 import numpy as np
@@ -19,9 +18,8 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
 from .atomic import replace_durably, temp_file_beside
+from .paths import PathLike
 from .video import tensor_to_frames
-
-PathLike = Union[str, os.PathLike]
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -44,13 +42,13 @@ class VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
         self.crf, self.preset = crf, preset
         self.tmp_path = _create_temp_beside(self.path)
-        self.container: Optional[av.container.OutputContainer] = None
-        self.stream: Optional[av.video.stream.VideoStream] = None
-        self.size: Optional[tuple[int, int]] = None  # (H, W) of the frames given
+        self.container: av.container.OutputContainer | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+        self.size: tuple[int, int] | None = None  # (H, W) of the frames given
         self.frames_written = 0
         self.closed = False
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -59,7 +57,7 @@ class VideoWriter:
         else:
             self.abort()
 
-    def write(self, frames: Union[np.ndarray, torch.Tensor]) -> None:
+    def write(self, frames: np.ndarray | torch.Tensor) -> None:
         """Append frames: uint8 (T, H, W, 3) / (H, W, 3), or a float tensor (3, T, H, W) in [-1, 1]."""
         if self.closed:
             raise OneVAEError(f"{self.path}: the writer is already closed")
@@ -121,7 +119,7 @@ class VideoWriter:
 
 
 def write_video(
-    path: PathLike, frames: Union[np.ndarray, torch.Tensor], fps: float = 24.0, crf: int = 18, preset: str = "medium"
+    path: PathLike, frames: np.ndarray | torch.Tensor, fps: float = 24.0, crf: int = 18, preset: str = "medium"
 ) -> Path:
     """Write a whole clip (see :class:`VideoWriter` for the accepted frames) atomically; returns the path."""
     with VideoWriter(path, fps=fps, crf=crf, preset=preset) as writer:
@@ -151,7 +149,7 @@ def _create_temp_beside(path: Path) -> Path:
         raise OneVAEError(f"{error} (the directory {directory} is not writable)") from None
 
 
-def _as_uint8_frames(frames: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+def _as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """Any accepted frame layout -> uint8 (T, H, W, 3)."""
     if isinstance(frames, torch.Tensor) and frames.is_floating_point():
         return tensor_to_frames(frames)
@@ -174,8 +172,8 @@ def _even_sized(frames: np.ndarray) -> np.ndarray:
 
 
 def side_by_side(
-    a: Union[np.ndarray, torch.Tensor], b: Union[np.ndarray, torch.Tensor]
-) -> Union[np.ndarray, torch.Tensor]:
+    a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor
+) -> np.ndarray | torch.Tensor:
     """Concatenate two videos horizontally: tensors (…, 3, T, H, W) on W, or uint8 arrays (T, H, W, 3) on W."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape[:-1] != b.shape[:-1]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..configtools import build_dataclass
 from ..errors import OneVAEError
@@ -24,9 +24,9 @@ PIXEL_LOSSES = ("l1", "l2")
 class PerceptualConfig:
     """The LPIPS-vgg term; off when ``weights_path`` is None (nothing is downloaded)."""
 
-    weights_path: Optional[str] = None  # VGG16 trunk: torchvision (features.N.*) or lpips (net.sliceK.N.*)
-    lin_path: Optional[str] = None  # LPIPS linear layers (the lpips package's vgg.pth); optional
-    max_frames: Optional[int] = 4  # frames per clip the term sees (evenly spaced); None: all
+    weights_path: str | None = None  # VGG16 trunk: torchvision (features.N.*) or lpips (net.sliceK.N.*)
+    lin_path: str | None = None  # LPIPS linear layers (the lpips package's vgg.pth); optional
+    max_frames: int | None = 4  # frames per clip the term sees (evenly spaced); None: all
 
 
 @dataclass
@@ -70,7 +70,7 @@ class LossConfig:
                 raise OneVAEError(f"loss.{name} must not be negative, got {getattr(self, name)}")
 
     @classmethod
-    def from_dict(cls, data: Optional[dict[str, Any]]) -> "LossConfig":
+    def from_dict(cls, data: dict[str, Any] | None) -> LossConfig:
         """From a YAML mapping; unknown keys are refused with their path."""
         return build_dataclass(cls, dict(data or {}), "loss")
 

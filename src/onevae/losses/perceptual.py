@@ -14,16 +14,14 @@ With no weights file at all the term is off (there is no download).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping, Optional, Union
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
 
 from ..checkpoints.files import read_weights_file
 from ..errors import CheckpointError, InputError
-
-PathLike = Union[str, Path]
+from ..io.paths import PathLike
 
 # torchvision vgg16 "features": conv channel plan; "M" is a max-pool
 _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
@@ -68,7 +66,7 @@ class PerceptualLoss(nn.Module):
     Gradients reach the inputs, never the (frozen) weights.
     """
 
-    def __init__(self, max_frames: Optional[int] = None) -> None:
+    def __init__(self, max_frames: int | None = None) -> None:
         super().__init__()
         if max_frames is not None and max_frames < 1:
             raise InputError(f"max_frames must be at least 1 (or None for all frames), got {max_frames}")
@@ -81,13 +79,13 @@ class PerceptualLoss(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "PerceptualLoss":
+    def train(self, mode: bool = True) -> PerceptualLoss:
         """Stays in eval mode whatever the caller asks (frozen loss network)."""
         return super().train(False)
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
-    def from_files(cls, trunk_path: PathLike, lin_path: Optional[PathLike] = None, max_frames: Optional[int] = None) -> "PerceptualLoss":
+    def from_files(cls, trunk_path: PathLike, lin_path: PathLike | None = None, max_frames: int | None = None) -> PerceptualLoss:
         """Trunk from a torchvision VGG16 or a full ``lpips`` state dict (.pth/.pt via ``weights_only=True``,
         or .safetensors); linear layers from ``lin_path``, else from the trunk file when it has them."""
         loss = cls(max_frames)
@@ -192,8 +190,8 @@ def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 
 
 def build_perceptual_loss(
-    weights_path: Optional[PathLike], lin_path: Optional[PathLike] = None, max_frames: Optional[int] = 4
-) -> tuple[Optional[PerceptualLoss], str]:
+    weights_path: PathLike | None, lin_path: PathLike | None = None, max_frames: int | None = 4
+) -> tuple[PerceptualLoss | None, str]:
     """``(module or None, message)``: with no weights file the perceptual term is off and the message says so."""
     if not weights_path:
         return None, "perceptual loss off: no backbone weights file given (perceptual.weights_path)"

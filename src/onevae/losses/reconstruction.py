@@ -13,7 +13,7 @@ With ``adaptive`` on but no gradient graph (validation under ``no_grad``) ``w_ad
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,7 @@ from .adversarial import adaptive_weight, adopt_weight, check_loss_type, discrim
 from .config import PIXEL_LOSSES, LossConfig
 from .perceptual import PerceptualLoss, build_perceptual_loss
 
-Tensors = Union[torch.Tensor, Sequence[torch.Tensor]]
+Tensors = torch.Tensor | Sequence[torch.Tensor]
 
 
 class ReconstructionLoss(nn.Module):
@@ -33,7 +33,7 @@ class ReconstructionLoss(nn.Module):
         self,
         pixel: str = "l2",
         pixel_weight: float = 1.0,
-        perceptual: Optional[PerceptualLoss] = None,
+        perceptual: PerceptualLoss | None = None,
         perceptual_weight: float = 0.1,
         kl_weight: float = 0.0,
         g_loss_weight: float = 0.1,
@@ -62,7 +62,7 @@ class ReconstructionLoss(nn.Module):
         self.perceptual_message = ""
 
     @classmethod
-    def from_config(cls, config: LossConfig) -> "ReconstructionLoss":
+    def from_config(cls, config: LossConfig) -> ReconstructionLoss:
         """Build with the perceptual network from ``config.perceptual`` (off without a weights file)."""
         p = config.perceptual
         perceptual, message = build_perceptual_loss(p.weights_path, p.lin_path, p.max_frames)
@@ -83,7 +83,7 @@ class ReconstructionLoss(nn.Module):
         loss.perceptual_message = message
         return loss
 
-    def adversarial_active(self, step: int, discriminator: Optional[nn.Module]) -> bool:
+    def adversarial_active(self, step: int, discriminator: nn.Module | None) -> bool:
         return discriminator is not None and self.g_loss_weight > 0 and adopt_weight(1.0, step, self.disc_start) > 0
 
     def forward(
@@ -92,10 +92,10 @@ class ReconstructionLoss(nn.Module):
         recon: torch.Tensor,
         step: int,
         *,
-        discriminator: Optional[nn.Module] = None,
-        last_layer_weight: Optional[torch.Tensor] = None,
-        mu: Optional[Tensors] = None,
-        logvar: Optional[Tensors] = None,
+        discriminator: nn.Module | None = None,
+        last_layer_weight: torch.Tensor | None = None,
+        mu: Tensors | None = None,
+        logvar: Tensors | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(total, logs)``; ``mu``/``logvar`` (one tensor or one per latent grid) enable the KL term."""
         if video.shape != recon.shape:
@@ -137,7 +137,7 @@ class ReconstructionLoss(nn.Module):
         weights[0] = self.first_frame_weight
         return (per_frame * weights).sum() / weights.sum()
 
-    def _adv_weight(self, rec: torch.Tensor, g_adv: torch.Tensor, last_layer_weight: Optional[torch.Tensor]) -> torch.Tensor:
+    def _adv_weight(self, rec: torch.Tensor, g_adv: torch.Tensor, last_layer_weight: torch.Tensor | None) -> torch.Tensor:
         if not self.adaptive:
             return rec.new_tensor(self.g_loss_weight, dtype=torch.float32)
         if not (torch.is_grad_enabled() and rec.requires_grad and g_adv.requires_grad):

@@ -12,8 +12,6 @@ Module and parameter names match the official release (``residual.0.gamma``, ``r
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -71,7 +69,7 @@ class CausalConv3d(nn.Conv3d):
         self._spatial = (pw, pw, ph, ph)
         self.padding = (0, 0, 0)
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         # x: (B, C, T, H, W)
         if self._past == 0:
             return super().forward(F.pad(x, self._spatial) if any(self._spatial) else x)
@@ -120,12 +118,12 @@ class ResidualBlock(nn.Module):
         )
         self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         if self.activation_checkpointing and cache is None and self.training and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(self._forward, x, None, use_reentrant=False)
         return self._forward(x, cache)
 
-    def _forward(self, x: torch.Tensor, cache: Optional[StreamCache]) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
         h = self.shortcut(x)
         for layer in self.residual:
             x = layer(x, cache) if isinstance(layer, CausalConv3d) else layer(x)
@@ -142,7 +140,7 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Conv2d(dim, dim, 1)
         nn.init.zeros_(self.proj.weight)
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         identity = x
         b, c, t, h, w = x.shape
         y = self.norm(fold_time(x))  # (B*T, C, H, W)
@@ -181,7 +179,7 @@ class Resample(nn.Module):
         elif mode == "downsample3d":
             self.time_conv = CausalConv3d(dim, dim, (3, 1, 1), stride=(2, 1, 1), padding=(0, 0, 0))
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         # x: (B, C, T, H, W)
         if self.mode == "upsample3d":
             x = self._temporal_upsample(x, cache)
@@ -190,7 +188,7 @@ class Resample(nn.Module):
             x = self._temporal_downsample(x, cache)
         return x
 
-    def _temporal_upsample(self, x: torch.Tensor, cache: Optional[StreamCache]) -> torch.Tensor:
+    def _temporal_upsample(self, x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
         """Frame 0 stays one frame; every later frame becomes two (the conv's two channel halves)."""
         first, rest = self._split_first_frame(x, cache)
         if rest.shape[2] == 0:
@@ -200,7 +198,7 @@ class Resample(nn.Module):
         y = y.reshape(b, 2, c2 // 2, n, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c2 // 2, 2 * n, h, w)
         return torch.cat([first, y], dim=2)
 
-    def _temporal_downsample(self, x: torch.Tensor, cache: Optional[StreamCache]) -> torch.Tensor:
+    def _temporal_downsample(self, x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
         """out[0] = x[0]; out[k] = conv(x[2k-2], x[2k-1], x[2k]) for k >= 1 (stride 2, no padding)."""
         if cache is None:
             windows = x
@@ -215,7 +213,7 @@ class Resample(nn.Module):
             return first
         return torch.cat([first, self.time_conv(windows)], dim=2)
 
-    def _split_first_frame(self, x: torch.Tensor, cache: Optional[StreamCache]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split_first_frame(self, x: torch.Tensor, cache: StreamCache | None) -> tuple[torch.Tensor, torch.Tensor]:
         if cache is None:
             return x[:, :, :1], x[:, :, 1:]
         if cache.get(self) is None:  # the stream's first call: its first frame is frame 0

@@ -7,8 +7,6 @@ Attribute names follow the official release so that its state dicts load unchang
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 
@@ -26,7 +24,7 @@ from .layers import (
 )
 
 
-def _run(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, cache: Optional[StreamCache]) -> torch.Tensor:
+def _run(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
     """Apply layers in order, passing the stream cache to those that keep causal context."""
     for layer in layers:
         x = layer(x, cache) if isinstance(layer, (CausalConv3d, ResidualBlock, AttentionBlock, Resample)) else layer(x)
@@ -37,7 +35,7 @@ def _head(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(RMSNorm(in_dim), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1))
 
 
-def _is_stream_start(owner: nn.Module, cache: Optional[StreamCache]) -> bool:
+def _is_stream_start(owner: nn.Module, cache: StreamCache | None) -> bool:
     """True for a full-sequence call and for the first chunk of a stream (the one holding frame 0)."""
     if cache is None:
         return True
@@ -74,9 +72,9 @@ class Encoder3d(nn.Module):
         self.middle = nn.Sequential(ResidualBlock(out_dim, out_dim, dropout), AttentionBlock(out_dim), ResidualBlock(out_dim, out_dim, dropout))
         self.head = _head(out_dim, config.z_dim * 2)
         resamples = [i for i, layer in enumerate(layers) if isinstance(layer, Resample)]
-        self.highres_index: Optional[int] = resamples[-1] if config.first_frame_highres else None
+        self.highres_index: int | None = resamples[-1] if config.first_frame_highres else None
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (features of the sequence, high-res features of frame 0 or None)."""
         with_highres = self.highres_index is not None and _is_stream_start(self, cache)
         x = self.conv1(x, cache)
@@ -133,13 +131,13 @@ class Decoder3d(nn.Module):
                 scale *= 2.0
         self.upsamples = nn.Sequential(*layers)
         self.head = _head(out_dim, 3)
-        self.highres_index: Optional[int] = None
+        self.highres_index: int | None = None
         if config.first_frame_highres:
             self.highres_index = next(i for i, layer in enumerate(layers) if isinstance(layer, Resample))
             self.downsample_highres_first = Resample(config.z_dim, "downsample2d")
             self.upsample_highres = HighresProjection(dims[0], dims[1] // 2)
 
-    def forward(self, x: torch.Tensor, cache: Optional[StreamCache] = None, highres: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None, highres: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: conv2-projected latent frames of this chunk; ``highres``: the first-frame latent (fe models,
         first chunk only), which then becomes frame 0 of the stream."""
         if highres is not None:
@@ -170,7 +168,7 @@ class CausalVAE(nn.Module):
         self.conv2 = CausalConv3d(config.z_dim, config.z_dim, 1)
         self.decoder = Decoder3d(config)
 
-    def encode_moments(self, video: torch.Tensor, cache: Optional[StreamCache] = None) -> tuple[Latents, Latents]:
+    def encode_moments(self, video: torch.Tensor, cache: StreamCache | None = None) -> tuple[Latents, Latents]:
         """Video (B, 3, T, H, W) -> (mean, log-variance) latents. For fe models, frame 0's normal-resolution
         slot is replaced by its high-res latent (``first``) in the first chunk of a stream."""
         features, highres = self.encoder(video.to(self.conv1.weight.dtype), cache)
@@ -180,7 +178,7 @@ class CausalVAE(nn.Module):
         first_mean, first_logvar = self.conv1(highres).chunk(2, dim=1)  # (B, z, 1, 2h, 2w) each
         return Latents(mean[:, :, 1:], first_mean), Latents(logvar[:, :, 1:], first_logvar)
 
-    def decode(self, latents: Latents, cache: Optional[StreamCache] = None) -> torch.Tensor:
+    def decode(self, latents: Latents, cache: StreamCache | None = None) -> torch.Tensor:
         """Latents (a whole clip or the next piece of a stream) -> video (B, 3, T, H, W), not clamped."""
         latents = latents.to(self.conv2.weight.dtype)
         if latents.first is None:

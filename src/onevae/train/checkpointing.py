@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any
 
 import lightning as L
 import torch
@@ -33,12 +34,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
     torn or interleaved file), and resuming never unpickles code (``torch.load(weights_only=True)`` with the
     narrow allow-list, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
-    def load_checkpoint(self, path, map_location: Optional[Callable] = None, weights_only: Optional[bool] = None) -> dict[str, Any]:
+    def load_checkpoint(self, path, map_location: Callable | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         return read_training_checkpoint(path)
 
 
@@ -46,7 +47,7 @@ class AtomicModelCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint (atomic through :class:`SafeCheckpointIO`) that also keeps the final state
     as ``last.ckpt`` when the run does not end on a checkpoint step."""
 
-    def on_train_end(self, trainer: "L.Trainer", pl_module) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         """Also keep the final state as ``last.ckpt`` when the run does not end on a checkpoint step."""
         super().on_train_end(trainer, pl_module)
         if self.save_last and self._last_global_step_saved != trainer.global_step:
@@ -59,7 +60,7 @@ class ResumePoint:
     step: int
 
 
-def find_resume_checkpoint(output_dir: Path, resume: Optional[str], model_config: Optional[OneVAEConfig] = None) -> Optional[ResumePoint]:
+def find_resume_checkpoint(output_dir: Path, resume: str | None, model_config: OneVAEConfig | None = None) -> ResumePoint | None:
     """``None``: start fresh; ``"auto"``: the run's newest valid checkpoint (``last.ckpt``, else the highest
     ``step=*.ckpt`` that reads back whole), if any; else the given path. Refuses a checkpoint of another
     architecture than ``model_config``."""
@@ -100,7 +101,7 @@ def resume_candidates(directory: Path) -> list[Path]:
     return ([last] if last.is_file() else []) + [p for _, p in sorted(steps, reverse=True)]
 
 
-def read_resumable(path: Union[str, Path]) -> dict[str, Any]:
+def read_resumable(path: str | Path) -> dict[str, Any]:
     """A training checkpoint that holds everything a resume needs, or :class:`CheckpointError`."""
     checkpoint = read_training_checkpoint(path)
     missing = [k for k in RESUME_KEYS if k not in checkpoint]
@@ -154,7 +155,7 @@ def weights_from_training_checkpoint(checkpoint: dict[str, Any], use_ema: bool) 
     return weights
 
 
-def read_training_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint written by ``onevae train``, read without unpickling code."""
     checkpoint = read_weights_file(path, trust_hint=NO_TRUST_HINT)
     if "onevae_model_config" not in checkpoint:
@@ -165,7 +166,7 @@ def read_training_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    path: Union[str, Path], out_dir: Union[str, Path], use_ema: bool = True, dtype: Optional[torch.dtype] = None
+    path: str | Path, out_dir: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None
 ) -> Path:
     """Write a training checkpoint's model (EMA weights by default) as a ``from_pretrained`` directory, its
     weights stored in ``dtype`` (default: as trained, float32)."""
@@ -194,11 +195,11 @@ def export_checkpoint(
 class ExportCallback(Callback):
     """At the end of training, export the model (EMA weights if any) to ``out_dir``, with the run config."""
 
-    def __init__(self, out_dir: Union[str, Path], use_ema: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, use_ema: bool = True) -> None:
         self.out_dir = Path(out_dir)
         self.use_ema = use_ema
 
-    def on_train_end(self, trainer: "L.Trainer", pl_module) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
         from ..model import OneVAE

@@ -9,15 +9,15 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from ..config import OneVAEConfig, preset
 from ..configtools import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range, build_dataclass
+from ..data.config import DataConfig
 from ..errors import OneVAEError
 from ..io.atomic import atomic_path
-from ..data.config import DataConfig
 from ..losses.config import LossConfig
 
 
@@ -25,9 +25,9 @@ from ..losses.config import LossConfig
 class ModelSection:
     """Which network to train and where its first weights come from."""
 
-    preset: Optional[str] = "onevae-small"
+    preset: str | None = "onevae-small"
     config: dict[str, Any] = field(default_factory=dict)  # OneVAEConfig fields that override the preset
-    init_from: Optional[str] = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth or diffusers folder, or our training .ckpt
+    init_from: str | None = None  # model dir, official .ckpt/.safetensors, Wan2.1 .pth or diffusers folder, or our training .ckpt
     init_format: Literal["auto", "onevae", "official", "wan", "diffusers", "training"] = "auto"
     init_use_ema: bool = False
     trust_checkpoint: bool = False
@@ -63,10 +63,10 @@ class OptimConfig:
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.1
     warmup_steps: Annotated[int, NON_NEGATIVE] = 0
     schedule: Literal["constant", "cosine"] = "constant"
-    schedule_steps: Optional[Annotated[int, Range(1)]] = None  # horizon of the cosine decay; None: trainer.max_steps
+    schedule_steps: Annotated[int, Range(1)] | None = None  # horizon of the cosine decay; None: trainer.max_steps
     min_lr_ratio: Annotated[float, UNIT_INTERVAL] = 0.1
     grad_clip: Annotated[float, NON_NEGATIVE] = 1.0  # 0: no clipping
-    disc_lr: Optional[Annotated[float, POSITIVE]] = None  # None: same as lr
+    disc_lr: Annotated[float, POSITIVE] | None = None  # None: same as lr
 
 
 @dataclass
@@ -104,7 +104,7 @@ class ValidationConfig:
 class TrainerSection:
     max_steps: Annotated[int, Range(1)] = 1000
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
-    devices: Union[Annotated[int, Range(-1)], str] = 1  # a count, -1 (all), "auto" or a list like "0,1"
+    devices: Annotated[int, Range(-1)] | str = 1  # a count, -1 (all), "auto" or a list like "0,1"
     num_nodes: Annotated[int, Range(1)] = 1
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
@@ -136,7 +136,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
 
-    def save(self, path: Union[str, Path]) -> None:
+    def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
@@ -176,7 +176,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_train_config(path: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None) -> TrainConfig:
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults), apply overrides, validate."""
     data: dict[str, Any] = {}
     if path is not None:

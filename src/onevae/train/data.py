@@ -4,7 +4,7 @@ function of the step (exact resume), sharded over DDP ranks, and a fixed held-ou
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 import lightning as L
 import numpy as np

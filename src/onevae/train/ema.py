@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ class EMA(nn.Module):
         self.decay = decay
         self.warmup = warmup
         self.names = [name for name, p in model.named_parameters() if p.is_floating_point()]
-        self._backup: Optional[dict[str, torch.Tensor]] = None  # the model's own weights while EMA ones are in
+        self._backup: dict[str, torch.Tensor] | None = None  # the model's own weights while EMA ones are in
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         for name, p in model.named_parameters():
             if p.is_floating_point():

@@ -9,10 +9,10 @@ from ..checkpoints.detect import detect_format
 from ..checkpoints.diffusers import load_diffusers_prior
 from ..checkpoints.files import read_weights_file, unwrap_state_dict
 from ..checkpoints.official import split_official_state
-from ..state_dict import LoadReport, copy_matching
 from ..checkpoints.wan import load_wan_prior
 from ..errors import CheckpointError
 from ..model_dir import read_model_dir
+from ..state_dict import LoadReport, copy_matching
 from .checkpointing import weights_from_training_checkpoint
 from .config import ModelSection
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Optional
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
@@ -18,7 +17,7 @@ from ..io.atomic import atomic_path
 
 
 class _ResumedExperimentWriter(ExperimentWriter):
-    def __init__(self, log_dir: str, resume_step: Optional[int]) -> None:
+    def __init__(self, log_dir: str, resume_step: int | None) -> None:
         path = Path(log_dir) / self.NAME_METRICS_FILE
         header, rows = read_rows_before(path, resume_step) if resume_step is not None else ([], [])
         super().__init__(log_dir)  # removes the old file
@@ -40,7 +39,7 @@ def read_rows_before(path: Path, step: int) -> tuple[list[str], list[dict[str, s
         return list(reader.fieldnames or []), rows
 
 
-def _step(row: dict[str, str]) -> Optional[int]:
+def _step(row: dict[str, str]) -> int | None:
     try:
         return int(float(row.get("step") or ""))
     except ValueError:
@@ -50,7 +49,7 @@ def _step(row: dict[str, str]) -> Optional[int]:
 class ResumableCSVLogger(CSVLogger):
     """A CSVLogger that, given the step a run resumes from, keeps the rows logged before it."""
 
-    def __init__(self, *args, resume_step: Optional[int] = None, **kwargs) -> None:
+    def __init__(self, *args, resume_step: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.resume_step = resume_step
 

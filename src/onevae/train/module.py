@@ -7,7 +7,7 @@ optimiser). Every random choice is a function of ``(seed, step)``, so resuming g
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import torch
@@ -87,7 +87,7 @@ class OneVAETrainingModule(L.LightningModule):
         return 1.0
 
     # ------------------------------------------------------------------------------------------ training
-    def _posterior_noise(self, step: int) -> Optional[torch.Generator]:
+    def _posterior_noise(self, step: int) -> torch.Generator | None:
         """The generator of the continuous path's posterior sample (KL-regularised VAEs only): a function of
         (seed, step, rank), so that a resumed run draws the same noise."""
         if self.cfg.loss.kl_weight <= 0:

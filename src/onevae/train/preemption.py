@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -24,10 +24,10 @@ class PreemptionCallback(Callback):
 
     def __init__(self, checkpoint_path: Path) -> None:
         self.checkpoint_path = Path(checkpoint_path)
-        self.signum: Optional[int] = None
+        self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def on_train_start(self, trainer: "L.Trainer", pl_module: "L.LightningModule") -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         for signum in SIGNALS:
@@ -38,7 +38,7 @@ class PreemptionCallback(Callback):
             raise KeyboardInterrupt  # asked twice: stop now, without a checkpoint
         self.signum = signum
 
-    def on_train_batch_end(self, trainer: "L.Trainer", pl_module, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.signum is not None:
             name = signal.Signals(self.signum).name
             raise Preempted(
@@ -47,12 +47,12 @@ class PreemptionCallback(Callback):
                 "continue with the same command and --resume auto",
             )
 
-    def on_exception(self, trainer: "L.Trainer", pl_module, exception: BaseException) -> None:
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
         self._restore()
         if isinstance(exception, Preempted):
             trainer.save_checkpoint(self.checkpoint_path)  # atomic through SafeCheckpointIO
 
-    def on_train_end(self, trainer: "L.Trainer", pl_module) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         self._restore()
 
     def _restore(self) -> None:

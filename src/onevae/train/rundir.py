@@ -7,7 +7,6 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from ..errors import OneVAEError
 
@@ -32,11 +31,11 @@ class RunDirectory:
     ``onevae train`` holds, and a previous run's directory unless ``resume`` or ``overwrite`` is given;
     ``overwrite`` removes that run's checkpoints, export and logs first."""
 
-    def __init__(self, out: Path, resume: Optional[str], overwrite: bool) -> None:
+    def __init__(self, out: Path, resume: str | None, overwrite: bool) -> None:
         self.out, self.resume, self.overwrite = Path(out), resume, overwrite
-        self._lock_fd: Optional[int] = None
+        self._lock_fd: int | None = None
 
-    def __enter__(self) -> "RunDirectory":
+    def __enter__(self) -> RunDirectory:
         if not is_launcher_process():
             return self
         if self.resume is not None and self.overwrite:

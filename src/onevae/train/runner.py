@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import lightning as L
 
-from ..state_dict import LoadReport
-from ..config import OneVAEConfig, preset
-from ..errors import OneVAEError
 from ..model import OneVAE
+from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig
 from .data import OneVAEDataModule
@@ -23,7 +20,7 @@ from .preemption import PreemptionCallback
 from .rundir import RunDirectory
 
 
-def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, Optional[LoadReport]]:
+def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, LoadReport | None]:
     L.seed_everything(config.seed, workers=True, verbose=False)
     model = OneVAE(config.model_config())
     report = initialise_model(model, config.model) if config.model.init_from else None
@@ -47,7 +44,7 @@ def _strategy(config: TrainConfig):
     return name
 
 
-def build_trainer(config: TrainConfig, extra_callbacks: Optional[list] = None, resume_step: Optional[int] = None) -> L.Trainer:
+def build_trainer(config: TrainConfig, extra_callbacks: list | None = None, resume_step: int | None = None) -> L.Trainer:
     """``resume_step``: the step of the checkpoint the run resumes from (the metrics log keeps the rows before it)."""
     from lightning.pytorch.callbacks import TQDMProgressBar
 
@@ -114,7 +111,7 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Optional[list] = None, overwrite: bool = False) -> Path:
+def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list | None = None, overwrite: bool = False) -> Path:
     """Run a training stage; returns the exported model directory.
 
     ``resume``: None (a new run: refused in a directory that holds one, unless ``overwrite``), ``"auto"`` or a
@@ -140,7 +137,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, extra_callbacks: Op
     return out / "export"
 
 
-def _fit(trainer: L.Trainer, module: OneVAETrainingModule, data: OneVAEDataModule, ckpt_path: Optional[str]) -> None:
+def _fit(trainer: L.Trainer, module: OneVAETrainingModule, data: OneVAEDataModule, ckpt_path: str | None) -> None:
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     except SystemExit as exc:
