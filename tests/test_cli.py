@@ -4,52 +4,29 @@ bad input: one clear line on stderr, a non-zero exit, no traceback, no partial o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae import OneVAE, OneVAEConfig
 from onevae.io.samples import sample_video_path
 from onevae.io.video import probe_video, read_video
 
 from media import make_bad_files, make_clip, smooth_frames
 
-TINY = dict(name="tiny-cli", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
-
-
-def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "onevae.cli.main", *args], capture_output=True, text=True, timeout=600, env=full_env)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, message: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("onevae ") and ": error: " in lines[-1], result.stderr
-    assert message in lines[-1], lines[-1]
-
+TINY = dict(name="tiny-cli", **TINY_ARCH)
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    OneVAE(OneVAEConfig(**TINY)).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", "tiny-cli", seed=0)
 
 
 @pytest.fixture(scope="module")
 def other_model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("model") / "other"
-    OneVAE(OneVAEConfig(**TINY)).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "other", "tiny-cli", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import assert_user_error, run_cli
 from onevae import OneVAE, OneVAEConfig
 from onevae.corpus import ManifestColumns, TokenizeOptions, tokenize_corpus
 from onevae.data import TokenShards, collate_token_sequences, sample_token_grids
@@ -32,18 +33,6 @@ from media import make_bad_files, make_clip, smooth_frames
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(name="tiny-corpus", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "onevae.cli.main", *args], capture_output=True, text=True, timeout=600)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, message: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("onevae ") and ": error: " in lines[-1], result.stderr
-    assert message in lines[-1], lines[-1]
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:

@@ -22,6 +22,7 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from cli_helpers import save_tiny_model
 from onevae import OneVAE, OneVAEConfig, OneVAEError
 from onevae.cli.main import main as cli_main
 from onevae.errors import CheckpointError, InputError
@@ -58,10 +59,7 @@ def cli_error(capsys, args: list[str], message: str) -> None:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    OneVAE(OneVAEConfig(**TINY)).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", TINY["name"], seed=0)
 
 
 @pytest.fixture(scope="module")

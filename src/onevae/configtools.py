@@ -12,7 +12,10 @@ import dataclasses
 import math
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
 
 from .errors import OneVAEError
 
@@ -154,3 +157,18 @@ def _number(value: Any, hint: type, key: str, strict: bool = False) -> int | flo
 
 def _type_name(hint: Any) -> str:
     return str(hint).replace("typing.", "")
+
+
+def read_yaml_file(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping a YAML file holds (empty file: {}); a missing file, invalid YAML or a non-mapping is one
+    clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise OneVAEError(f"{path}: no such {what} file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise OneVAEError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise OneVAEError(f"{path}: a {what} file must hold a mapping, got {type(data).__name__}")
+    return data

@@ -105,18 +105,23 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ video I/O options
-def add_fit_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("reading and fitting the video")
+def add_fit_arguments(g) -> None:
+    """The reading and fitting options every command that reads videos shares (encode, reconstruct, stats, tokenize)."""
     g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
-    g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames (of each video)")
     g.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
     g.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
     g.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
     g.add_argument("--max-side", type=int, default=None, help="first downscale so the long side is at most this many pixels")
     g.add_argument("--short-side", type=int, default=None, help="first downscale so the short side is at most this many pixels")
     g.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (memory vs speed; default 2)")
+    g.set_defaults(size_mode="crop")
+
+
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("reading and fitting the video")
+    add_fit_arguments(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(size_mode="crop")
 
 
 def fit_options(args: argparse.Namespace):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OneVAEError
+from .commands import add_fit_arguments, add_model_options, checked_fps, load_model_from_args, print_err
 
 
 def add_tokenize(sub) -> None:
@@ -20,14 +21,7 @@ def add_tokenize(sub) -> None:
     g = p.add_argument_group("clips")
     g.add_argument("--clip-frames", type=int, default=None, help="fixed clips of this many frames (1 + k*tf); default: whole videos")
     g.add_argument("--stride", type=int, default=None, help="frames between clip starts (default: --clip-frames)")
-    g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
-    g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames of each video")
-    g.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
-    g.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple")
-    g.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
-    g.add_argument("--max-side", type=int, default=None, help="first downscale so the long side is at most this")
-    g.add_argument("--short-side", type=int, default=None, help="first downscale so the short side is at most this")
-    g.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (memory vs speed; default 2)")
+    add_fit_arguments(g)
     g.add_argument("--path-column", default="path", help="manifest column with the video paths (default: path)")
     g.add_argument("--start-column", default="start", help="manifest column with clip start times in seconds (default: start)")
     g.add_argument("--end-column", default="end", help="manifest column with clip end times in seconds (default: end)")
@@ -43,16 +37,12 @@ def add_tokenize(sub) -> None:
                    help=f"decoding processes (local) or CPUs for readers (local Ray); default {default_workers()}")
     g.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    from .commands import add_model_options
-
     add_model_options(p)
     p.set_defaults(func=run_tokenize, size_mode="crop")
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
     from ..corpus import ManifestColumns, TokenizeOptions, tokenize_corpus
-    from .commands import checked_fps, load_model_from_args, print_err
-
     if args.fps is not None:
         checked_fps(args.fps)
     if args.chunk < 1:

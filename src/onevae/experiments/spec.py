@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..configtools import build_dataclass
+from ..configtools import build_dataclass, read_yaml_file
 from ..errors import OneVAEError
 from .data import EvalConfig, EvalWindow
 
@@ -103,14 +103,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 def load_experiment(path: Path) -> ExperimentSpec:
     """Read and check an experiment file."""
     path = Path(path)
-    if not path.is_file():
-        raise OneVAEError(f"{path}: no such experiment file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise OneVAEError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise OneVAEError(f"{path}: an experiment file must be a mapping")
+    data = read_yaml_file(path, "experiment")
     # sections made of dataclasses inside mappings and lists: built one by one (build_dataclass does fields)
     nested = {key: data.pop(key, None) for key in ("stages", "arms", "checks", "eval")}
     spec = build_dataclass(ExperimentSpec, data, where=path.name)

@@ -20,6 +20,17 @@ import torch.nn as nn
 from ..errors import InputError
 
 
+def check_token_indices(indices: torch.Tensor, num_codebooks: int, vocab_size: int) -> None:
+    """Refuse, with one clear message, token grids that are not integers (..., num_codebooks) in [0, vocab_size)
+    (shared by every quantizer)."""
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise InputError(f"token indices must be integers, got {indices.dtype}")
+    if indices.shape[-1:] != (num_codebooks,):
+        raise InputError(f"token grids must end with {num_codebooks} tokens per position, got shape {tuple(indices.shape)}")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= vocab_size):
+        raise InputError(f"token values must lie in [0, {vocab_size}), got values in [{int(indices.min())}, {int(indices.max())}]")
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity in the backward pass."""
     return x + (x.round() - x).detach()
@@ -92,14 +103,7 @@ class FSQ(nn.Module):
         return ((digits.float() - half_width) / half_width).flatten(-2)
 
     def check_indices(self, indices: torch.Tensor) -> None:
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise InputError(f"token indices must be integers, got {indices.dtype}")
-        if indices.shape[-1:] != (self.num_codebooks,):
-            raise InputError(f"token grids must end with {self.num_codebooks} tokens per position, got shape {tuple(indices.shape)}")
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.vocab_size):
-            raise InputError(
-                f"token values must lie in [0, {self.vocab_size}), got values in [{int(indices.min())}, {int(indices.max())}]"
-            )
+        check_token_indices(indices, self.num_codebooks, self.vocab_size)
 
     def level_grid(self, level: int) -> torch.Tensor:
         """The normalised values a channel with ``level`` levels can take."""

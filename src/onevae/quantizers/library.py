@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError, OneVAEError
+from .fsq import check_token_indices
 
 
 def _library():
@@ -55,12 +56,7 @@ class _LibraryQuantizer(nn.Module):
         return codes.reshape(*lead, self.dim).float()
 
     def check_indices(self, indices: torch.Tensor) -> None:
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise InputError(f"token indices must be integers, got {indices.dtype}")
-        if indices.shape[-1:] != (self.num_codebooks,):
-            raise InputError(f"token grids must end with {self.num_codebooks} tokens per position, got shape {tuple(indices.shape)}")
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.vocab_size):
-            raise InputError(f"token values must lie in [0, {self.vocab_size}), got values in [{int(indices.min())}, {int(indices.max())}]")
+        check_token_indices(indices, self.num_codebooks, self.vocab_size)
 
     def extra_repr(self) -> str:
         return f"codebook_size={self.codebook_size}, codebook_dim={self.codebook_dim}, num_codebooks={self.num_codebooks}"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from ..config import OneVAEConfig, preset
-from ..configtools import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range, build_dataclass
+from ..configtools import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Range, build_dataclass, read_yaml_file
 from ..data.config import DataConfig
 from ..errors import OneVAEError
 from ..io.atomic import atomic_path
@@ -178,15 +178,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults), apply overrides, validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise OneVAEError(f"{path}: no such config file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise OneVAEError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml_file(path) if path is not None else {}
     data = apply_overrides(data, overrides or [])
     config = build_dataclass(TrainConfig, data)
     validate(config)
