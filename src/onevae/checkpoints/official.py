@@ -96,7 +96,7 @@ def load_official(
     use_ema: bool = False,
     strict: bool = True,
     trust: bool = False,
-):
+) -> tuple[OneVAE, LoadReport]:
     """Build a :class:`~onevae.OneVAE` from an official checkpoint. ``config``: a config or preset name; with
     None the released variant is recognised from the key shapes. Returns ``(model, report)``."""
     weights, report = read_official_state(path, use_ema=use_ema, trust=trust)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import OneVAEConfig
 from ..errors import CheckpointError
 from ..model import OneVAE
 from ..state_dict import LoadReport, copy_matching, require_complete
@@ -52,7 +53,7 @@ def load_wan_prior(model, state_or_path, trust: bool = False) -> LoadReport:
     return report
 
 
-def load_wan(path: str | Path, trust: bool = False, config=None):
+def load_wan(path: str | Path, trust: bool = False, config: OneVAEConfig | str | None = None) -> tuple[OneVAE, LoadReport]:
     """The Wan2.1 VAE itself (continuous only, 4x8x8, 16 channels; or ``config``), loaded strictly.
     Returns ``(model, report)``."""
     model = OneVAE(config or "wan2.1")

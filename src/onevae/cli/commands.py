@@ -7,9 +7,14 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import OneVAEError
 from ..io.paths import existing_file, writable_output
+
+if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
+    from ..model import OneVAE
+    from ..pipeline import FitOptions
 
 VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv")  # what onevae.io.writer writes
 ENCODED_OUTPUT = ".safetensors"
@@ -38,7 +43,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
-def load_model_from_args(args: argparse.Namespace):
+def load_model_from_args(args: argparse.Namespace) -> OneVAE:
     import torch
 
     from ..model import OneVAE
@@ -124,7 +129,7 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def fit_options(args: argparse.Namespace):
+def fit_options(args: argparse.Namespace) -> FitOptions:
     from ..pipeline import FitOptions
 
     if args.chunk < 1:

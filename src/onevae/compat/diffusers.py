@@ -138,7 +138,7 @@ class DiffusersVAE(_Adapter):
         mean, logvar = self.model.encode_moments(x)
         return torch.cat([mean.rest, logvar.rest], dim=1)  # (B, 2z, t, h, w), DiagonalGaussianDistribution's layout
 
-    def encode(self, x: torch.Tensor, return_dict: bool = True):
+    def encode(self, x: torch.Tensor, return_dict: bool = True) -> Any:
         """Video (B, 3, T, H, W) in [-1, 1] -> ``AutoencoderKLOutput(latent_dist=...)``; ``.mode()`` is our
         :meth:`OneVAE.encode_latents`.
 
@@ -153,13 +153,13 @@ class DiffusersVAE(_Adapter):
             posterior = DiagonalGaussianDistribution(self._per_clip(self._moments, x))
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
-    def decode(self, z: torch.Tensor, return_dict: bool = True):
+    def decode(self, z: torch.Tensor, return_dict: bool = True) -> Any:
         """Latents (B, z_dim, t, h, w) -> ``DecoderOutput(sample=video)``, clamped to [-1, 1]."""
         video = self._per_clip(lambda part: self.model.decode_latents(Latents(part)), z).clamp(-1, 1)
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     def forward(self, sample: torch.Tensor, sample_posterior: bool = False, return_dict: bool = True,
-                generator: torch.Generator | None = None):
+                generator: torch.Generator | None = None) -> Any:
         posterior = self.encode(sample).latent_dist
         z = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         return self.decode(z, return_dict=return_dict)
@@ -196,7 +196,7 @@ class DiffusersTokenizer(_Adapter):
     def decode_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode(indices, decode_from_indices=True)
 
-    def forward(self, sample: torch.Tensor, encoder_mode: bool = False, return_dict: bool = True):
+    def forward(self, sample: torch.Tensor, encoder_mode: bool = False, return_dict: bool = True) -> Any:
         z, indices = self.encode(sample)
         if encoder_mode:
             return z, indices

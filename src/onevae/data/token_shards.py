@@ -21,6 +21,7 @@ from torch.utils.data import IterableDataset
 
 from ..errors import InputError
 from ..io.paths import PathLike
+from ..io.tokens import TokenFileMeta
 from .webdataset_source import assign_shards, expand_shards, iter_tar_samples, reader_slot
 
 
@@ -85,7 +86,7 @@ def collate_token_sequences(samples: Sequence[dict[str, Any]], pad_id: int | Non
     return {"tokens": tokens, "mask": mask, "keys": [s["key"] for s in samples], "meta": [s["meta"] for s in samples]}
 
 
-def sample_token_grids(tokens: torch.Tensor, meta: dict[str, Any]):
+def sample_token_grids(tokens: torch.Tensor, meta: dict[str, Any]) -> tuple[list[torch.Tensor], TokenFileMeta]:
     """A clip's sequence (N,) and metadata -> (token grids [(1, t, h, w, K)], TokenFileMeta) for
     :func:`onevae.pipeline.decode_to_video` (which undoes the fit and drops the padded frames)."""
     from ..io.tokens import TokenFileMeta, unflatten_tokens

@@ -66,7 +66,7 @@ def resolve_sources(sources: list[str]) -> list[str]:
     return [str(sample_video_path(s.split(":", 1)[1])) if s.startswith("sample:") else s for s in sources]
 
 
-def build_base_dataset(config: TrainConfig, validation: bool = False):
+def build_base_dataset(config: TrainConfig, validation: bool = False) -> Dataset | IterableDataset:
     """The training (or validation) clips, before batching."""
     data = config.val.data_config(config.data) if validation else config.data
     data = dataclasses.replace(data, sources=resolve_sources(data.sources))

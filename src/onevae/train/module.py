@@ -66,7 +66,7 @@ class OneVAETrainingModule(L.LightningModule):
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.vae.parameters() if p.requires_grad]
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         o = self.cfg.optim
         ae = torch.optim.AdamW(self.trainable_parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(ae, self._lr_factor)
