@@ -32,16 +32,23 @@ if TYPE_CHECKING:  # the model imports this module
 MIN_TILE_POSITIONS = 4
 
 
+def check_frames(model: OneVAE, frames: torch.Tensor) -> None:
+    """A piece of a stream (B, 3, t, H, W): any number of frames, a valid frame size, values in [-1, 1]."""
+    model.check_video(frames, require_valid_size=False)
+    model.check_size(1, *frames.shape[3:])
+
+
 class StreamingEncoder:
     """Encode a clip pushed piece by piece (any piece sizes), holding only causal caches between pieces.
 
     The first push must start with frame 0. Frames are processed as frame 0 alone, then chunks of
     ``chunk_frames`` (a multiple of the temporal factor), as the official code does. ``finish`` pads the last
     incomplete chunk by repeating the last frame and returns the number of frames added. With ``tokens=True``
-    the pieces are :class:`Tokens`, otherwise :class:`Latents`.
+    the pieces are :class:`Tokens`, otherwise :class:`Latents`. ``check_input=False`` skips the input checks
+    for a caller that has made them already (the tiled encoder checks each whole frame once, not every tile).
     """
 
-    def __init__(self, model: OneVAE, chunk_frames: int | None = None, tokens: bool = False) -> None:
+    def __init__(self, model: OneVAE, chunk_frames: int | None = None, tokens: bool = False, check_input: bool = True) -> None:
         tf = model.config.temporal_factor
         self.chunk = chunk_frames or tf
         if self.chunk % tf:
@@ -50,14 +57,15 @@ class StreamingEncoder:
             model.require_discrete()
         self.model = model
         self.tokens = tokens
+        self.check_input = check_input
         self.cache = StreamCache()
         self.pending: torch.Tensor | None = None  # (B, 3, t, H, W) frames not yet encoded
         self.started = False
 
     def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the latent frames completed so far, or None if none was."""
-        self.model.check_video(frames, require_valid_size=False)
-        self.model.check_size(1, *frames.shape[3:])
+        if self.check_input:
+            check_frames(self.model, frames)
         self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
         parts = []
         if not self.started:
@@ -205,11 +213,12 @@ class TiledEncoder:
         self.model, self.tiling, self.tokens = model, tiling, tokens
         self.height, self.width = height, width
         self.boxes = _boxes(height, width, tiling.tile, tiling.overlap)
-        self.encoders = [StreamingEncoder(model, chunk_frames) for _ in self.boxes]
+        self.encoders = [StreamingEncoder(model, chunk_frames, check_input=False) for _ in self.boxes]
         self.chunk = self.encoders[0].chunk
 
     def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None."""
+        check_frames(self.model, frames)  # once for the whole frame, not once per tile
         pieces = [enc.push(frames[..., b.top : b.top + b.height, b.left : b.left + b.width]) for enc, b in zip(self.encoders, self.boxes)]
         return None if pieces[0] is None else self._output(pieces)
 
