@@ -59,32 +59,37 @@ def unfold_time(x: torch.Tensor, batch: int) -> torch.Tensor:
 class CausalConv3d(nn.Conv3d):
     """A Conv3d that pads the past with zeros (or with cached frames), never the future.
 
-    The temporal padding is ``2 * padding_t`` frames on the left; spatial padding is symmetric zeros.
+    The temporal padding is ``2 * padding_t`` frames on the left, concatenated here; the spatial padding
+    (symmetric zeros) is left to the convolution, which does it without a padded copy of the input.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         pt, ph, pw = self.padding
         self._past = 2 * pt
-        self._spatial = (pw, pw, ph, ph)
-        self.padding = (0, 0, 0)
+        self.padding = (0, ph, pw)
 
     def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         # x: (B, C, T, H, W)
-        if self._past == 0:
-            return super().forward(F.pad(x, self._spatial) if any(self._spatial) else x)
-        if cache is None:
-            return super().forward(F.pad(x, self._spatial + (self._past, 0)))
-        past = cache.get(self)
-        if past is None:  # start of the stream: the past is zeros, as in full-sequence mode
-            past = x.new_zeros(x.shape[:2] + (self._past,) + x.shape[3:])
-        x = torch.cat([past, x], dim=2)
-        cache.set(self, x[:, :, -self._past:].detach())
-        return super().forward(F.pad(x, self._spatial))
+        if self._past:
+            x = torch.cat([self._past_frames(x, cache), x], dim=2)  # (B, C, past + T, H, W)
+            if cache is not None:  # a copy: a view would keep the whole chunk alive in the cache
+                cache.set(self, x[:, :, -self._past:].detach().clone())
+        return super().forward(x)
+
+    def _past_frames(self, x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
+        """The cached frames of the previous chunk, or zeros at the start of a stream or clip."""
+        past = cache.get(self) if cache is not None else None
+        return x.new_zeros(x.shape[:2] + (self._past,) + x.shape[3:]) if past is None else past
 
 
 class RMSNorm(nn.Module):
-    """``normalize(x over channels) * sqrt(C) * gamma``: Wan's RMS_norm, no bias."""
+    """``normalize(x over channels) * sqrt(C) * gamma``: Wan's RMS_norm, no bias.
+
+    Without autograd the result is scaled in place: one full-size temporary instead of three.
+    """
+
+    EPS = 1e-12  # F.normalize's
 
     def __init__(self, dim: int, images: bool = False) -> None:
         super().__init__()
@@ -93,7 +98,18 @@ class RMSNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) * self.scale * self.gamma
+        inverse_norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(self.EPS).reciprocal()  # (B, 1, ...)
+        y = x * inverse_norm
+        gain = self.gamma * self.scale
+        return y * gain if torch.is_grad_enabled() else y.mul_(gain)
+
+
+class SiLU(nn.SiLU):
+    """SiLU, in place when no gradient is recorded. Only used right after an :class:`RMSNorm`, whose output
+    is a fresh tensor that nothing else reads."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x, inplace=not torch.is_grad_enabled())
 
 
 class ResidualBlock(nn.Module):
@@ -109,10 +125,10 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.residual = nn.Sequential(
             RMSNorm(in_dim),
-            nn.SiLU(),
+            SiLU(),
             CausalConv3d(in_dim, out_dim, 3, padding=1),
             RMSNorm(out_dim),
-            nn.SiLU(),
+            SiLU(),
             nn.Dropout(dropout),
             CausalConv3d(out_dim, out_dim, 3, padding=1),
         )
@@ -208,7 +224,7 @@ class Resample(nn.Module):
             first = x[:, :, :1] if pending is None else x[:, :, :0]
             windows = x if pending is None else torch.cat([pending, x], dim=2)
             n = max(0, (windows.shape[2] - 1) // 2)
-            cache.set(self, windows[:, :, 2 * n:].detach())
+            cache.set(self, windows[:, :, 2 * n:].detach().clone())  # a copy, not a view of the chunk
         if windows.shape[2] < 3:
             return first
         return torch.cat([first, self.time_conv(windows)], dim=2)

@@ -18,6 +18,7 @@ from .layers import (
     Resample,
     ResidualBlock,
     RMSNorm,
+    SiLU,
     StreamCache,
     fold_time,
     unfold_time,
@@ -32,7 +33,7 @@ def _run(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, cache: Stream
 
 
 def _head(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(RMSNorm(in_dim), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1))
+    return nn.Sequential(RMSNorm(in_dim), SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1))
 
 
 def _is_stream_start(owner: nn.Module, cache: StreamCache | None) -> bool:
