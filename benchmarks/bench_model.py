@@ -4,14 +4,18 @@ Paths:
   full      the whole clip in one pass (causal padding), the training path;
   stream    chunk by chunk with causal caches (encoder: 4 latent frames per chunk; decoder: 4 latent frames);
   official  the official release's schedule: frame 0, then one chunk of `temporal_factor` frames at a time in
-            the encoder, and one latent frame at a time in the decoder.
+            the encoder, and one latent frame at a time in the decoder;
+  diffusers diffusers' own AutoencoderKLWan on the same weights (``--preset wan2.1`` only: written with
+            onevae.checkpoints.save_diffusers and read back by diffusers), its default (untiled) path.
 
-All paths give the same output (max abs difference printed). Each case runs in a fresh subprocess so that
-peak memory (RSS on CPU, max allocated on CUDA) is its own.
+All paths give the same output (max abs difference printed, decoded frames clamped to [-1, 1] as diffusers
+does). Each case runs in a fresh subprocess so that peak memory (RSS on CPU, max allocated on CUDA) is its own.
+The network's FLOPs are counted once, on the first path (every path runs the same convolutions).
 
     python benchmarks/bench_model.py                      # CPU: full-size 8x8x8 preset, 17x128x128, float32
     python benchmarks/bench_model.py --device cuda --dtype bfloat16 --frames 33 --size 256
     python benchmarks/bench_model.py --memory-lengths 17,65,129   # peak memory vs clip length, full vs stream
+    python benchmarks/bench_model.py --preset wan2.1 --paths full,stream,official,diffusers   # against diffusers
 """
 
 from __future__ import annotations
@@ -58,23 +62,51 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def _diffusers_coders(model, video: torch.Tensor):
+    """diffusers' AutoencoderKLWan with ``model``'s weights: (encode, decode) returning tensors."""
+    import tempfile
+
+    from diffusers import AutoencoderKLWan
+
+    from onevae.checkpoints import save_diffusers
+
+    if model.config.name != "wan2.1":
+        raise SystemExit("the diffusers path needs --preset wan2.1 (diffusers' AutoencoderKLWan is that architecture)")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_diffusers(model.float(), tmp)
+        reference = AutoencoderKLWan.from_pretrained(tmp).to(video.device, video.dtype).eval()
+    encode = lambda: reference.encode(video).latent_dist.mean  # noqa: E731
+    decode = lambda lat: reference.decode(lat).sample  # noqa: E731
+    return encode, decode
+
+
+def _coders(model, video: torch.Tensor, path: str):
+    """(encode, decode) of one execution path."""
+    tf = model.config.temporal_factor
+    if path == "diffusers":
+        return _diffusers_coders(model, video)
+    if path == "full":
+        return (lambda: model.encode_latents(video)), (lambda lat: model.decode_latents(lat))
+    if path == "stream":
+        return (lambda: model.encode_latents(video, mode="stream", chunk_frames=4 * tf)), (lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=4))
+    if path == "official":
+        return (lambda: model.encode_latents(video, mode="stream", chunk_frames=tf)), (lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=1))
+    raise SystemExit(f"unknown path {path!r}")
+
+
+def _first_latent(latents) -> torch.Tensor:
+    return latents if isinstance(latents, torch.Tensor) else latents.to_list()[0]
+
+
 def run_case(args: argparse.Namespace) -> dict:
     from onevae import OneVAE
 
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
-    model = OneVAE(args.preset).to(args.device, dtype).eval()
-    tf = model.config.temporal_factor
+    model = OneVAE(args.preset).to(args.device).eval()
     video = (torch.rand(1, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1).to(dtype)
-    if args.path == "full":
-        encode = lambda: model.encode_latents(video)  # noqa: E731
-        decode = lambda lat: model.decode_latents(lat)  # noqa: E731
-    elif args.path == "stream":
-        encode = lambda: model.encode_latents(video, mode="stream", chunk_frames=4 * tf)  # noqa: E731
-        decode = lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=4)  # noqa: E731
-    else:
-        encode = lambda: model.encode_latents(video, mode="stream", chunk_frames=tf)  # noqa: E731
-        decode = lambda lat: model.decode_latents(lat, mode="stream", chunk_latents=1)  # noqa: E731
+    encode, decode = _coders(model, video, args.path)
+    model.to(dtype)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
@@ -91,17 +123,12 @@ def run_case(args: argparse.Namespace) -> dict:
             _sync(args.device)
             times_enc.append(mid - start)
             times_dec.append(time.perf_counter() - mid)
-        flops_enc = count_flops(encode)
-        flops_dec = count_flops(lambda: decode(latents))
+        flops = (count_flops(encode), count_flops(lambda: decode(latents))) if args.count_flops else None
     peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t_enc, t_dec = min(times_enc), min(times_dec)
-    out = {
-        "path": args.path, "enc_s": t_enc, "dec_s": t_dec,
-        "enc_fps": args.frames / t_enc, "dec_fps": args.frames / t_dec,
-        "enc_gflops": flops_enc / t_enc / 1e9, "dec_gflops": flops_dec / t_dec / 1e9,
-        "gflop_per_frame": (flops_enc + flops_dec) / args.frames / 1e9, "peak_mib": peak / 2**20,
-    }
-    torch.save({"latent": latents[0].float().cpu(), "recon": recon.float().cpu()}, args.dump)
+    out = {"path": args.path, "enc_s": t_enc, "dec_s": t_dec, "enc_fps": args.frames / t_enc, "dec_fps": args.frames / t_dec,
+           "flops": flops, "peak_mib": peak / 2**20}
+    torch.save({"latent": _first_latent(latents).float().cpu(), "recon": recon.float().clamp(-1, 1).cpu()}, args.dump)
     return out
 
 
@@ -161,6 +188,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--paths", default="full,stream,official")
     parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--count-flops", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--memory-lengths", default=None, help="comma-separated clip lengths: print peak memory of full vs stream instead")
@@ -178,9 +206,9 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     peak = conv_peak_gflops(args.device, dtype)
     rows, dumps = [], {}
-    for path in args.paths.split(","):
+    for i, path in enumerate(args.paths.split(",")):
         dump = f"/tmp/onevae_bench_{os.getpid()}_{path}.pt"
-        cmd = [sys.executable, __file__, "--path", path, "--dump", dump] + [
+        cmd = [sys.executable, __file__, "--path", path, "--dump", dump, f"--count-flops={int(i == 0)}"] + [
             f"--{k}={getattr(args, k)}" for k in ("preset", "device", "dtype", "frames", "size", "repeats", "warmup")
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -191,11 +219,15 @@ def main() -> None:
         dumps[path] = torch.load(dump)
         os.unlink(dump)
     ref = dumps[rows[0]["path"]]
+    flops_enc, flops_dec = rows[0]["flops"]
+    for row in rows:
+        row["enc_gflops"], row["dec_gflops"] = flops_enc / row["enc_s"] / 1e9, flops_dec / row["dec_s"] / 1e9
+        row["gflop_per_frame"] = (flops_enc + flops_dec) / args.frames / 1e9
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
     print(f"# {args.preset}, {args.frames}x{args.size}x{args.size}, {args.dtype} on {args.device} ({device_name}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured Conv3d peak {peak:.1f} GFLOP/s")
     print(f"# network cost: {rows[0]['gflop_per_frame']:.1f} GFLOP per frame (encode + decode)")
-    print("| path | encode frames/s | decode frames/s | encode GFLOP/s | decode GFLOP/s | % of conv peak (enc/dec) | peak memory MiB | max abs diff vs full (latent / video) |")
+    print(f"| path | encode frames/s | decode frames/s | encode GFLOP/s | decode GFLOP/s | % of conv peak (enc/dec) | peak memory MiB | max abs diff vs {rows[0]['path']} (latent / video) |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         d_lat = (dumps[row["path"]]["latent"] - ref["latent"]).abs().max().item()

@@ -129,6 +129,20 @@ def test_a_bad_experiment_is_one_clear_error(tmp_path, capsys):
     assert "starts from 'nope', which is not one of its stages" in capsys.readouterr().err
 
 
+def test_seed_selection_restricts_the_runs(tmp_path, capsys):
+    from onevae.experiments import load_experiment
+    from onevae.experiments.runner import RunOptions, jobs
+
+    spec = load_experiment(EXPERIMENTS / "e1_prior_vs_scratch.yaml")
+    def seeds_run(**options) -> list[int]:  # quick mode (no data to prepare) keeps the first seed
+        return [p.seed for p in jobs(spec, RunOptions(root=tmp_path, data_dir=tmp_path, opencv_dir=None, quick=True, **options))]
+
+    assert seeds_run() == [0] * len(spec.arms) == seeds_run(seeds=(0, 2))
+    assert seeds_run(seeds=(2,)) == []
+    assert cli_main(["experiment", "run", str(EXPERIMENTS / "e1_prior_vs_scratch.yaml"), "--seeds", "0,x", "--runs", str(tmp_path)]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_every_experiment_runs_quick(tmp_path):
     """All six experiments, one seed, a few steps each (what `make science` runs at full length)."""

@@ -120,3 +120,34 @@ def test_float16_gives_no_nan():
         tokens = model.encode_tokens(video)
         out = model.decode_tokens(tokens)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
+
+
+def test_channels_last_gives_the_same_numbers():
+    model = tiny_model("81616_fe")
+    video = random_video(9, 64, 64, seed=4)
+    with torch.no_grad():
+        reference = model.decode_tokens(model.encode_tokens(video))
+        model.set_memory_format(torch.channels_last_3d)
+        conv = model.model.encoder.conv1
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        tokens = model.encode_tokens(video)
+        out = model.decode_tokens(tokens)
+    assert torch.allclose(out, reference, atol=1e-5)
+    model.set_memory_format(torch.contiguous_format)
+    assert conv.weight.is_contiguous()
+    with pytest.raises(InputError, match="memory format"):
+        model.set_memory_format(torch.channels_last)
+
+
+def test_compiled_model_gives_the_same_numbers_and_keeps_its_weight_names():
+    """torch.compile of the encoder and decoder (the eager backend here: the CPU test machine has no time to
+    run inductor; the GPU benchmark compiles for real)."""
+    model = tiny_model("888")
+    names = list(model.state_dict())
+    video = random_video(9, 32, 32, seed=5)
+    with torch.no_grad():
+        reference = model.reconstruct(video)
+        model.compile(backend="eager")
+        out = model.reconstruct(video)
+    assert torch.allclose(out, reference, atol=1e-6)
+    assert list(model.state_dict()) == names

@@ -134,6 +134,24 @@ class OneVAE(nn.Module):
             self.quant_conv.float()
             self.post_quant_conv.float()
 
+    def set_memory_format(self, memory_format: torch.memory_format = torch.channels_last_3d) -> None:
+        """Store every 3-D convolution's weight in ``memory_format`` (``torch.channels_last_3d`` or
+        ``torch.contiguous_format``). Convolutions then produce, and pass on, activations in that layout, which
+        cuDNN prefers in reduced precision; on a CPU it is not faster (docs/benchmarks.md). Same numbers up to
+        float rounding."""
+        if memory_format not in (torch.channels_last_3d, torch.contiguous_format):
+            raise InputError(f"memory format must be torch.channels_last_3d or torch.contiguous_format, got {memory_format}")
+        for module in self.model.modules():
+            if isinstance(module, nn.Conv3d):
+                module.weight.data = module.weight.data.contiguous(memory_format=memory_format)
+
+    def compile(self, **options) -> None:
+        """``torch.compile`` the encoder and the decoder in place (what encode, decode and training run);
+        ``options`` go to ``torch.compile`` (e.g. ``mode="max-autotune"``). Weights and their names are unchanged,
+        so saving, loading and fingerprints are unaffected. The first call of each shape compiles (slow)."""
+        self.model.encoder.compile(**options)
+        self.model.decoder.compile(**options)
+
     @property
     def encode_dtype(self) -> torch.dtype:
         return self.model.conv1.weight.dtype

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+
+from ..errors import OneVAEError
 
 
 def add_experiment(sub) -> None:
@@ -18,6 +21,7 @@ def add_experiment(sub) -> None:
     run.add_argument("--opencv", default="data/opencv", help="folder with OpenCV's vtest.avi, box.mp4.gz, cup.mp4.gz (make data)")
     run.add_argument("--threads", type=int, default=None, help="torch threads (1 for a background job on a shared machine)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep the training checkpoints of finished runs")
+    run.add_argument("--seeds", default=None, help="comma-separated seeds to run (default: every seed of each experiment)")
     run.set_defaults(func=run_experiments)
     status = commands.add_parser("status", help="where each (arm, seed) of the experiments stands (trains nothing)")
     status.add_argument("experiments", nargs="+", help="experiment YAML files")
@@ -39,7 +43,17 @@ def _options(args: argparse.Namespace):
     root = Path(args.runs or ("runs/science-quick" if args.quick else "runs/science"))
     return RunOptions(root=root, data_dir=Path(args.data) if args.data else root / "data",
                       opencv_dir=Path(args.opencv) if args.opencv else None, quick=args.quick,
-                      threads=getattr(args, "threads", None), keep_checkpoints=getattr(args, "keep_checkpoints", False))
+                      threads=getattr(args, "threads", None), keep_checkpoints=getattr(args, "keep_checkpoints", False),
+                      seeds=_seeds(getattr(args, "seeds", None)))
+
+
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise OneVAEError(f"--seeds must be comma-separated integers, got {text!r}") from None
 
 
 def run_experiments(args: argparse.Namespace) -> int:
@@ -48,8 +62,12 @@ def run_experiments(args: argparse.Namespace) -> int:
     specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
     options = _options(args)
     root = options.root
-    for spec in specs:  # first everything no other process is training, then wait for the rest
-        run_experiment(spec, options, wait=False)
+    # Breadth first: one seed of every experiment before the next seed, so that a run stopped early has a first
+    # answer to every question; runs another process is training are left to the final pass, which waits.
+    seeds = sorted({s for spec in specs for s in spec.seeds})
+    for seed in seeds if options.seeds is None else [s for s in seeds if s in options.seeds]:
+        for spec in specs:
+            run_experiment(spec, replace(options, seeds=(seed,)), wait=False)
     for spec in specs:
         rows = run_experiment(spec, options)
         print(f"[experiment {spec.name}] {rows} finished run(s) in {root / spec.name / 'results.csv'}")

@@ -53,6 +53,7 @@ class RunOptions:
     short_side: int = 144
     threads: int | None = None
     keep_checkpoints: bool = False
+    seeds: tuple[int, ...] | None = None  # run only these of each experiment's seeds (None: all)
     log: Any = field(default=None, repr=False)  # a text stream; None: sys.stderr at the time of writing
 
 
@@ -145,6 +146,7 @@ def jobs(spec: ExperimentSpec, options: RunOptions) -> list[RunPlan]:
     """The experiment's runs, seed by seed (all arms of a seed before the next seed)."""
     sources = training_sources(options)
     seeds = spec.seeds[:1] if options.quick else spec.seeds
+    seeds = [s for s in seeds if options.seeds is None or s in options.seeds]
     return [plan_run(spec, arm, seed, options, sources) for seed in seeds for arm in spec.arms]
 
 
