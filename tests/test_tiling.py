@@ -151,3 +151,22 @@ def test_compiled_model_gives_the_same_numbers_and_keeps_its_weight_names():
         out = model.reconstruct(video)
     assert torch.allclose(out, reference, atol=1e-6)
     assert list(model.state_dict()) == names
+
+
+def test_whole_clips_go_tile_by_tile_with_the_same_numbers_as_frame_by_frame():
+    """encode/decode of a whole clip run tile-major (one tile's caches alive at a time, so memory does not grow
+    with the frame's area); the frame-major push path (files) gives the same latents and frames."""
+    from onevae.streaming import TiledDecoder, TiledEncoder, _encode_whole
+
+    model = tiny_model("81616_fe")
+    video = random_video(9, 96, 128, seed=6)  # 81616_fe: 8 frames per chunk, 16 pixels per position; 6 tiles
+    tiling = Tiling(64, 32)
+    with torch.no_grad():
+        tile_major = TiledEncoder(model, tiling, 96, 128, chunk_frames=8).encode(video)
+        frame_major_encoder = TiledEncoder(model, tiling, 96, 128, chunk_frames=8)
+        frame_major = _encode_whole(frame_major_encoder, video, frame_major_encoder.chunk)
+        assert torch.equal(tile_major.rest, frame_major.rest) and torch.equal(tile_major.first, frame_major.first)
+        decoder = TiledDecoder(model, tiling, *frame_major.spatial_size)
+        frames = decoder.decode(frame_major, chunk_latents=1)
+        assert torch.equal(frames, torch.cat(list(TiledDecoder(model, tiling, *frame_major.spatial_size).iter_decode(frame_major, 1)), dim=2))
+        assert all(not d.cache._state for d in decoder.decoders)  # whole clips never touch the push-mode decoders

@@ -270,7 +270,7 @@ class OneVAE(nn.Module):
             return self.model.decode(latents)
         if mode == "full":  # tiles run whole: frame 0, then every later latent frame in one piece
             chunk_latents = max(1, latents.num_frames)
-        return torch.cat(list(decoder.iter_decode(latents, chunk_latents)), dim=2)
+        return decoder.decode(latents, chunk_latents)
 
     def normalize_latents(self, latents: Latents | Sequence[torch.Tensor]) -> Latents:
         """Raw latents -> ``(z - latents_mean) / latents_std`` per channel, what a diffusion model is trained

@@ -14,7 +14,7 @@ and, with tiling, by a spatial tile, whatever the clip's length and frame size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -115,6 +115,10 @@ class StreamingDecoder:
         """Yield decoded frames piece by piece: frame 0 first, then ``chunk_latents`` latent frames at a time."""
         for piece in latents.chunks(chunk_latents):
             yield self.push(piece)
+
+    def decode(self, latents: Grids, chunk_latents: int = 1) -> torch.Tensor:
+        """The whole clip (B, 3, T, H, W), decoded ``chunk_latents`` latent frames at a time."""
+        return torch.cat(list(self.iter_decode(latents, chunk_latents)), dim=2)
 
 
 def _encode_whole(encoder: StreamingEncoder | TiledEncoder, video: torch.Tensor, chunk: int) -> Grids:
@@ -217,33 +221,48 @@ class TiledEncoder:
         self.chunk = self.encoders[0].chunk
 
     def push(self, frames: torch.Tensor) -> Grids | None:
-        """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None."""
+        """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None. Frame by frame, every
+        tile keeps its causal caches (memory grows with the frame's area); :meth:`encode` does not."""
         check_frames(self.model, frames)  # once for the whole frame, not once per tile
         pieces = [enc.push(frames[..., b.top : b.top + b.height, b.left : b.left + b.width]) for enc, b in zip(self.encoders, self.boxes)]
-        return None if pieces[0] is None else self._output(pieces)
+        return None if pieces[0] is None else self._blended(pieces)
 
     def finish(self) -> tuple[Grids | None, int]:
         results = [enc.finish() for enc in self.encoders]
         pieces, added = [r[0] for r in results], results[0][1]
-        return (None if pieces[0] is None else self._output(pieces)), added
+        return (None if pieces[0] is None else self._blended(pieces)), added
 
     def encode(self, video: torch.Tensor) -> Grids:
-        return _encode_whole(self, video, self.chunk)
+        """A whole clip (B, 3, T, H, W), tile by tile: each tile streams the whole clip through its own encoder,
+        whose caches are dropped before the next tile starts, so memory holds one tile's caches and the
+        (small) blended latents, whatever the frame size."""
+        check_frames(self.model, video)
 
-    def _output(self, pieces: list[Latents]) -> Grids:
+        def tile_latents() -> Iterator[Latents]:
+            for b in self.boxes:
+                encoder = StreamingEncoder(self.model, self.chunk, check_input=False)
+                yield _encode_whole(encoder, video[..., b.top : b.top + b.height, b.left : b.left + b.width], self.chunk)
+
+        return self._blended(tile_latents())
+
+    def _blended(self, pieces: Iterable[Latents]) -> Grids:
+        """Tiles' latents (in the order of ``self.boxes``), blended one by one into the frame's latents."""
         sf = self.model.config.spatial_factor
-        rest = self._blend([p.rest for p in pieces], sf)
-        first = None if pieces[0].first is None else self._blend([p.first for p in pieces], sf // 2)
-        latents = Latents(rest=rest, first=first)
+        rest = first = None  # (blender, pixels per latent position); the first frame's grid is twice as fine
+        for piece, box in zip(pieces, self.boxes):
+            if rest is None:
+                rest, dtype = self._blender(sf), piece.rest.dtype
+                first = None if piece.first is None else self._blender(sf // 2)
+            for target, grid in ((rest, piece.rest), (first, piece.first)):
+                if target is not None:
+                    blender, p = target
+                    blender.add(grid, box.top // p, box.left // p)
+        latents = Latents(rest=rest[0].result(dtype), first=None if first is None else first[0].result(dtype))
         return self.model.latents_to_tokens(latents) if self.tokens else latents
 
-    def _blend(self, grids: list[torch.Tensor], pixels_per_position: int) -> torch.Tensor:
-        # grids: (B, z, t, h_tile, w_tile) per tile -> (B, z, t, H/p, W/p)
+    def _blender(self, pixels_per_position: int) -> tuple[_Blender, int]:
         p = pixels_per_position
-        blender = _Blender(self.height // p, self.width // p, self.tiling.overlap // p)
-        for grid, box in zip(grids, self.boxes):
-            blender.add(grid, box.top // p, box.left // p)
-        return blender.result(grids[0].dtype)
+        return _Blender(self.height // p, self.width // p, self.tiling.overlap // p), p
 
 
 class TiledDecoder:
@@ -270,8 +289,25 @@ class TiledDecoder:
         return blender.result(out_dtype)
 
     def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
+        """Frames piece by piece, every tile keeping its causal caches (memory grows with the frame's area)."""
         for piece in latents.chunks(chunk_latents):
             yield self.push(piece)
+
+    @torch.no_grad()
+    def decode(self, latents: Grids, chunk_latents: int = 1) -> torch.Tensor:
+        """The whole clip (B, 3, T, H, W), tile by tile: each tile decodes every latent frame with its own
+        decoder, whose caches are dropped before the next tile, and is blended into the output; memory holds
+        the output, one tile's frames and one tile's caches, whatever the frame size."""
+        sf = self.sf
+        blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap)
+        out_dtype = None
+        for b in self.boxes:
+            pieces = StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents)
+            frames = torch.cat(list(pieces), dim=2)  # (B, 3, T, h*sf, w*sf)
+            out_dtype = frames.dtype
+            blender.add(frames, b.top * sf, b.left * sf)
+            del frames
+        return blender.result(out_dtype)
 
 
 # ------------------------------------------------------------------------------------------------ choice
