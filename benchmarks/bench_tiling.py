@@ -67,7 +67,13 @@ def quality(args: argparse.Namespace) -> list[dict]:
 
 
 def memory_case(args: argparse.Namespace) -> dict:
-    """One process: encode + decode of a (frames, H, W) clip streamed 8 frames at a time, tiled or not."""
+    """One process: encode + decode of a (frames, H, W) clip, tiled or not, in one of two ways:
+
+    * ``push``: frames arrive one by one (as from a file) and are dropped once decoded; every tile keeps its
+      causal caches between frames (what ``onevae encode``/``decode`` of files do);
+    * ``clip``: the whole clip in memory, ``model.encode_latents`` / ``decode_latents`` (tile by tile: one tile's
+      caches at a time); the clip and its reconstruction (float32) are counted apart as ``clip_mib``.
+    """
     from onevae import OneVAE
     from onevae.streaming import decoder_for, encoder_for
 
@@ -76,36 +82,47 @@ def memory_case(args: argparse.Namespace) -> dict:
         model.enable_tiling(args.tile, args.overlap)
     w, h = (int(v) for v in args.case.split("x"))
     tf = model.config.temporal_factor
-    encoder, decoder = encoder_for(model, h, w, chunk_frames=tf), decoder_for(model, h, w)
     start = time.perf_counter()
+    cache_bytes, clip_bytes = 0, 0
     with torch.no_grad():
-        produced = 0
-        for i in range(args.frames):  # frames arrive one by one, as from a file, and are dropped once decoded
-            frame = torch.rand(1, 3, 1, h, w, generator=torch.Generator().manual_seed(i)) * 2 - 1
-            piece = encoder.push(frame)
-            if piece is not None:
-                produced += decoder.push(piece).shape[2]
-        tail, _ = encoder.finish()
-        if tail is not None:
-            produced += decoder.push(tail).shape[2]
+        if args.mode == "clip":
+            video = torch.rand(1, 3, args.frames, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
+            out = model.decode_latents(model.encode_latents(video, mode="stream", chunk_frames=tf), mode="stream")
+            produced, clip_bytes = out.shape[2], 2 * video.numel() * video.element_size()
+        else:
+            encoder, decoder = encoder_for(model, h, w, chunk_frames=tf), decoder_for(model, h, w)
+            produced = 0
+            for i in range(args.frames):  # frames arrive one by one, as from a file, and are dropped once decoded
+                frame = torch.rand(1, 3, 1, h, w, generator=torch.Generator().manual_seed(i)) * 2 - 1
+                piece = encoder.push(frame)
+                if piece is not None:
+                    produced += decoder.push(piece).shape[2]
+            tail, _ = encoder.finish()
+            if tail is not None:
+                produced += decoder.push(tail).shape[2]
+            coders = [*getattr(encoder, "encoders", [encoder]), *getattr(decoder, "decoders", [decoder])]
+            cache_bytes = sum(c.cache.num_bytes() for c in coders)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"preset": args.preset, "size": args.case, "tile": args.tile, "peak_mib": peak / 2**20, "seconds": time.perf_counter() - start, "frames": produced}
+    return {"preset": args.preset, "size": args.case, "tile": args.tile, "mode": args.mode, "peak_mib": peak / 2**20,
+            "cache_mib": cache_bytes / 2**20, "clip_mib": clip_bytes / 2**20, "seconds": time.perf_counter() - start, "frames": produced}
 
 
 def memory(args: argparse.Namespace) -> list[dict]:
     rows = []
     for preset in args.memory_presets.split(","):
-        for size in args.sizes.split(","):
-            for tile in (0, args.tile):
-                if tile == 0 and size not in args.untiled_sizes.split(","):
-                    continue
-                cmd = [sys.executable, __file__, "--case", size, "--preset", preset, "--tile", str(tile), "--overlap", str(args.overlap), "--frames", str(args.memory_frames)]
-                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if result.returncode != 0:
-                    rows.append({"preset": preset, "size": size, "tile": tile, "error": (result.stderr.strip().splitlines() or ["?"])[-1]})
-                else:
-                    rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-                print(json.dumps(rows[-1]), file=sys.stderr)
+        for mode in args.modes.split(","):
+            for size in args.sizes.split(","):
+                for tile in (0, args.tile):
+                    if tile == 0 and size not in args.untiled_sizes.split(","):
+                        continue
+                    cmd = [sys.executable, __file__, "--case", size, "--preset", preset, "--tile", str(tile), "--overlap", str(args.overlap),
+                           "--frames", str(args.memory_frames), "--mode", mode]
+                    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                    if result.returncode != 0:
+                        rows.append({"preset": preset, "size": size, "tile": tile, "mode": mode, "error": (result.stderr.strip().splitlines() or ["?"])[-1]})
+                    else:
+                        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
@@ -118,6 +135,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1280x720,1920x1080,3840x2160")
     parser.add_argument("--untiled-sizes", default="1280x720,1920x1080", help="sizes also measured without tiles")
     parser.add_argument("--memory-presets", default="onevae-small,onevae-888")
+    parser.add_argument("--modes", default="push,clip", help="memory cases: push (frames one by one, as from a file), clip (whole clip in memory)")
+    parser.add_argument("--mode", default="push", help=argparse.SUPPRESS)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -134,12 +153,13 @@ def main() -> None:
             print(f"| {r['clip']} | {r['psnr_untiled']:.2f} | {r['psnr_tiled']:.2f} | {r['psnr_tiled_vs_untiled']:.1f} | {r['seam_untiled']:.3f} | "
                   f"{r['seam_tiled']:.3f} | {r['seam_tiled'] / r['seam_untiled']:.3f} | {r['untiled_s']:.0f} / {r['tiled_s']:.0f} |")
     if not args.skip_memory:
-        print("\n| model | frame size | tile | peak memory MiB | seconds |")
-        print("|---|---|---|---|---|")
+        print("\n| model | way | frame size | tile | peak memory MiB | of which clip in + out MiB | causal caches at the end MiB | seconds |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in memory(args):
             tile = r["tile"] or "none"
-            cell = f"{r['peak_mib']:.0f} | {r['seconds']:.0f}" if "peak_mib" in r else f"failed: {r['error']} | -"
-            print(f"| {r['preset']} | {r['size']} | {tile} | {cell} |")
+            cell = (f"{r['peak_mib']:.0f} | {r['clip_mib']:.0f} | {r['cache_mib']:.0f} | {r['seconds']:.0f}" if "peak_mib" in r
+                    else f"failed: {r['error']} | - | - | -")
+            print(f"| {r['preset']} | {r['mode']} | {r['size']} | {tile} | {cell} |")
 
 
 if __name__ == "__main__":
