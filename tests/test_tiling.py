@@ -170,3 +170,29 @@ def test_whole_clips_go_tile_by_tile_with_the_same_numbers_as_frame_by_frame():
         frames = decoder.decode(frame_major, chunk_latents=1)
         assert torch.equal(frames, torch.cat(list(TiledDecoder(model, tiling, *frame_major.spatial_size).iter_decode(frame_major, 1)), dim=2))
         assert all(not d.cache._state for d in decoder.decoders)  # whole clips never touch the push-mode decoders
+
+
+def test_files_are_encoded_tile_by_tile_in_memory_bounded_by_the_tile(tmp_path, monkeypatch):
+    """A frame whose causal caches (for every tile at once) would not fit: encode_file runs the tiles one after
+    the other over the file, reading it once per tile, and gives exactly the in-memory tile-by-tile tokens."""
+    from onevae.io import probe_video
+    from onevae.pipeline import FitOptions, _cache_bytes, _windows, encode_file, plan_geometry, plan_tiling
+
+    from media import make_clip, smooth_frames
+
+    model = tiny_model("888")
+    path = make_clip(tmp_path / "clip.mp4", smooth_frames(9, 96, 128))
+    options = FitOptions(chunk_latents=1)
+    budget = _cache_bytes(model, 96, 128) // 2  # the caches of a whole frame alone exceed it
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(int(budget / 0.8)))
+    with pytest.raises(InputError, match="GiB"):  # frame by frame (as decode streams) it cannot run
+        plan_tiling(model, 96, 128, 8)
+    tiling = plan_tiling(model, 96, 128, 8, tile_by_tile=True)
+    assert tiling is not None and tiling.tile < 128
+    grids, meta = encode_file(model, path, options)
+    info = probe_video(path)
+    video = torch.cat(list(_windows(path, model, info, plan_geometry(model, info, options), options)), dim=2)
+    model.enable_tiling(tiling.tile, tiling.overlap)
+    with torch.no_grad():
+        expected = model.encode_tokens(video, mode="stream", chunk_frames=8)
+    assert torch.equal(grids.rest, expected.rest) and meta.frames == 9

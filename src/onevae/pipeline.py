@@ -6,6 +6,7 @@ written as they come, so a long or large video never has to fit in memory (only 
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,14 +28,10 @@ from .latent_stats import normalize as normalize_latents
 from .latent_stats import stats_tensors
 from .latents import Grids, Latents
 from .model import OneVAE
-from .streaming import MIN_TILE_POSITIONS, Tiling, decoder_for, encoder_for
+from .streaming import MIN_TILE_POSITIONS, StreamingDecoder, StreamingEncoder, TiledEncoder, Tiling, decoder_for, encoder_for
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
-# The causal caches hold 2 past frames per temporal conv; counting the lower-resolution stages (half the area per
-# channel doubling) about twice the full-resolution ones: per (dim channels x H x W x 4 bytes).
-_CACHE_FRAMES = 2
-_CACHE_STAGE_FACTOR = 2
 # Plan to use at most this share of the memory available, leaving room for the rest of the process.
 _MEMORY_SHARE = 0.8
 
@@ -73,28 +70,49 @@ def _chunk_bytes(model: OneVAE, height: int, width: int, chunk_frames: int) -> i
 
 
 def _cache_bytes(model: OneVAE, height: int, width: int) -> int:
-    convs_full_res = 2 * model.config.num_res_blocks + 2  # encoder and decoder stages at full resolution
-    return _CACHE_STAGE_FACTOR * convs_full_res * model.config.dim * _CACHE_FRAMES * height * width * 4
+    """Bytes of the causal caches that streaming keeps for frames of (height, width): measured once per model
+    configuration and dtype on a tiny clip (they are proportional to the frame's area)."""
+    return _cache_bytes_per_pixel(model) * height * width
 
 
-def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int) -> Tiling | None:
+_CACHE_PER_PIXEL: dict[tuple[str, str, str], float] = {}
+
+
+def _cache_bytes_per_pixel(model: OneVAE) -> float:
+    key = (json.dumps(model.config.to_dict(), sort_keys=True), str(model.encode_dtype), str(model.decode_dtype))
+    if key not in _CACHE_PER_PIXEL:
+        side, tf = 2 * model.config.spatial_factor, model.config.temporal_factor
+        encoder, decoder = StreamingEncoder(model, tf, check_input=False), StreamingDecoder(model)
+        with torch.no_grad():
+            for frames in (1, tf, tf):  # frame 0, then two chunks: every cache holds its full past
+                video = torch.zeros(1, 3, frames, side, side, device=model.device, dtype=model.encode_dtype)
+                decoder.push(encoder.push(video))
+        _CACHE_PER_PIXEL[key] = (encoder.cache.num_bytes() + decoder.cache.num_bytes()) / side**2
+    return _CACHE_PER_PIXEL[key]
+
+
+def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_by_tile: bool = False) -> Tiling | None:
     """The tiling to stream frames of (height, width) with: the model's own (``enable_tiling``), else none if a
-    whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). Refuses a frame
-    whose causal caches alone would not fit."""
+    whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). ``tile_by_tile``: the
+    tiles will run one after the other over the whole clip (:meth:`TiledEncoder.encode_rereading`), so only one
+    tile's causal caches are alive; otherwise every tile keeps its caches, and a frame whose caches alone would
+    not fit is refused."""
     budget = _available_memory(model.device)
     if budget is None:
         return model.tiling
     budget = int(budget * _MEMORY_SHARE)
-    tiling = model.tiling
-    if tiling is None and _chunk_bytes(model, height, width, chunk_frames) + _cache_bytes(model, height, width) <= budget:
+    frame_caches = _cache_bytes(model, height, width)
+    if model.tiling is None and _chunk_bytes(model, height, width, chunk_frames) + frame_caches <= budget:
         return None
-    if tiling is None:
-        tiling = _largest_tiling(model, budget - _cache_bytes(model, height, width), chunk_frames)
+
+    def need(tile: int) -> int:
+        return _chunk_bytes(model, tile, tile, chunk_frames) + (_cache_bytes(model, tile, tile) if tile_by_tile else frame_caches)
+
+    tiling = model.tiling or _largest_tiling(model, need, budget, max(height, width))
     tile = min(tiling.tile, max(height, width)) if tiling is not None else MIN_TILE_POSITIONS * model.config.spatial_factor
-    need = _chunk_bytes(model, tile, tile, chunk_frames) + _cache_bytes(model, height, width)
-    if tiling is None or need > budget:
+    if tiling is None or need(tile) > budget:
         raise InputError(
-            f"a {width}x{height} video needs about {need / 2**30:.1f} GiB even in tiles, more than the "
+            f"a {width}x{height} video needs about {need(tile) / 2**30:.1f} GiB even in tiles, more than the "
             f"{budget / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
         )
     return tiling
@@ -116,14 +134,15 @@ def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -
     return plan_tiling(model, height, width, chunk_latents * config.temporal_factor)
 
 
-def _largest_tiling(model: OneVAE, budget: int, chunk_frames: int) -> Tiling | None:
+def _largest_tiling(model: OneVAE, need: Callable[[int], int], budget: int, largest: int) -> Tiling | None:
+    """The largest tile (a multiple of the spatial factor, at most ``largest``) whose ``need(tile)`` fits."""
     sf = model.config.spatial_factor
-    per_pixel = _chunk_bytes(model, 1, 1, chunk_frames)
-    side = int((max(budget, 0) / per_pixel) ** 0.5) // sf * sf if per_pixel else 0
+    side = largest // sf * sf
+    while side >= MIN_TILE_POSITIONS * sf and need(side) > budget:
+        side -= sf
     if side < MIN_TILE_POSITIONS * sf:
         return None
-    overlap = side // 4 // sf * sf
-    return Tiling(side, overlap)
+    return Tiling(side, side // 4 // sf * sf)
 
 
 def _available_memory(device: torch.device) -> int | None:
@@ -183,7 +202,7 @@ def encode_file(
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     chunk = options.chunk_latents * model.config.temporal_factor
-    tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
+    tiling = plan_tiling(model, geometry.height, geometry.width, chunk, tile_by_tile=True)
     encoder = encoder_for(model, geometry.height, geometry.width, chunk, tiling=tiling)
 
     def stored(latents: Latents) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
@@ -193,27 +212,47 @@ def encode_file(
             grids = normalize_latents(grids.to(torch.float32), *stats)
         return grids.to("cpu", store)
 
-    parts: list[Grids] = []
-    frames = 0
-    with _progress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
-        for window in _windows(path, model, info, geometry, options):
-            piece = encoder.push(window)
-            if piece is not None:
-                parts.append(stored(piece))
-            frames += window.shape[2]
-            bar.update(window.shape[2])
+    expected = _expected_frames(info, options)
+    if isinstance(encoder, TiledEncoder):  # tile by tile, reading the file once per tile (one tile's caches alive)
+        tiles = len(encoder.boxes)
+        with _progress(expected * tiles if expected else None, f"encode {path.name} ({tiles} tiles)", progress) as bar:
+            def read() -> Iterator[torch.Tensor]:
+                for window in _windows(path, model, info, geometry, options):
+                    bar.update(window.shape[2])
+                    yield window
+
+            latents, frames, added = encoder.encode_rereading(read)
+        grids = stored(latents) if frames else None
+    else:
+        grids, frames, added = _encode_frame_by_frame(encoder, _windows(path, model, info, geometry, options), stored,
+                                                      _progress(expected, f"encode {path.name}", progress))
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
-    tail, added = encoder.finish()
-    if tail is not None:
-        parts.append(stored(tail))
-    grids = type(parts[0]).cat(parts)
     meta = token_meta_for(
         model, kind, output_fps(info, options), fingerprint, source={"path": str(path), **_source_dict(info)},
         fit=geometry.to_dict(), frames=frames, padded_frames=added,
         latent_normalization=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
     )
     return grids, meta
+
+
+def _encode_frame_by_frame(encoder: StreamingEncoder, windows: Iterator[torch.Tensor], stored: Callable[[Latents], Grids], bar) -> tuple[Grids | None, int, int]:
+    """Stream windows through the encoder, keeping only the stored grids; (grids, frames read, frames added)."""
+    parts: list[Grids] = []
+    frames = 0
+    with bar:
+        for window in windows:
+            piece = encoder.push(window)
+            if piece is not None:
+                parts.append(stored(piece))
+            frames += window.shape[2]
+            bar.update(window.shape[2])
+    if frames == 0:
+        return None, 0, 0
+    tail, added = encoder.finish()
+    if tail is not None:
+        parts.append(stored(tail))
+    return type(parts[0]).cat(parts), frames, added
 
 
 def _source_dict(info: VideoInfo) -> dict[str, Any]:

@@ -14,7 +14,7 @@ and, with tiling, by a spatial tile, whatever the clip's length and frame size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -207,6 +207,10 @@ class _Blender:
         return (self.canvas / self.weight.to(self.canvas.device)).to(dtype)
 
 
+class _NothingRead(Exception):
+    """A re-readable source yielded no frame (:meth:`TiledEncoder.encode_rereading`)."""
+
+
 class TiledEncoder:
     """:class:`StreamingEncoder` over overlapping tiles of (height, width) frames; latents blended."""
 
@@ -244,6 +248,36 @@ class TiledEncoder:
                 yield _encode_whole(encoder, video[..., b.top : b.top + b.height, b.left : b.left + b.width], self.chunk)
 
         return self._blended(tile_latents())
+
+    def encode_rereading(self, read: Callable[[], Iterable[torch.Tensor]]) -> tuple[Grids | None, int, int]:
+        """Tile by tile over a source that can be read again (a video file): ``read()`` yields the clip's frames
+        (B, 3, t, H, W) from the start each time it is called, once per tile. Memory holds one tile's caches,
+        one piece of frames and the latents, whatever the frame size; the price is reading the source once per
+        tile. Returns (grids, frames read, frames added to complete the last chunk); (None, 0, 0) when the
+        source yields no frame."""
+        counts = {"frames": 0, "added": 0}
+
+        def tile_latents() -> Iterator[Latents]:
+            for index, b in enumerate(self.boxes):
+                encoder = StreamingEncoder(self.model, self.chunk, check_input=False)
+                pieces, frames = [], 0
+                for window in read():
+                    if index == 0:
+                        check_frames(self.model, window)  # every frame once, not once per tile
+                    frames += window.shape[2]
+                    pieces.append(encoder.push(window[..., b.top : b.top + b.height, b.left : b.left + b.width]))
+                tail, added = encoder.finish()
+                present = [p for p in (*pieces, tail) if p is not None]
+                if not present:
+                    raise _NothingRead
+                counts.update(frames=frames, added=added)
+                yield type(present[0]).cat(present)
+
+        try:
+            grids = self._blended(tile_latents())
+        except _NothingRead:
+            return None, 0, 0
+        return grids, counts["frames"], counts["added"]
 
     def _blended(self, pieces: Iterable[Latents]) -> Grids:
         """Tiles' latents (in the order of ``self.boxes``), blended one by one into the frame's latents."""
