@@ -367,8 +367,9 @@ def test_d8_decode_checks_memory_before_allocating(model_dir, token_file, tmp_pa
     big = torch.zeros(1, 1, 256, 256, 2, dtype=torch.int32)  # 512 KB of tokens: a 2048x2048 frame
     meta.update(grid_shapes=[list(big.shape)], frames=1, padded_frames=0, fit={})
     write_parts(tmp_path / "big.tokens.safetensors", meta, {"tokens.0": big})
-    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(2**30))
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(2**20))  # not even one tile's caches fit (tile by tile)
     cli_error(capsys, ["decode", str(tmp_path / "big.tokens.safetensors"), "-o", str(tmp_path / "o.mp4"), "--model", str(model_dir)], "GiB")
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(2**30))
     meta, tensors = read_parts(token_file)  # metadata asking for 200000x200000 output frames
     meta["fit"].update(source_height=200000, source_width=200000)
     write_parts(tmp_path / "fit.tokens.safetensors", meta, tensors)

@@ -196,3 +196,17 @@ def test_files_are_encoded_tile_by_tile_in_memory_bounded_by_the_tile(tmp_path, 
     with torch.no_grad():
         expected = model.encode_tokens(video, mode="stream", chunk_frames=8)
     assert torch.equal(grids.rest, expected.rest) and meta.frames == 9
+
+
+def test_files_too_large_for_every_tiles_caches_are_decoded_tile_by_tile_through_a_disk_canvas(tmp_path):
+    from onevae.pipeline import _decoded_tile_by_tile
+    from onevae.streaming import TiledDecoder
+
+    model = tiny_model("888")
+    with torch.no_grad():
+        latents = model.encode_latents(random_video(9, 96, 128, seed=7))
+        expected = TiledDecoder(model, Tiling(64, 32), 12, 16).decode(latents, 1)
+        out = tmp_path / "o.mp4"
+        pieces = list(_decoded_tile_by_tile(TiledDecoder(model, Tiling(64, 32), 12, 16), latents, 1, out))
+    assert [p.shape[2] for p in pieces] == [8, 1] and torch.equal(torch.cat(pieces, dim=2), expected)
+    assert list(tmp_path.iterdir()) == []  # the canvas file is gone

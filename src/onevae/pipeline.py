@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from .latent_stats import normalize as normalize_latents
 from .latent_stats import stats_tensors
 from .latents import Grids, Latents
 from .model import OneVAE
-from .streaming import MIN_TILE_POSITIONS, StreamingDecoder, StreamingEncoder, TiledEncoder, Tiling, decoder_for, encoder_for
+from .streaming import MIN_TILE_POSITIONS, StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling, decoder_for, encoder_for
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
@@ -118,7 +119,7 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     return tiling
 
 
-def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -> Tiling | None:
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int, tile_by_tile: bool = False) -> Tiling | None:
     """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
     source size the frames are brought back to), before anything is allocated."""
     config = model.config
@@ -131,7 +132,7 @@ def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int) -
     if meta.fit:  # frames are brought back to the source size after decoding
         out_h, out_w = undone_size(meta.fit)
         height, width = max(height, out_h), max(width, out_w)
-    return plan_tiling(model, height, width, chunk_latents * config.temporal_factor)
+    return plan_tiling(model, height, width, chunk_latents * config.temporal_factor, tile_by_tile)
 
 
 def _largest_tiling(model: OneVAE, need: Callable[[int], int], budget: int, largest: int) -> Tiling | None:
@@ -291,15 +292,45 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
         grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
-    decoder = decoder_for(model, h * sf, w * sf, tiling=plan_decode_tiling(model, meta, chunk_latents))
+    try:  # frame by frame, every tile keeping its causal caches, when they fit
+        tiling, tile_by_tile = plan_decode_tiling(model, meta, chunk_latents), False
+    except InputError as error:  # else tile by tile, blending into a canvas on disk, if tiles are what is missing
+        tiling, tile_by_tile = plan_decode_tiling(model, meta, chunk_latents, tile_by_tile=True), True
+        if tiling is None or not tiling.applies(h * sf, w * sf):  # the decoded frames are small: tiles cannot help
+            raise error
+    decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
         sink = FrameSink(geometry, meta.frames, writer)
-        for piece in grids.chunks(chunk_latents):
-            n = sink.push(check_finite(decoder.push(piece), "frames", model)).shape[1]
+        pieces = (_decoded_tile_by_tile(decoder, grids, chunk_latents, out) if tile_by_tile
+                  else (decoder.push(piece) for piece in grids.chunks(chunk_latents)))
+        for frames in pieces:
+            n = sink.push(check_finite(frames, "frames", model)).shape[1]
             written += n
             bar.update(n)
     return written
+
+
+def _decoded_tile_by_tile(decoder: TiledDecoder, grids: Grids, chunk_latents: int, out: Path) -> Iterator[torch.Tensor]:
+    """Decode tile by tile (one tile's caches alive) into a float32 canvas memory-mapped from a temporary file
+    beside ``out``, then yield its frames a chunk at a time; the file is removed whatever happens."""
+    sf, tf = decoder.sf, decoder.model.config.temporal_factor
+    shape = (grids.rest.shape[0], 3, 1 + (grids.num_frames - 1) * tf, decoder.latent_height * sf, decoder.latent_width * sf)
+    need = int(np.prod(shape)) * 4
+    free = shutil.disk_usage(out.parent).free
+    if need > free:
+        raise InputError(f"decoding this {shape[4]}x{shape[3]} video tile by tile needs {need / 2**30:.1f} GiB of disk beside "
+                         f"{out} ({free / 2**30:.1f} GiB free); write the output elsewhere or downscale it")
+    path = out.with_name(f".{out.name}.canvas")
+    try:
+        canvas = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)  # zeros
+        frames = decoder.decode(grids, chunk_latents, canvas=torch.from_numpy(canvas))
+        step = chunk_latents * tf
+        for start in range(0, shape[2], step):
+            yield frames[:, :, start : start + step].clone()
+        del frames, canvas
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:

@@ -188,23 +188,38 @@ def _boxes(height: int, width: int, tile: int, overlap: int) -> list[_Box]:
 
 
 class _Blender:
-    """Accumulates weighted tiles of a (…, H, W) canvas and returns the normalised blend."""
+    """Accumulates weighted tiles of a (…, H, W) canvas and returns the normalised blend. ``canvas``: a
+    preallocated float32 tensor to accumulate in (e.g. memory-mapped from a file), normalised in place."""
 
-    def __init__(self, height: int, width: int, overlap: int) -> None:
+    def __init__(self, height: int, width: int, overlap: int, canvas: torch.Tensor | None = None) -> None:
         self.height, self.width, self.overlap = height, width, overlap
-        self.canvas: torch.Tensor | None = None
+        self.canvas = canvas
         self.weight = torch.zeros(height, width)
 
-    def add(self, piece: torch.Tensor, top: int, left: int) -> None:
+    def add(self, piece: torch.Tensor, top: int, left: int, start_frame: int | None = None) -> None:
+        """Add a tile's piece at (top, left). ``start_frame``: the piece (B, C, t, h, w) holds the tile's frames
+        from there on (the canvas is then preallocated with every frame); the tile's weight counts once, with
+        its first frames."""
         h, w = piece.shape[-2:]
         ramp = blend_ramp(h, top, self.height, self.overlap)[:, None] * blend_ramp(w, left, self.width, self.overlap)[None, :]
         if self.canvas is None:
             self.canvas = piece.new_zeros(*piece.shape[:-2], self.height, self.width, dtype=torch.float32)
-        self.canvas[..., top : top + h, left : left + w] += piece.float() * ramp.to(piece.device)
-        self.weight[top : top + h, left : left + w] += ramp
+        target = self.canvas[..., top : top + h, left : left + w]
+        if start_frame is not None:
+            target = target[:, :, start_frame : start_frame + piece.shape[2]]
+        target += (piece.float() * ramp.to(piece.device)).to(self.canvas.device)
+        if not start_frame:
+            self.weight[top : top + h, left : left + w] += ramp
 
     def result(self, dtype: torch.dtype) -> torch.Tensor:
         return (self.canvas / self.weight.to(self.canvas.device)).to(dtype)
+
+    def normalise_in_place(self) -> torch.Tensor:
+        """The blend, computed in the canvas itself one frame at a time (no full-size temporary)."""
+        weight = self.weight.to(self.canvas.device)
+        for t in range(self.canvas.shape[2]):  # canvas: (B, C, T, H, W)
+            self.canvas[:, :, t] /= weight
+        return self.canvas
 
 
 class _NothingRead(Exception):
@@ -328,20 +343,26 @@ class TiledDecoder:
             yield self.push(piece)
 
     @torch.no_grad()
-    def decode(self, latents: Grids, chunk_latents: int = 1) -> torch.Tensor:
+    def decode(self, latents: Grids, chunk_latents: int = 1, canvas: torch.Tensor | None = None) -> torch.Tensor:
         """The whole clip (B, 3, T, H, W), tile by tile: each tile decodes every latent frame with its own
         decoder, whose caches are dropped before the next tile, and is blended into the output; memory holds
-        the output, one tile's frames and one tile's caches, whatever the frame size."""
-        sf = self.sf
-        blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap)
-        out_dtype = None
+        the output, one tile's frames and one tile's caches, whatever the frame size. ``canvas``: a float32
+        (B, 3, T, H, W) tensor to blend into instead (memory-mapped from a file for clips too long to hold),
+        returned normalised."""
+        sf, tf = self.sf, self.model.config.temporal_factor
+        given = canvas is not None
+        if not given:
+            frames = 1 + (latents.num_frames - 1) * tf
+            shape = (latents.rest.shape[0], 3, frames, self.latent_height * sf, self.latent_width * sf)
+            canvas = torch.zeros(shape, device=self.model.device)
+        blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap, canvas)
         for b in self.boxes:
-            pieces = StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents)
-            frames = torch.cat(list(pieces), dim=2)  # (B, 3, T, h*sf, w*sf)
-            out_dtype = frames.dtype
-            blender.add(frames, b.top * sf, b.left * sf)
-            del frames
-        return blender.result(out_dtype)
+            start = 0
+            for piece in StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
+                blender.add(piece, b.top * sf, b.left * sf, start_frame=start)  # piece: (B, 3, t, h*sf, w*sf)
+                start += piece.shape[2]
+        blended = blender.normalise_in_place()
+        return blended if given else blended.to(self.model.decode_dtype)
 
 
 # ------------------------------------------------------------------------------------------------ choice
