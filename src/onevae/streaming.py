@@ -123,9 +123,15 @@ class StreamingDecoder:
         return torch.cat(list(self.iter_decode(latents, chunk_latents)), dim=2)
 
 
+def _clip_pieces(video: torch.Tensor, chunk: int) -> Iterator[torch.Tensor]:
+    """A whole clip (B, 3, T, H, W) as the encoder takes it: frame 0, then chunks of ``chunk`` frames."""
+    yield video[:, :, :1]
+    for i in range(1, video.shape[2], chunk):
+        yield video[:, :, i : i + chunk]
+
+
 def _encode_whole(encoder: StreamingEncoder | TiledEncoder, video: torch.Tensor, chunk: int) -> Grids:
-    parts = [encoder.push(video[:, :, :1])]
-    parts += [encoder.push(video[:, :, i : i + chunk]) for i in range(1, video.shape[2], chunk)]
+    parts = [encoder.push(piece) for piece in _clip_pieces(video, chunk)]
     parts.append(encoder.finish()[0])  # a last chunk shorter than the chunk (no padding: T is valid)
     present = [p for p in parts if p is not None]
     return type(present[0]).cat(present)
@@ -261,14 +267,7 @@ class TiledEncoder:
         """A whole clip (B, 3, T, H, W), tile by tile: each tile streams the whole clip through its own encoder,
         whose caches are dropped before the next tile starts, so memory holds one tile's caches and the
         (small) blended latents, whatever the frame size."""
-        check_frames(self.model, video)
-
-        def tile_latents() -> Iterator[Latents]:
-            for b in self.boxes:
-                encoder = StreamingEncoder(self.model, self.chunk, check_input=False)
-                yield _encode_whole(encoder, video[..., b.top : b.top + b.height, b.left : b.left + b.width], self.chunk)
-
-        return self._blended(tile_latents())
+        return self.encode_rereading(lambda: _clip_pieces(video, self.chunk))[0]
 
     def encode_rereading(self, read: Callable[[], Iterable[torch.Tensor]]) -> tuple[Grids | None, int, int]:
         """Tile by tile over a source that can be read again (a video file): ``read()`` yields the clip's frames
