@@ -314,8 +314,7 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
 def _decoded_tile_by_tile(decoder: TiledDecoder, grids: Grids, chunk_latents: int, out: Path) -> Iterator[torch.Tensor]:
     """Decode tile by tile (one tile's caches alive) into a float32 canvas memory-mapped from a temporary file
     beside ``out``, then yield its frames a chunk at a time; the file is removed whatever happens."""
-    sf, tf = decoder.sf, decoder.model.config.temporal_factor
-    shape = (grids.rest.shape[0], 3, 1 + (grids.num_frames - 1) * tf, decoder.latent_height * sf, decoder.latent_width * sf)
+    shape = decoder.output_shape(grids)
     need = int(np.prod(shape)) * 4
     free = shutil.disk_usage(out.parent).free
     if need > free:
@@ -325,7 +324,7 @@ def _decoded_tile_by_tile(decoder: TiledDecoder, grids: Grids, chunk_latents: in
     try:
         canvas = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)  # zeros
         frames = decoder.decode(grids, chunk_latents, canvas=torch.from_numpy(canvas))
-        step = chunk_latents * tf
+        step = chunk_latents * decoder.model.config.temporal_factor
         for start in range(0, shape[2], step):
             yield frames[:, :, start : start + step].clone()
         del frames, canvas

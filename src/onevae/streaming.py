@@ -347,6 +347,11 @@ class TiledDecoder:
         for piece in latents.chunks(chunk_latents):
             yield self.push(piece)
 
+    def output_shape(self, latents: Grids) -> tuple[int, int, int, int, int]:
+        """(B, 3, T, H, W) of the frames ``latents`` decode to (causal: latent frame 0 gives one frame)."""
+        frames = 1 + (latents.num_frames - 1) * self.model.config.temporal_factor
+        return (latents.rest.shape[0], 3, frames, self.latent_height * self.sf, self.latent_width * self.sf)
+
     @torch.no_grad()
     def decode(self, latents: Grids, chunk_latents: int = 1, canvas: torch.Tensor | None = None) -> torch.Tensor:
         """The whole clip (B, 3, T, H, W), tile by tile: each tile decodes every latent frame with its own
@@ -354,12 +359,10 @@ class TiledDecoder:
         the output, one tile's frames and one tile's caches, whatever the frame size. ``canvas``: a float32
         (B, 3, T, H, W) tensor to blend into instead (memory-mapped from a file for clips too long to hold),
         returned normalised."""
-        sf, tf = self.sf, self.model.config.temporal_factor
+        sf = self.sf
         given = canvas is not None
         if not given:
-            frames = 1 + (latents.num_frames - 1) * tf
-            shape = (latents.rest.shape[0], 3, frames, self.latent_height * sf, self.latent_width * sf)
-            canvas = torch.zeros(shape, device=self.model.device)
+            canvas = torch.zeros(self.output_shape(latents), device=self.model.device)
         blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap, canvas)
         for b in self.boxes:
             start = 0
