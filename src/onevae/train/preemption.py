@@ -50,7 +50,7 @@ class PreemptionCallback(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
         self._restore()
         if isinstance(exception, Preempted):
-            trainer.save_checkpoint(self.checkpoint_path)  # atomic through SafeCheckpointIO
+            trainer.save_checkpoint(self.checkpoint_path, weights_only=False)  # the whole state (resumable); atomic through SafeCheckpointIO
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         self._restore()
