@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--wallpapers", type=Path, default=Path("data/wallpapers"), help="folder of scripts/fetch_wallpapers.sh")
     parser.add_argument("--small", action="store_true", help="stages 1-4's data (144 px clips and four photos)")
     parser.add_argument("--charts", type=int, default=40, help="synthetic flat-colour charts")
+    parser.add_argument("--gamut-charts", type=int, default=40, help="charts of the RGB gamut's edge colours (pure primaries...; from stage 8 on)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     clips = real_clips(args.opencv)
@@ -69,7 +70,7 @@ def main() -> None:
     if args.small:
         prepare_small(args.out, [p for p in clips if p.exists()])
         return
-    report = prepare(args.out, clips, [args.wallpapers], charts=args.charts, seed=args.seed)
+    report = prepare(args.out, clips, [args.wallpapers], charts=args.charts, seed=args.seed, gamut_charts=args.gamut_charts)
     print(report.summary())
 
 

@@ -24,12 +24,12 @@ def test_prepare_writes_every_folder_and_counts_what_it_skips(tmp_path):
     (photos / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     out = tmp_path / "out"
 
-    report = prepare(out, [good, held_out, broken, tmp_path / "missing.avi"], [photos], use_skimage=False, charts=3, seed=1)
+    report = prepare(out, [good, held_out, broken, tmp_path / "missing.avi"], [photos], use_skimage=False, charts=3, seed=1, gamut_charts=2)
 
     assert sorted(report.skipped) == sorted([str(broken), str(tmp_path / "missing.avi"), str(photos / "truncated.jpg")])
     assert report.excluded == ["cup"]
     assert "skipped 3 unreadable input(s)" in report.summary()
-    assert report.written["videos"] == 1 and report.written["charts"] == 3
+    assert report.written["videos"] == 1 and report.written["charts"] == 3 + 2
     assert report.written["tiles"] == len(list((out / "tiles").iterdir())) >= 3  # one scale at least
     whole = probe_video(out / "videos" / "street.mp4")
     assert (whole.height, whole.width, whole.num_frames) == (144, 260, 12)  # short side 144, even width
@@ -55,3 +55,18 @@ def test_flat_colour_charts_are_flat_and_colourful():
     assert all(len(np.unique(chart.reshape(-1, 3), axis=0)) <= 7 for chart in charts)  # flat shapes only
     saturated = [c for c in colours if max(c) - min(c) > 0.6 * max(c) > 0]
     assert len(saturated) >= 20
+
+
+def test_gamut_charts_hold_the_rgb_cube_corners_and_do_not_depend_on_other_data(tmp_path):
+    from onevae.data.prepare import GAMUT_CORNERS, write_gamut_charts
+    from PIL import Image
+
+    assert write_gamut_charts(tmp_path / "a", 12, seed=0) == 12
+    write_gamut_charts(tmp_path / "b", 3, seed=0)
+    charts = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "a" / "charts").glob("gamut_*.png"))]
+    assert len(charts) == 12 and all(len(np.unique(c.reshape(-1, 3), axis=0)) <= 5 for c in charts)  # flat shapes only
+    colours = {tuple(int(v) for v in c) for chart in charts for c in np.unique(chart.reshape(-1, 3), axis=0)}
+    assert {(255, 0, 0), (0, 255, 0), (0, 0, 255)} <= colours and len(colours & set(GAMUT_CORNERS)) >= 6
+    assert all(0 in c and 255 in c for c in colours - {(0, 0, 0), (255, 255, 255)})  # full saturation, full value
+    for name in ("gamut_000.png", "gamut_002.png"):  # the same stream whatever else was written
+        assert (tmp_path / "a" / "charts" / name).read_bytes() == (tmp_path / "b" / "charts" / name).read_bytes()

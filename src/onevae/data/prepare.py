@@ -10,7 +10,9 @@ Four folders under the output directory, each a ``data.sources`` entry of the tr
 ``photos/``  real photographs (scikit-image's stills, Debian wallpaper packages): tiles at scales 1, 0.5 and
              0.25 and the whole image shrunk, also colour-augmented; the loader moves a simulated camera over them.
 ``charts/``  synthetic flat-colour charts (random saturated hues, skin tones and greys as flat shapes), so
-             that every hue appears flat and saturated, which real footage rarely shows.
+             that every hue appears flat and saturated, which real footage rarely shows; and gamut charts
+             (``gamut_NNN.png``): the RGB cube's corners and full-value hues, the colours a model most easily
+             pulls towards grey.
 
 Every input that cannot be read is skipped and counted (:class:`PrepareReport`), never fatal.
 """
@@ -204,6 +206,41 @@ def flat_colour_chart(rng: np.random.Generator, size: int = 160) -> np.ndarray:
     return image
 
 
+GAMUT_CORNERS = [(r, g, b) for r in (0, 255) for g in (0, 255) for b in (0, 255)]  # primaries, secondaries, black, white
+
+
+def gamut_chart(rng: np.random.Generator, size: int = 160) -> np.ndarray:
+    """A (size, size, 3) uint8 chart of flat shapes in the colours at the edge of the RGB gamut, which natural
+    footage and :func:`flat_colour_chart` rarely reach: the cube's corners (pure primaries and secondaries, black,
+    white) and full-value, full-saturation hues (one channel 0, one 255)."""
+
+    def colour() -> tuple[int, int, int]:
+        if rng.random() < 0.6:
+            return GAMUT_CORNERS[int(rng.integers(len(GAMUT_CORNERS)))]
+        rgb = [0, 255, int(rng.integers(0, 256))]
+        order = rng.permutation(3)
+        return tuple(rgb[i] for i in order)
+
+    image = np.empty((size, size, 3), np.uint8)
+    image[:] = colour()
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(int(rng.integers(1, 5))):
+        cy, cx, r = rng.integers(0, size, 2).tolist() + [int(rng.integers(size // 6, size // 2))]
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r if rng.random() < 0.5 else (abs(yy - cy) < r) & (abs(xx - cx) < r)
+        image[mask] = colour()
+    return image
+
+
+def write_gamut_charts(out: str | Path, count: int, seed: int = 0) -> int:
+    """``count`` gamut charts as ``charts/gamut_NNN.png``, from their own random stream (the same files whatever
+    else was prepared)."""
+    rng = np.random.default_rng([seed, 1])
+    (Path(out) / "charts").mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        write_image(Path(out) / "charts" / f"gamut_{index:03d}.png", gamut_chart(rng))
+    return count
+
+
 def iter_images(folders: Iterable[str | Path]) -> Iterable[Path]:
     for folder in folders:
         folder = Path(folder)
@@ -241,6 +278,7 @@ def prepare(
     use_skimage: bool = True,
     charts: int = 40,
     seed: int = 0,
+    gamut_charts: int = 40,
 ) -> PrepareReport:
     """Write the four folders (see the module doc) under ``out``; unreadable inputs are skipped and counted."""
     out = Path(out)
@@ -263,5 +301,7 @@ def prepare(
             report.skipped[str(source) if isinstance(source, Path) else stem] = str(exc).splitlines()[0][:120] or type(exc).__name__
     for index in range(charts):
         write_image(out / "charts" / f"chart_{index:03d}.png", flat_colour_chart(rng))
+        report.add("charts")
+    for _ in range(write_gamut_charts(out, gamut_charts, seed)):
         report.add("charts")
     return report
