@@ -58,8 +58,9 @@ def test_flat_colour_charts_are_flat_and_colourful():
 
 
 def test_gamut_charts_hold_the_rgb_cube_corners_and_do_not_depend_on_other_data(tmp_path):
-    from onevae.data.prepare import GAMUT_CORNERS, write_gamut_charts
     from PIL import Image
+
+    from onevae.data.prepare import GAMUT_CORNERS, write_gamut_charts
 
     assert write_gamut_charts(tmp_path / "a", 12, seed=0) == 12
     write_gamut_charts(tmp_path / "b", 3, seed=0)
