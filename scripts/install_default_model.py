@@ -69,7 +69,8 @@ def describe_stage(config: dict) -> str:
     else:
         paths = f"schedule {schedule['kind']}"
     horizon = optim.get("schedule_steps") or config["trainer"]["max_steps"]
-    return f"{init}{paths}; {config['loss']['pixel'].upper()} loss, AdamW lr {optim['lr']:g} {optim['schedule']} over {horizon} steps"
+    rate = f"{optim['schedule']} over {horizon} steps" if optim["schedule"] != "constant" else "constant"
+    return f"{init}{paths}; {config['loss']['pixel'].upper()} loss, AdamW lr {optim['lr']:g} {rate}"
 
 
 def stage_rows(stages: list[dict]) -> str:
@@ -193,7 +194,7 @@ PSNR (dB) by frame range. A causal model trained only on short clips degrades pa
 | continuous (latents) | {' | '.join(f'{v:.2f}' for v in ranges['latents'])} |
 
 Reproduce: `onevae reconstruct --pad` (the default clip is carphone_pristine), or
-`python scripts/install_default_model.py runs/default_small/longer/export --wall-seconds N`.
+`python scripts/install_default_model.py {stages[-1]['config']['output_dir']}/export --wall-seconds N{' --gpu NAME:SECONDS' if args.gpu else ''}`.
 
 ## Training
 
