@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--eval-out", type=Path, default=Path("eval/onevae-small"), help="where the held-out evaluation is written")
     parser.add_argument("--baselines", type=Path, default=None, help="baseline cache of earlier `onevae eval` runs")
     parser.add_argument("--gpu", default=None, metavar="NAME:SECONDS",
-                        help="the last stage ran on this GPU for this long (e.g. 'NVIDIA H200:425'); the others on this CPU")
+                        help="one stage ran on this GPU for this long (e.g. 'NVIDIA H200:425'); the others on this CPU")
+    parser.add_argument("--gpu-stage", type=int, default=None, help="which stage (1-based) ran on --gpu (default: the last)")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
@@ -141,9 +142,10 @@ def main() -> None:
                "held_out": [r.__dict__ for r in held_out]}
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
-    where = f"stages 1-{len(stages) - 1} on a CPU, stage {len(stages)} on one {gpu_name}" if args.gpu else "on a CPU"
-    hardware = (f"{args.wall_seconds / 60:.0f} min for stages 1-{len(stages) - 1} on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
-                f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for stage {len(stages)} on one "
+    gpu_stage = args.gpu_stage or len(stages)
+    where = f"stage {gpu_stage} on one {gpu_name}, the others on a CPU" if args.gpu else "on a CPU"
+    hardware = (f"{args.wall_seconds / 60:.0f} min for the CPU stages on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
+                f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for stage {gpu_stage} on one "
                 f"{gpu_name}; PyTorch {torch.__version__} here" if args.gpu else
                 f"{args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},\n"
                 "CPU only, sharing the machine with development work)")

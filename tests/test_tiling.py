@@ -198,6 +198,34 @@ def test_files_are_encoded_tile_by_tile_in_memory_bounded_by_the_tile(tmp_path, 
     assert torch.equal(grids.rest, expected.rest) and meta.frames == 9
 
 
+def test_corpus_clips_too_large_for_every_tiles_caches_are_encoded_tile_by_tile(monkeypatch):
+    """onevae tokenize's ClipEncoder: frames pushed piece by piece, kept, and encoded tile by tile at finish
+    with exactly the tokens of the in-memory tile-by-tile path; a clip that would not fit is refused clearly."""
+    from onevae.corpus.model_adapter import ClipEncoder
+    from onevae.pipeline import _cache_bytes, plan_tiling
+
+    model = tiny_model("888")
+    video = random_video(9, 96, 128, seed=8)
+    budget = _cache_bytes(model, 96, 128) // 2  # the caches of a whole frame alone exceed it
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(int(budget / 0.8)))
+    tiling = plan_tiling(model, 96, 128, 8, tile_by_tile=True)
+    encoder = ClipEncoder(model, 1, tokens=True, latents=False, latent_dtype=torch.float16)
+    for start, stop in ((0, 1), (1, 6), (6, 9)):
+        encoder.push(video[:, :, start:stop])
+    assert encoder.kept is not None  # kept for tile-by-tile encoding, not streamed
+    encoded = encoder.finish()
+    model.enable_tiling(tiling.tile, tiling.overlap)
+    with torch.no_grad():
+        expected = model.encode_tokens(video, mode="stream", chunk_frames=8)
+    assert torch.equal(encoded.tokens[0], expected.rest) and encoded.padded_frames == 0
+    model.disable_tiling()
+    encoder = ClipEncoder(model, 1, tokens=True, latents=False, latent_dtype=torch.float16)
+    frame_bytes = 3 * 96 * 128 * 4
+    with pytest.raises(InputError, match="--clip-frames"):  # a clip longer than half the memory cannot be kept
+        for _ in range(int(budget // frame_bytes) + 2):
+            encoder.push(video[:, :, :1])
+
+
 def test_files_too_large_for_every_tiles_caches_are_decoded_tile_by_tile_through_a_disk_canvas(tmp_path):
     from onevae.pipeline import _decoded_tile_by_tile
     from onevae.streaming import TiledDecoder

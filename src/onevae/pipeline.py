@@ -6,9 +6,11 @@ written as they come, so a long or large video never has to fit in memory (only 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,7 +100,7 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     tiles will run one after the other over the whole clip (:meth:`TiledEncoder.encode_rereading`), so only one
     tile's causal caches are alive; otherwise every tile keeps its caches, and a frame whose caches alone would
     not fit is refused."""
-    budget = _available_memory(model.device)
+    budget = available_memory(model.device)
     if budget is None:
         return model.tiling
     budget = int(budget * _MEMORY_SHARE)
@@ -146,7 +148,8 @@ def _largest_tiling(model: OneVAE, need: Callable[[int], int], budget: int, larg
     return Tiling(side, side // 4 // sf * sf)
 
 
-def _available_memory(device: torch.device) -> int | None:
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this process on ``device`` (``ONEVAE_AVAILABLE_MEMORY`` overrides it on the CPU)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     override = os.environ.get("ONEVAE_AVAILABLE_MEMORY")
@@ -372,60 +375,121 @@ def reconstruct_file(
     progress: bool = False,
     on_frames: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
 ) -> Reconstruction:
-    """Encode and decode a file through tokens and through latents, chunk by chunk; PSNR/SSIM per frame
-    against the fitted input; optionally write ``out`` (one path, or input | tokens | latents side by side)."""
+    """Encode and decode a file through tokens and through latents; PSNR/SSIM per frame against the fitted
+    input; optionally write ``out`` (one path, or input | tokens | latents side by side).
+
+    Frame by frame with causal caches (one pass over the file) when every tile's caches fit in memory; else tile
+    by tile (one tile's caches alive: the file is read once per tile, then the decoded frames wait in a canvas
+    on disk beside ``out`` while the file is read a last time to compare)."""
     from .eval.metrics import psnr_per_frame, ssim_per_frame  # torchmetrics: heavy, and only reconstruct needs it
 
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
-    tf = model.config.temporal_factor
-    tiling = plan_tiling(model, geometry.height, geometry.width, options.chunk_latents * tf)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
     if output_path not in paths:
         raise InputError(f"this model has no {output_path} path (it is continuous only)")
-    encoder = encoder_for(model, geometry.height, geometry.width, options.chunk_latents * tf, tiling=tiling)
-    decoders = {p: decoder_for(model, geometry.height, geometry.width, tiling=tiling) for p in paths}
-    pending: deque[torch.Tensor] = deque()  # input frames (3, H, W) waiting for their reconstruction
+    chunk = options.chunk_latents * model.config.temporal_factor
+    try:
+        tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
+        pairs = _reconstructed_frame_by_frame(model, path, info, geometry, options, tiling, paths)
+    except InputError as error:  # the caches of every tile at once do not fit: tile by tile, if tiles are what is missing
+        tiling = plan_tiling(model, geometry.height, geometry.width, chunk, tile_by_tile=True)
+        if tiling is None or not tiling.applies(geometry.height, geometry.width):
+            raise error from None
+        canvas_beside = out if out is not None else Path(tempfile.gettempdir()) / f"onevae-reconstruct-{os.getpid()}"
+        pairs = _reconstructed_tile_by_tile(model, path, info, geometry, options, tiling, paths, canvas_beside, progress)
     per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
     fps = output_fps(info, options)
     writer = VideoWriter(out, fps=fps) if out is not None else None
     frames_total = 0
     try:
         with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            def consume(latents: Latents | None) -> None:
-                if latents is None:  # nothing completed in this piece
-                    return
-                check_finite(latents.to_list(), "latents", model)
-                recons = {p: check_finite(_decode_chunk(model, decoders[p], latents, p), "frames", model) for p in paths}
-                n = recons[paths[0]].shape[2]
-                inputs = torch.stack([pending.popleft() for _ in range(min(n, len(pending)))], dim=1)  # (3, n', H, W)
-                n_real = inputs.shape[1]
+            for inputs, recons in pairs:  # (3, n, H, W) and path -> (3, n, H, W)
                 for p in paths:
-                    rec = recons[p][0, :, :n_real].float().clamp(-1, 1).cpu()
-                    per_frame[p]["psnr"] += psnr_per_frame(inputs, rec).tolist()
-                    per_frame[p]["ssim"] += ssim_per_frame(inputs, rec).tolist()
-                    recons[p] = rec
+                    per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()
+                    per_frame[p]["ssim"] += ssim_per_frame(inputs, recons[p]).tolist()
                 if writer is not None:
                     writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry, options.size_mode))
                 if on_frames is not None:
                     on_frames(inputs, recons)
-                bar.update(n_real)
-
-            for window in _windows(path, model, info, geometry, options):
-                pending.extend(window[0].float().cpu().unbind(1))
-                frames_total += window.shape[2]
-                consume(encoder.push(window))
-            if frames_total == 0:
-                raise InputError(f"{path}: no frame could be read")
-            tail, _ = encoder.finish()
-            consume(tail)
+                frames_total += inputs.shape[1]
+                bar.update(inputs.shape[1])
+        if frames_total == 0:
+            raise InputError(f"{path}: no frame could be read")
         if writer is not None:
             writer.close()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
+    finally:
+        pairs.close()  # a tile-by-tile canvas is removed whatever happened
     return Reconstruction(fps, frames_total, per_frame, geometry, info)
+
+
+Pairs = Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]  # (input frames, path -> reconstructed frames)
+
+
+def _reconstructed_frame_by_frame(
+    model: OneVAE, path: Path, info: VideoInfo, geometry: Geometry, options: FitOptions, tiling: Tiling | None, paths: list[str],
+) -> Pairs:
+    """One pass over the file: each chunk is encoded, decoded through every path and paired with its input."""
+    chunk = options.chunk_latents * model.config.temporal_factor
+    encoder = encoder_for(model, geometry.height, geometry.width, chunk, tiling=tiling)
+    decoders = {p: decoder_for(model, geometry.height, geometry.width, tiling=tiling) for p in paths}
+    pending: deque[torch.Tensor] = deque()  # input frames (3, H, W) waiting for their reconstruction
+
+    def paired(latents: Latents | None) -> Pairs:
+        if latents is None:  # nothing completed in this piece
+            return
+        check_finite(latents.to_list(), "latents", model)
+        recons = {p: check_finite(_decode_chunk(model, decoders[p], latents, p), "frames", model) for p in paths}
+        inputs = torch.stack([pending.popleft() for _ in range(min(recons[paths[0]].shape[2], len(pending)))], dim=1)
+        yield inputs, {p: recons[p][0, :, : inputs.shape[1]].float().clamp(-1, 1).cpu() for p in paths}
+
+    for window in _windows(path, model, info, geometry, options):
+        pending.extend(window[0].float().cpu().unbind(1))
+        yield from paired(encoder.push(window))
+    if pending:
+        tail, _ = encoder.finish()
+        yield from paired(tail)
+
+
+def _reconstructed_tile_by_tile(
+    model: OneVAE, path: Path, info: VideoInfo, geometry: Geometry, options: FitOptions, tiling: Tiling, paths: list[str],
+    canvas_beside: Path, progress: bool,
+) -> Pairs:
+    """Encode tile by tile (the file read once per tile), decode each path tile by tile into a canvas on disk,
+    then read the file once more and pair its frames with the canvases'."""
+    h, w, step = geometry.height, geometry.width, options.chunk_latents * model.config.temporal_factor
+    encoder = encoder_for(model, h, w, step, tiling=tiling)
+    expected = _expected_frames(info, options)
+    with _progress(expected * len(encoder.boxes) if expected else None, f"encode {path.name} ({len(encoder.boxes)} tiles)", progress) as bar:
+        def read() -> Iterator[torch.Tensor]:
+            for window in _windows(path, model, info, geometry, options):
+                bar.update(window.shape[2])
+                yield window
+
+        latents, frames, _ = encoder.encode_rereading(read)
+    if not frames:
+        return
+    check_finite(latents.to_list(), "latents", model)
+    streams = {p: _decoded_tile_by_tile(decoder_for(model, h, w, tiling=tiling), model.latents_to_tokens(latents) if p == "tokens" else latents,
+                                        options.chunk_latents, canvas_beside.with_name(f"{canvas_beside.name}.{p}")) for p in paths}
+    try:
+        recons = {p: _frames_of(check_finite(f, "frames", model)[0].float().clamp(-1, 1).cpu() for f in stream) for p, stream in streams.items()}
+        source = _frames_of(window[0].float().cpu() for window in _windows(path, model, info, geometry, options))
+        while inputs := list(itertools.islice(source, step)):
+            yield torch.stack(inputs, dim=1), {p: torch.stack(list(itertools.islice(recons[p], len(inputs))), dim=1) for p in paths}
+    finally:
+        for stream in streams.values():
+            stream.close()
+
+
+def _frames_of(chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """(3, t, H, W) chunks -> (3, H, W) frames."""
+    for chunk in chunks:
+        yield from chunk.unbind(1)
 
 
 def _decode_chunk(model: OneVAE, decoder, latents: Latents, path: str) -> torch.Tensor:

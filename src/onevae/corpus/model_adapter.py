@@ -28,31 +28,65 @@ def grid_names(model) -> list[str]:
 class ClipEncoder:
     """Streams one clip through the model as ``onevae encode`` does (frame 0, then chunks of ``chunk_latents * tf``
     frames, tiled where the pipeline would tile, the last chunk padded by repeating the last frame), keeping the
-    grids on the CPU in their stored types: int32 tokens, ``latent_dtype`` latents."""
+    grids on the CPU in their stored types: int32 tokens, ``latent_dtype`` latents. A frame too large for every
+    tile's caches at once keeps the clip's frames and encodes it tile by tile at :meth:`finish`."""
 
     def __init__(self, model, chunk_latents: int, tokens: bool, latents: bool, latent_dtype: torch.dtype) -> None:
         self.model, self.want_tokens, self.want_latents, self.latent_dtype = model, tokens, latents, latent_dtype
         self.chunk = chunk_latents * model.config.temporal_factor
         self.encoder = None
+        self.kept: list[torch.Tensor] | None = None  # the clip's frames, when it is encoded tile by tile at the end
         self.token_parts: list = []
         self.latent_parts: list = []
 
     @torch.no_grad()
     def push(self, frames: torch.Tensor) -> None:
         """Frames (1, 3, t, H, W) float in [-1, 1], on any device."""
+        frames = frames.to(self.model.device, self.model.encode_dtype)
         if self.encoder is None:
-            from ..pipeline import plan_tiling
-            from ..streaming import encoder_for
+            self._open(*frames.shape[-2:])
+        if self.kept is not None:
+            self._keep_frames(frames)
+        else:
+            self._keep(self.encoder.push(frames))
 
-            height, width = frames.shape[-2:]
+    def _open(self, height: int, width: int) -> None:
+        """Frame by frame (every tile keeping its caches) when that fits, as encode_file; else tile by tile over
+        the clip kept in memory (one tile's caches alive), as encode_file does over the file."""
+        from ..errors import InputError
+        from ..pipeline import plan_tiling
+        from ..streaming import encoder_for
+
+        try:
             tiling = plan_tiling(self.model, height, width, self.chunk)
-            self.encoder = encoder_for(self.model, height, width, self.chunk, tiling=tiling)
-        self._keep(self.encoder.push(frames.to(self.model.device, self.model.encode_dtype)))
+        except InputError as error:
+            tiling = plan_tiling(self.model, height, width, self.chunk, tile_by_tile=True)
+            if tiling is None or not tiling.applies(height, width):
+                raise error from None
+            self.kept = []
+        self.encoder = encoder_for(self.model, height, width, self.chunk, tiling=tiling)
+
+    def _keep_frames(self, frames: torch.Tensor) -> None:
+        from ..errors import InputError
+        from ..pipeline import available_memory
+
+        self.kept.append(frames)
+        held = sum(f.numel() * f.element_size() for f in self.kept)
+        budget = available_memory(self.model.device)
+        if budget is not None and held > budget // 2:
+            t = sum(f.shape[2] for f in self.kept)
+            raise InputError(f"a clip of {t}+ frames of {frames.shape[-1]}x{frames.shape[-2]} is encoded tile by tile from memory "
+                             f"and does not fit ({held / 2**30:.1f} GiB so far); cut shorter clips (--clip-frames) or downscale")
 
     @torch.no_grad()
     def finish(self) -> EncodedClip:
-        tail, added = self.encoder.finish()
-        self._keep(tail)
+        if self.kept is not None:
+            latents, _, added = self.encoder.encode_rereading(lambda: iter(self.kept))
+            self.kept = None
+            self._keep(latents)
+        else:
+            tail, added = self.encoder.finish()
+            self._keep(tail)
         tokens = type(self.token_parts[0]).cat(self.token_parts).to_list() if self.want_tokens else None
         latents = type(self.latent_parts[0]).cat(self.latent_parts).to_list() if self.want_latents else None
         return EncodedClip(tokens, latents, int(added))
