@@ -278,3 +278,23 @@ def test_a_run_that_stops_itself_is_recorded_as_failed(tmp_path):
     loaded = load_experiment(spec_path)
     verdict = judge(loaded, loaded.checks[0], list(rows.values()), [])
     assert verdict.status == "inconclusive (1 run(s) failed)"
+
+
+def test_a_changed_config_replaces_the_stale_rows_instead_of_keeping_them(tmp_path):
+    """results.csv is keyed by (arm, seed) and the run's hash: after a config change, the new run's row and
+    curves replace the old ones (an experiment fixed after a bad run must not keep reporting the bad run)."""
+    spec_path = mini_experiment(tmp_path)
+    root = tmp_path / "runs"
+    assert run_quick(spec_path, root) == 0
+    before = read(root / "mini" / "results.csv")
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["arms"]["scratch"]["train"] = {"optim": {"lr": 3e-4}}  # only the scratch arm changes
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert run_quick(spec_path, root) == 0
+    after = read(root / "mini" / "results.csv")
+    runs = lambda rows, arm: [r["run"] for r in rows if r["arm"] == arm]  # noqa: E731
+    assert runs(after, "from_prior") == runs(before, "from_prior")  # unchanged: kept, not redone
+    assert len(runs(after, "scratch")) == 1 and runs(after, "scratch") != runs(before, "scratch")
+    curves = read(root / "mini" / "curves.csv")
+    assert {(r["arm"], r["seed"]) for r in curves} == {("from_prior", "0"), ("scratch", "0")}
+    assert len([r for r in curves if r["arm"] == "scratch"]) == len([r for r in curves if r["arm"] == "from_prior"])  # no stale curve left

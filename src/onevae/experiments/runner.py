@@ -311,6 +311,16 @@ def append_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> No
             writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in fields} for r in rows)
 
 
+def drop_rows(path: Path, fields: list[str], arm: str, seed: int) -> None:
+    """Remove an (arm, seed)'s rows from a CSV (rewritten whole, atomically)."""
+    kept = [r for r in read_csv(path) if not (r["arm"] == arm and r["seed"] == str(seed))]
+    with atomic_path(path) as tmp:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+
+
 def experiment_dir(root: Path, spec: ExperimentSpec) -> Path:
     return root / spec.name
 
@@ -320,9 +330,12 @@ def record(spec: ExperimentSpec, plan: RunPlan, summary: dict[str, Any], options
     folder = experiment_dir(options.root, spec)
     directory = plan.directory(options.root)
     with locked(folder / ".csv.lock", blocking=True):
-        done = {(r["arm"], r["seed"]) for r in read_csv(folder / "results.csv")}
-        if (plan.name, str(plan.seed)) in done:
+        rows = read_csv(folder / "results.csv")
+        if any(r["arm"] == plan.name and r["seed"] == str(plan.seed) and r["run"] == directory.name for r in rows):
             return False
+        if any(r["arm"] == plan.name and r["seed"] == str(plan.seed) for r in rows):  # a run of an older config: replaced
+            drop_rows(folder / "results.csv", RESULT_FIELDS, plan.name, plan.seed)
+            drop_rows(folder / "curves.csv", CURVE_FIELDS, plan.name, plan.seed)
         append_rows(folder / "curves.csv", CURVE_FIELDS, curve_rows(spec, plan, directory))
         append_rows(folder / "results.csv", RESULT_FIELDS, [result_row(spec, plan, summary, directory)])
     return True
