@@ -196,11 +196,16 @@ def flat_colour_chart(rng: np.random.Generator, size: int = 160) -> np.ndarray:
             rgb = (rng.random(),) * 3
         return tuple(int(round(255 * c)) for c in rgb)
 
+    return _flat_shapes(rng, colour, size, shapes=(2, 7), min_radius=size // 8)
+
+
+def _flat_shapes(rng: np.random.Generator, colour, size: int, shapes: tuple[int, int], min_radius: int) -> np.ndarray:
+    """A (size, size, 3) uint8 image: a flat background and a few flat discs and squares, colours from ``colour()``."""
     image = np.empty((size, size, 3), np.uint8)
     image[:] = colour()
     yy, xx = np.mgrid[:size, :size]
-    for _ in range(int(rng.integers(2, 7))):
-        cy, cx, r = rng.integers(0, size, 2).tolist() + [int(rng.integers(size // 8, size // 2))]
+    for _ in range(int(rng.integers(*shapes))):
+        cy, cx, r = rng.integers(0, size, 2).tolist() + [int(rng.integers(min_radius, size // 2))]
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r if rng.random() < 0.5 else (abs(yy - cy) < r) & (abs(xx - cx) < r)
         image[mask] = colour()
     return image
@@ -221,14 +226,7 @@ def gamut_chart(rng: np.random.Generator, size: int = 160) -> np.ndarray:
         order = rng.permutation(3)
         return tuple(rgb[i] for i in order)
 
-    image = np.empty((size, size, 3), np.uint8)
-    image[:] = colour()
-    yy, xx = np.mgrid[:size, :size]
-    for _ in range(int(rng.integers(1, 5))):
-        cy, cx, r = rng.integers(0, size, 2).tolist() + [int(rng.integers(size // 6, size // 2))]
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r if rng.random() < 0.5 else (abs(yy - cy) < r) & (abs(xx - cx) < r)
-        image[mask] = colour()
-    return image
+    return _flat_shapes(rng, colour, size, shapes=(1, 5), min_radius=size // 6)
 
 
 def write_gamut_charts(out: str | Path, count: int, seed: int = 0) -> int:
