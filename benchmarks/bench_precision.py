@@ -19,8 +19,10 @@ from onevae.eval.metrics import psnr_per_frame
 from onevae.io import read_video, sample_video_path
 
 
-def run_pair(model: OneVAE, video: torch.Tensor, encode: torch.dtype, decode: torch.dtype) -> dict:
-    """Tokens and latents of ``video`` with the encoder in ``encode`` and the decoder in ``decode``."""
+def run_pair(model_name: str, video: torch.Tensor, encode: torch.dtype, decode: torch.dtype) -> dict:
+    """Tokens and latents of ``video`` with the encoder in ``encode`` and the decoder in ``decode`` (a fresh copy
+    of the model each time: casting down and back up would not restore the dropped bits)."""
+    model = OneVAE.from_pretrained(model_name, device=video.device)
     model.set_precision(encode=encode, decode=decode)
     sync = torch.cuda.synchronize if video.is_cuda else (lambda: None)
     with torch.no_grad():
@@ -51,18 +53,17 @@ def main() -> None:
     parser.add_argument("--pairs", default="float32/float32,float32/bfloat16,bfloat16/bfloat16")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    model = OneVAE.from_pretrained(args.model, device=args.device)
     clip = args.clip or sample_video_path("carphone_pristine")
     video = read_video(clip, max_frames=args.frames)[0].unsqueeze(0).to(args.device)  # (1, 3, T, H, W)
     pairs = [tuple(getattr(torch, name) for name in pair.split("/")) for pair in args.pairs.split(",")]
-    reference = run_pair(model, video, torch.float32, torch.float32)
+    reference = run_pair(args.model, video, torch.float32, torch.float32)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"# {args.model}, {clip} ({video.shape[2]} frames of {video.shape[4]}x{video.shape[3]}) on {args.device} ({name}), torch {torch.__version__}")
     print("| encode / decode | tokens dB | latents dB | tokens dB vs f32 | latents max abs diff vs f32 | tokens differing | non-finite | encode s | decode s |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for encode, decode in pairs:
-        out = run_pair(model, video, encode, decode)
+        out = run_pair(args.model, video, encode, decode)
         row = {
             "pair": f"{str(encode).removeprefix('torch.')}/{str(decode).removeprefix('torch.')}",
             "tokens_db": psnr_per_frame(video, out["from_tokens"]).mean().item(),

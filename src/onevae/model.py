@@ -125,7 +125,9 @@ class OneVAE(nn.Module):
 
     def set_precision(self, encode: torch.dtype | None = None, decode: torch.dtype | None = None) -> None:
         """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
-        FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype."""
+        FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype. The
+        weights are cast in place: going back up to float32 does not restore the bits a lower precision dropped
+        (load the model again for that)."""
         vae = self.model
         for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
             if dtype is not None:
