@@ -137,6 +137,19 @@ def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int, t
     return plan_tiling(model, height, width, chunk_latents * config.temporal_factor, tile_by_tile)
 
 
+def plan_streaming(plan: Callable[[bool], Tiling | None], height: int, width: int) -> tuple[Tiling | None, bool]:
+    """(tiling, tile_by_tile) for frames of (height, width): frame by frame, every tile keeping its caches, when
+    ``plan(False)`` fits; else tile by tile (``plan(True)``: one tile's caches alive) if tiles are what is missing;
+    else ``plan(False)``'s error (the frame is too large even for one tile)."""
+    try:
+        return plan(False), False
+    except InputError as error:
+        tiling = plan(True)
+        if tiling is None or not tiling.applies(height, width):
+            raise error from None
+        return tiling, True
+
+
 def _largest_tiling(model: OneVAE, need: Callable[[int], int], budget: int, largest: int) -> Tiling | None:
     """The largest tile (a multiple of the spatial factor, at most ``largest``) whose ``need(tile)`` fits."""
     sf = model.config.spatial_factor
@@ -295,12 +308,8 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
         grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
-    try:  # frame by frame, every tile keeping its causal caches, when they fit
-        tiling, tile_by_tile = plan_decode_tiling(model, meta, chunk_latents), False
-    except InputError as error:  # else tile by tile, blending into a canvas on disk, if tiles are what is missing
-        tiling, tile_by_tile = plan_decode_tiling(model, meta, chunk_latents, tile_by_tile=True), True
-        if tiling is None or not tiling.applies(h * sf, w * sf):  # the decoded frames are small: tiles cannot help
-            raise error
+    # tile by tile, the frames blended into a canvas on disk, when every tile's caches at once would not fit
+    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
@@ -389,15 +398,13 @@ def reconstruct_file(
     if output_path not in paths:
         raise InputError(f"this model has no {output_path} path (it is continuous only)")
     chunk = options.chunk_latents * model.config.temporal_factor
-    try:
-        tiling = plan_tiling(model, geometry.height, geometry.width, chunk)
-        pairs = _reconstructed_frame_by_frame(model, path, info, geometry, options, tiling, paths)
-    except InputError as error:  # the caches of every tile at once do not fit: tile by tile, if tiles are what is missing
-        tiling = plan_tiling(model, geometry.height, geometry.width, chunk, tile_by_tile=True)
-        if tiling is None or not tiling.applies(geometry.height, geometry.width):
-            raise error from None
+    h, w = geometry.height, geometry.width
+    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(model, h, w, chunk, tbt), h, w)
+    if tile_by_tile:
         canvas_beside = out if out is not None else Path(tempfile.gettempdir()) / f"onevae-reconstruct-{os.getpid()}"
         pairs = _reconstructed_tile_by_tile(model, path, info, geometry, options, tiling, paths, canvas_beside, progress)
+    else:
+        pairs = _reconstructed_frame_by_frame(model, path, info, geometry, options, tiling, paths)
     per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
     fps = output_fps(info, options)
     writer = VideoWriter(out, fps=fps) if out is not None else None

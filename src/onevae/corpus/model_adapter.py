@@ -53,17 +53,11 @@ class ClipEncoder:
     def _open(self, height: int, width: int) -> None:
         """Frame by frame (every tile keeping its caches) when that fits, as encode_file; else tile by tile over
         the clip kept in memory (one tile's caches alive), as encode_file does over the file."""
-        from ..errors import InputError
-        from ..pipeline import plan_tiling
+        from ..pipeline import plan_streaming, plan_tiling
         from ..streaming import encoder_for
 
-        try:
-            tiling = plan_tiling(self.model, height, width, self.chunk)
-        except InputError as error:
-            tiling = plan_tiling(self.model, height, width, self.chunk, tile_by_tile=True)
-            if tiling is None or not tiling.applies(height, width):
-                raise error from None
-            self.kept = []
+        tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(self.model, height, width, self.chunk, tbt), height, width)
+        self.kept = [] if tile_by_tile else None
         self.encoder = encoder_for(self.model, height, width, self.chunk, tiling=tiling)
 
     def _keep_frames(self, frames: torch.Tensor) -> None:
