@@ -36,6 +36,7 @@ class ClipEncoder:
         self.chunk = chunk_latents * model.config.temporal_factor
         self.encoder = None
         self.kept: list[torch.Tensor] | None = None  # the clip's frames, when it is encoded tile by tile at the end
+        self.kept_bytes, self.keep_budget = 0, None  # their size, and the most they may take (half the memory)
         self.token_parts: list = []
         self.latent_parts: list = []
 
@@ -53,24 +54,24 @@ class ClipEncoder:
     def _open(self, height: int, width: int) -> None:
         """Frame by frame (every tile keeping its caches) when that fits, as encode_file; else tile by tile over
         the clip kept in memory (one tile's caches alive), as encode_file does over the file."""
-        from ..pipeline import plan_streaming, plan_tiling
+        from ..pipeline import available_memory, plan_streaming, plan_tiling
         from ..streaming import encoder_for
 
         tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(self.model, height, width, self.chunk, tbt), height, width)
-        self.kept = [] if tile_by_tile else None
+        if tile_by_tile:
+            self.kept, memory = [], available_memory(self.model.device)
+            self.keep_budget = None if memory is None else memory // 2
         self.encoder = encoder_for(self.model, height, width, self.chunk, tiling=tiling)
 
     def _keep_frames(self, frames: torch.Tensor) -> None:
         from ..errors import InputError
-        from ..pipeline import available_memory
 
         self.kept.append(frames)
-        held = sum(f.numel() * f.element_size() for f in self.kept)
-        budget = available_memory(self.model.device)
-        if budget is not None and held > budget // 2:
+        self.kept_bytes += frames.numel() * frames.element_size()
+        if self.keep_budget is not None and self.kept_bytes > self.keep_budget:
             t = sum(f.shape[2] for f in self.kept)
             raise InputError(f"a clip of {t}+ frames of {frames.shape[-1]}x{frames.shape[-2]} is encoded tile by tile from memory "
-                             f"and does not fit ({held / 2**30:.1f} GiB so far); cut shorter clips (--clip-frames) or downscale")
+                             f"and does not fit ({self.kept_bytes / 2**30:.1f} GiB so far); cut shorter clips (--clip-frames) or downscale")
 
     @torch.no_grad()
     def finish(self) -> EncodedClip:

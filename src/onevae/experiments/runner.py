@@ -300,25 +300,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def append_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
-    """Add rows to a CSV, rewriting it whole (temporary name, then rename) so that it is never half-written."""
-    existing = read_csv(path)
+def write_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write a CSV whole (temporary name, then rename) so that it is never half-written."""
     with atomic_path(path) as tmp:
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(existing)
             writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in fields} for r in rows)
 
 
+def append_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    """Add rows to a CSV (rewritten whole)."""
+    write_rows(path, fields, read_csv(path) + rows)
+
+
 def drop_rows(path: Path, fields: list[str], arm: str, seed: int) -> None:
-    """Remove an (arm, seed)'s rows from a CSV (rewritten whole, atomically)."""
-    kept = [r for r in read_csv(path) if not (r["arm"] == arm and r["seed"] == str(seed))]
-    with atomic_path(path) as tmp:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept)
+    """Remove an (arm, seed)'s rows from a CSV (rewritten whole)."""
+    write_rows(path, fields, [r for r in read_csv(path) if not (r["arm"] == arm and r["seed"] == str(seed))])
 
 
 def experiment_dir(root: Path, spec: ExperimentSpec) -> Path:
