@@ -102,6 +102,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def parse_stages(text: str) -> tuple[int, int]:
+    """'7' -> (7, 7); '7-9' -> (7, 9): a run of consecutive stages, 1-based."""
+    first, _, last = text.partition("-")
+    try:
+        span = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N-M, got {text!r}") from None
+    if not 1 <= span[0] <= span[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= N <= M, got {text!r}")
+    return span
+
+
+def stage_words(span: tuple[int, int]) -> str:
+    return f"stage {span[0]}" if span[0] == span[1] else f"stages {span[0]}-{span[1]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path)
@@ -111,8 +127,9 @@ def main() -> None:
     parser.add_argument("--eval-out", type=Path, default=Path("eval/onevae-small"), help="where the held-out evaluation is written")
     parser.add_argument("--baselines", type=Path, default=None, help="baseline cache of earlier `onevae eval` runs")
     parser.add_argument("--gpu", default=None, metavar="NAME:SECONDS",
-                        help="one stage ran on this GPU for this long (e.g. 'NVIDIA H200:425'); the others on this CPU")
-    parser.add_argument("--gpu-stage", type=int, default=None, help="which stage (1-based) ran on --gpu (default: the last)")
+                        help="some stages ran on this GPU for this long in all (e.g. 'NVIDIA H200:1070'); the others on this CPU")
+    parser.add_argument("--gpu-stages", type=parse_stages, default=None, metavar="N[-M]",
+                        help="which stages (1-based, e.g. 7 or 7-9) ran on --gpu (default: the last)")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
@@ -142,10 +159,10 @@ def main() -> None:
                "held_out": [r.__dict__ for r in held_out]}
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
-    gpu_stage = args.gpu_stage or len(stages)
-    where = f"stage {gpu_stage} on one {gpu_name}, the others on a CPU" if args.gpu else "on a CPU"
+    gpu_stages = stage_words(args.gpu_stages or (len(stages), len(stages)))
+    where = f"{gpu_stages} on one {gpu_name}, the others on a CPU" if args.gpu else "on a CPU"
     hardware = (f"{args.wall_seconds / 60:.0f} min for the CPU stages on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
-                f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for stage {gpu_stage} on one "
+                f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for {gpu_stages} on one "
                 f"{gpu_name}; PyTorch {torch.__version__} here" if args.gpu else
                 f"{args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},\n"
                 "CPU only, sharing the machine with development work)")
