@@ -114,6 +114,18 @@ def parse_stages(text: str) -> tuple[int, int]:
     return span
 
 
+def parse_stage_steps(text: str) -> tuple[int, int]:
+    """'5=3600' -> (5, 3600): stage 5 (1-based) ran 3,600 steps."""
+    number, _, steps = text.partition("=")
+    try:
+        parsed = int(number), int(steps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N=STEPS, got {text!r}") from None
+    if parsed[0] < 1 or parsed[1] < 0:
+        raise argparse.ArgumentTypeError(f"expected N >= 1 and STEPS >= 0, got {text!r}")
+    return parsed
+
+
 def stage_words(span: tuple[int, int]) -> str:
     return f"stage {span[0]}" if span[0] == span[1] else f"stages {span[0]}-{span[1]}"
 
@@ -130,6 +142,9 @@ def main() -> None:
                         help="some stages ran on this GPU for this long in all (e.g. 'NVIDIA H200:1070'); the others on this CPU")
     parser.add_argument("--gpu-stages", type=parse_stages, default=None, metavar="N[-M]",
                         help="which stages (1-based, e.g. 7 or 7-9) ran on --gpu (default: the last)")
+    parser.add_argument("--stage-steps", nargs="+", default=[], type=parse_stage_steps, metavar="N=STEPS",
+                        help="steps of stages whose runs are not on this machine, as exported for the next stage (e.g. 5=3600 6=900); "
+                             "otherwise such a stage shows its config's max_steps")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
@@ -148,6 +163,10 @@ def main() -> None:
                       "psnr_min": float(np.min(m["psnr"])), "psnr_first_frame": float(m["psnr"][0])} for path, m in per_frame.items()}
     frames = len(per_frame["tokens"]["psnr"])
     stages = [training_summary(path) for path in args.configs]
+    for number, steps in args.stage_steps:
+        if number > len(stages):
+            parser.error(f"--stage-steps: there are only {len(stages)} stages")
+        stages[number - 1]["steps"] = steps
     if export_step(args.export) is not None:  # the last stage's run may have gone on after this export
         stages[-1]["steps"] = export_step(args.export)
     config = model.config

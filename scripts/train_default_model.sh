@@ -6,8 +6,9 @@
 # broader data of scripts/prepare_training_data.py (native-scale tiles, photos, colour augmentation).
 # STAGE5_STEPS and STAGE6_STEPS set the lengths of stage 5 and of stage 6 (65-frame clips, against the drift
 # past the training length that stage 5 showed); the defaults are those of the shipped model (its model card).
-# Stage 7 (configs/default_small_gpu.yaml, STAGE7_STEPS) needs a CUDA GPU (7 min on an H200; days on 2 cores):
-# without one the script installs stage 6 and says so. STAGE5_STEPS=0 stops after stage 4.
+# Stages 7-9 (configs/default_small_gpu{,_cosine,_anneal}.yaml; STAGE7_STEPS sets stage 7's length) need a CUDA
+# GPU (18 min on an H200; days on 2 cores): without one the script installs stage 6 and says so.
+# STAGE5_STEPS=0 stops after stage 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE5_STEPS="${STAGE5_STEPS:-3600}"
@@ -29,12 +30,14 @@ if [ "$STAGE5_STEPS" -gt 0 ] && [ "$STAGE6_STEPS" -gt 0 ]; then
   if [ "$STAGE7_STEPS" -gt 0 ] && python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     gpu_start=$(date +%s)
     onevae train --config configs/default_small_gpu.yaml --resume auto trainer.max_steps="$STAGE7_STEPS"
+    onevae train --config configs/default_small_gpu_cosine.yaml --resume auto
+    onevae train --config configs/default_small_gpu_anneal.yaml --resume auto
     gpu_name=$(python -c "import torch; print(torch.cuda.get_device_name())")
-    python scripts/install_default_model.py runs/default_small/gpu/export --wall-seconds $((end - start)) \
-      --gpu "$gpu_name:$(( $(date +%s) - gpu_start ))" \
-      --configs configs/default_small_{continuous,joint,long,longer,finetune,longclips,gpu}.yaml
+    python scripts/install_default_model.py runs/default_small/gpu_anneal/export --wall-seconds $((end - start)) \
+      --gpu "$gpu_name:$(( $(date +%s) - gpu_start ))" --gpu-stages 7-9 \
+      --configs configs/default_small_{continuous,joint,long,longer,finetune,longclips,gpu,gpu_cosine,gpu_anneal}.yaml
   else
-    echo "no CUDA GPU (or STAGE7_STEPS=0): installing stage 6; the shipped model has stage 7 (configs/default_small_gpu.yaml)"
+    echo "no CUDA GPU (or STAGE7_STEPS=0): installing stage 6; the shipped model has stages 7-9 (configs/default_small_gpu*.yaml)"
     python scripts/install_default_model.py runs/default_small/longclips/export --wall-seconds $((end - start)) \
       --configs configs/default_small_{continuous,joint,long,longer,finetune,longclips}.yaml
   fi
