@@ -102,6 +102,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def measure_and_store_latent_stats(model: OneVAE, staging: Path, videos: list[Path]) -> str:
+    """Measure the per-channel latent mean/std (what `--normalize-latents` divides by) on training videos, write
+    them into the staged config.json, and say so for the model card."""
+    from onevae.latent_stats import LatentStatsAccumulator, with_stats
+    from onevae.model_dir import CONFIG_NAME
+    from onevae.pipeline import FitOptions, encode_file
+
+    if not videos:
+        print("no training videos for the latent statistics: the model ships without them")
+        return "none (no training videos were at hand when it was installed: `onevae stats` measures them)"
+    accumulator = LatentStatsAccumulator()
+    for video in videos:
+        latents, _ = encode_file(model, video, FitOptions(), kind="latents", latent_dtype=torch.float32)
+        accumulator.update(latents)
+    mean, std = accumulator.result()
+    with_stats(model.config, mean, std).save(staging / CONFIG_NAME)
+    names = ", ".join(v.stem for v in videos)
+    return (f"per-channel mean and std of the latents, measured on {accumulator.count:,} latent positions of the training "
+            f"videos ({names}; `onevae stats`): `onevae encode --continuous --normalize-latents` divides by them")
+
+
 def parse_stages(text: str) -> tuple[int, int]:
     """'7' -> (7, 7); '7-9' -> (7, 9): a run of consecutive stages, 1-based."""
     first, _, last = text.partition("-")
@@ -145,6 +166,8 @@ def main() -> None:
     parser.add_argument("--stage-steps", nargs="+", default=[], type=parse_stage_steps, metavar="N=STEPS",
                         help="steps of stages whose runs are not on this machine, as exported for the next stage (e.g. 5=3600 6=900); "
                              "otherwise such a stage shows its config's max_steps")
+    parser.add_argument("--stats-videos", type=Path, default=Path("data/train_default/videos"),
+                        help="training videos (*.mp4) to measure the per-channel latent statistics on (skipped, with a note, if absent)")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
 
@@ -154,6 +177,8 @@ def main() -> None:
     staging = ASSET.parent / f".{ASSET.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     OneVAE.from_pretrained(args.export).save_pretrained(staging, dtype=torch.float16)
+    model = OneVAE.from_pretrained(staging)
+    stats_line = measure_and_store_latent_stats(model, staging, sorted(args.stats_videos.glob("*.mp4")))
     model = OneVAE.from_pretrained(staging)
     start = time.time()
     held_out = evaluate(model, resolve_clips([], args.opencv), args.eval_out, EvalOptions(x264=not args.no_x264), args.baselines)
@@ -200,6 +225,7 @@ It is small and briefly trained: use it to try the tools; for real work convert 
 | continuous latent | {config.z_dim} channels per latent position |
 | tokens | {config.num_codebooks} per latent position, FSQ levels {config.fsq_levels}, vocabulary {config.vocab_size:,} per token |
 | tokens per 17x256x256 clip | {tokens:,} (5 x 32 x 32 positions x {config.num_codebooks}) |
+| latent statistics | {stats_line} |
 
 ## Held-out quality
 
