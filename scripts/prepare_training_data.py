@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--wallpapers", type=Path, default=Path("data/wallpapers"), help="folder of scripts/fetch_wallpapers.sh")
     parser.add_argument("--small", action="store_true", help="stages 1-4's data (144 px clips and four photos)")
     parser.add_argument("--charts", type=int, default=40, help="synthetic flat-colour charts")
-    parser.add_argument("--gamut-charts", type=int, default=40, help="charts of the RGB gamut's edge colours (pure primaries...; from stage 8 on)")
+    parser.add_argument("--gamut-charts", type=int, default=40, help="charts of the RGB gamut's edge colours (pure primaries...; from stage 8 of the default tokenizer on)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     clips = real_clips(args.opencv)
