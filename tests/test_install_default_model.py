@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_model
 
 from onevae import OneVAE
 from onevae.io import write_video
 from onevae.latent_stats import measure_latent_stats
+
+from conftest import tiny_model
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_default_model.py"
 
