@@ -105,17 +105,14 @@ def cpu_name() -> str:
 def measure_and_store_latent_stats(model: OneVAE, staging: Path, videos: list[Path]) -> str:
     """Measure the per-channel latent mean/std (what `--normalize-latents` divides by) on training videos, write
     them into the staged config.json, and say so for the model card."""
-    from onevae.latent_stats import LatentStatsAccumulator, with_stats
+    from onevae.latent_stats import with_stats
     from onevae.model_dir import CONFIG_NAME
-    from onevae.pipeline import FitOptions, encode_file
+    from onevae.pipeline import FitOptions, latent_stats_of_files
 
     if not videos:
         print("no training videos for the latent statistics: the model ships without them")
         return "none (no training videos were at hand when it was installed: `onevae stats` measures them)"
-    accumulator = LatentStatsAccumulator()
-    for video in videos:
-        latents, _ = encode_file(model, video, FitOptions(), kind="latents", latent_dtype=torch.float32)
-        accumulator.update(latents)
+    accumulator = latent_stats_of_files(model, videos, FitOptions())
     mean, std = accumulator.result()
     with_stats(model.config, mean, std).save(staging / CONFIG_NAME)
     names = ", ".join(v.stem for v in videos)
@@ -170,6 +167,9 @@ def main() -> None:
                         help="training videos (*.mp4) to measure the per-channel latent statistics on (skipped, with a note, if absent)")
     parser.add_argument("--no-x264", action="store_true", help="leave the x264 baseline out of the card (it does not depend on the weights: `onevae eval` gives it)")
     args = parser.parse_args()
+    for number, _ in args.stage_steps:  # checked before the long evaluation
+        if number > len(args.configs):
+            parser.error(f"--stage-steps {number}=...: there are only {len(args.configs)} stages (--configs)")
 
     # Stored in float16 (half the file, within the 25 MB budget); evaluated as it will be loaded from the package.
     # Everything is written to a staging folder first and moved into the package only once the model card is
@@ -189,8 +189,6 @@ def main() -> None:
     frames = len(per_frame["tokens"]["psnr"])
     stages = [training_summary(path) for path in args.configs]
     for number, steps in args.stage_steps:
-        if number > len(stages):
-            parser.error(f"--stage-steps: there are only {len(stages)} stages")
         stages[number - 1]["steps"] = steps
     if export_step(args.export) is not None:  # the last stage's run may have gone on after this export
         stages[-1]["steps"] = export_step(args.export)

@@ -26,9 +26,9 @@ from .io.fit import Geometry, fit_size
 from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
+from .latent_stats import LatentStatsAccumulator, stats_tensors
 from .latent_stats import denormalize as denormalize_latents
 from .latent_stats import normalize as normalize_latents
-from .latent_stats import stats_tensors
 from .latents import Grids, Latents
 from .model import OneVAE
 from .streaming import MIN_TILE_POSITIONS, StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling, decoder_for, encoder_for
@@ -251,6 +251,21 @@ def encode_file(
         latent_normalization=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
     )
     return grids, meta
+
+
+def latent_stats_of_files(
+    model: OneVAE, videos: list[Path], options: FitOptions, progress: bool = False,
+    on_file: Callable[[Path, TokenFileMeta, Grids], None] | None = None,
+) -> LatentStatsAccumulator:
+    """Per-channel statistics of ``model``'s continuous latents over video files, read and encoded one at a time
+    as :func:`encode_file` does (``onevae stats``); ``on_file`` is told of each file once it is counted."""
+    accumulator = LatentStatsAccumulator()
+    for video in videos:
+        latents, meta = encode_file(model, video, options, kind="latents", progress=progress, latent_dtype=torch.float32)
+        accumulator.update(latents)
+        if on_file is not None:
+            on_file(video, meta, latents)
+    return accumulator
 
 
 def _encode_frame_by_frame(encoder: StreamingEncoder, windows: Iterator[torch.Tensor], stored: Callable[[Latents], Grids], bar) -> tuple[Grids | None, int, int]:

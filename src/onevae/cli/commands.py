@@ -384,22 +384,18 @@ def add_stats(sub) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..latent_stats import LatentStatsAccumulator
     from ..model_dir import default_model_dir
-    from ..pipeline import encode_file
+    from ..pipeline import latent_stats_of_files
 
     videos = [existing_file(v, "video file") for v in args.videos]
     model = load_model_from_args(args)
     if args.save and (model.source_dir is None or model.source_dir.resolve() == default_model_dir().resolve()):
         raise OneVAEError("--save writes into a model directory of yours: give --model DIR (the shipped model is read-only; copy it first)")
-    options = fit_options(args)
-    accumulator = LatentStatsAccumulator()
-    for video in videos:
-        latents, meta = encode_file(model, video, options, kind="latents", progress=not args.quiet, latent_dtype=torch.float32)
-        accumulator.update(latents)
+
+    def counted(video, meta, latents) -> None:
         print_err(f"[onevae] {video}: {meta.frames} frames, {sum(g[0, 0].numel() for g in latents.to_list())} latent positions")
+
+    accumulator = latent_stats_of_files(model, videos, fit_options(args), progress=not args.quiet, on_file=counted)
     mean, std = accumulator.result()
     if args.save:
         _save_stats(model, mean, std)
