@@ -34,6 +34,7 @@ import torch.nn as nn
 from ..errors import InputError, OneVAEError
 from ..latents import Latents, Tokens
 from ..model import OneVAE
+from ..streaming import DEFAULT_TILE
 
 try:
     from diffusers.configuration_utils import FrozenDict
@@ -102,14 +103,14 @@ class _Adapter(nn.Module):
     ) -> None:
         """Spatial tiling with diffusers' arguments, mapped onto the model's square tiles
         (:meth:`OneVAE.enable_tiling`): tile = the smaller of the given tile sizes, overlap = tile - the smaller
-        stride. Our own ``tile=``/``overlap=`` are accepted too; with no argument, our defaults (256, 64: the
-        same as AutoencoderKLWan's 256 with stride 192)."""
+        stride. Our own ``tile=``/``overlap=`` are accepted too; with no argument, our defaults (384, 96;
+        AutoencoderKLWan's are 256 with stride 192, i.e. our tile 256, overlap 64)."""
         sizes = [int(v) for v in (tile_sample_min_height, tile_sample_min_width) if v]
         strides = [int(v) for v in (tile_sample_stride_height, tile_sample_stride_width) if v]
         if sizes:
             ours.setdefault("tile", min(sizes))
         if strides:
-            ours.setdefault("overlap", ours.get("tile", 256) - min(strides))
+            ours.setdefault("overlap", ours.get("tile", DEFAULT_TILE) - min(strides))
         self.model.enable_tiling(**ours)
         self.use_tiling = True
 
