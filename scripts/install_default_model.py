@@ -144,8 +144,13 @@ def parse_stage_steps(text: str) -> tuple[int, int]:
     return parsed
 
 
+def span_text(span: tuple[int, int]) -> str:
+    """(7, 9) -> '7-9'; (7, 7) -> '7': the form --gpu-stages takes."""
+    return f"{span[0]}" if span[0] == span[1] else f"{span[0]}-{span[1]}"
+
+
 def stage_words(span: tuple[int, int]) -> str:
-    return f"stage {span[0]}" if span[0] == span[1] else f"stages {span[0]}-{span[1]}"
+    return f"{'stage' if span[0] == span[1] else 'stages'} {span_text(span)}"
 
 
 def main() -> None:
@@ -202,8 +207,6 @@ def main() -> None:
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
     gpu_stages = stage_words(args.gpu_stages or (len(stages), len(stages)))
-    first, last = args.gpu_stages or (0, 0)
-    gpu_span = f"{first}" if first == last else f"{first}-{last}"
     where = f"{gpu_stages} on one {gpu_name}, the others on a CPU" if args.gpu else "on a CPU"
     hardware = (f"{args.wall_seconds / 60:.0f} min for the CPU stages on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
                 f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for {gpu_stages} on one "
@@ -258,7 +261,7 @@ PSNR (dB) by frame range. A causal model trained only on short clips degrades pa
 | continuous (latents) | {' | '.join(f'{v:.2f}' for v in ranges['latents'])} |
 
 Reproduce: `onevae reconstruct --pad` (the default clip is carphone_pristine), or
-`python scripts/install_default_model.py {stages[-1]['config']['output_dir']}/export --wall-seconds N{' --gpu NAME:SECONDS' if args.gpu else ''}{' --gpu-stages ' + gpu_span if args.gpu_stages else ''}`.
+`python scripts/install_default_model.py {stages[-1]['config']['output_dir']}/export --wall-seconds N{' --gpu NAME:SECONDS' if args.gpu else ''}{' --gpu-stages ' + span_text(args.gpu_stages) if args.gpu_stages else ''}`.
 
 ## Training
 
