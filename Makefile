@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 OUT ?= out
 
-.PHONY: install demo lint test test-fast bench data science science-report clean
+.PHONY: install demo lint test test-fast bench data science science-report science-gpu clean
 
 $(BIN)/onevae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ science: install data
 
 science-report: install
 	$(BIN)/onevae experiment report --runs $(RUNS)
+
+# The larger-scale versions (configs/experiments/gpu/), for a machine with a GPU: JOBS runs share it at once.
+JOBS ?= 9
+science-gpu: install data
+	$(BIN)/onevae experiment run configs/experiments/gpu/*.yaml --runs runs/science-gpu --opencv data/opencv --jobs $(JOBS) --threads 2
+	$(BIN)/onevae experiment report --runs runs/science-gpu --experiments configs/experiments/gpu --out docs/results_gpu.md
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -111,8 +111,10 @@ def test_experiment_files_are_valid_and_every_arm_builds(tmp_path):
     specs = find_experiments(EXPERIMENTS)
     assert [s.name for s in specs][:2] == ["e1_prior_vs_scratch", "e6_transition_schedules"]
     assert len(specs) == 6
+    gpu = find_experiments(EXPERIMENTS / "gpu")  # the larger-scale versions, reported in docs/results_gpu.md
+    assert [s.name for s in gpu] == ["e3_multi_token_gpu"]
     options = RunOptions(root=tmp_path, data_dir=tmp_path, opencv_dir=None, quick=True)
-    for spec in specs:
+    for spec in specs + gpu:
         assert spec.seeds == [0, 1, 2]
         for plan in jobs(spec, options):
             config = build_dataclass(TrainConfig, {**plan.config, "output_dir": str(tmp_path)})
@@ -298,3 +300,39 @@ def test_a_changed_config_replaces_the_stale_rows_instead_of_keeping_them(tmp_pa
     curves = read(root / "mini" / "curves.csv")
     assert {(r["arm"], r["seed"]) for r in curves} == {("from_prior", "0"), ("scratch", "0")}
     assert len([r for r in curves if r["arm"] == "scratch"]) == len([r for r in curves if r["arm"] == "from_prior"])  # no stale curve left
+
+
+def test_jobs_share_the_runs_of_an_experiment(tmp_path, capsys):
+    """--jobs 2: a second process takes the runs the first does not hold; every run is trained once and the
+    results match a single process's."""
+    spec = mini_experiment(tmp_path)
+    assert run_quick(spec, tmp_path / "one") == 0
+    args = ["experiment", "run", str(spec), "--quick", "--runs", str(tmp_path / "two"), "--threads", "1", "--jobs", "2"]
+    assert cli_main(args) == 0
+    assert "worker 1 started" in capsys.readouterr().out
+    one = {r["arm"]: r for r in read(tmp_path / "one" / "mini" / "results.csv")}
+    two = {r["arm"]: r for r in read(tmp_path / "two" / "mini" / "results.csv")}
+    assert sorted(two) == sorted(one) == ["from_prior", "scratch"]  # one row each: nothing trained twice
+    for arm in one:
+        assert float(two[arm]["psnr_discrete"]) == pytest.approx(float(one[arm]["psnr_discrete"]), abs=1e-3)
+    log = (tmp_path / "two" / "logs" / "worker-1.log").read_text()
+    assert "Traceback" not in log
+    assert len(list((tmp_path / "two" / "runs").glob("*-s0-*"))) == 3  # the prior and the two arms
+
+
+def test_a_folder_scale_note_replaces_the_cpu_scale_paragraph(tmp_path):
+    from onevae.experiments import find_experiments
+
+    spec = mini_experiment(tmp_path)
+    folder = tmp_path / "exps"
+    folder.mkdir()
+    (folder / "mini.yaml").write_text(spec.read_text())
+    out = tmp_path / "docs" / "results_gpu.md"
+    args = ["experiment", "report", "--runs", str(tmp_path / "none"), "--experiments", str(folder), "--out", str(out)]
+    assert cli_main(args) == 0
+    assert "Everything here is tiny" in out.read_text() and "docs/results_gpu/" in out.read_text()
+    (folder / "scale.md").write_text("**Scale.** One GPU, nine runs at once.\n")
+    assert cli_main(args) == 0
+    text = out.read_text()
+    assert "**Scale.** One GPU, nine runs at once." in text and "Everything here is tiny" not in text
+    assert [s.name for s in find_experiments(folder)] == ["mini"]  # scale.md is no experiment

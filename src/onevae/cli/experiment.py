@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +25,8 @@ def add_experiment(sub) -> None:
     run.add_argument("--threads", type=int, default=None, help="torch threads (1 for a background job on a shared machine)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep the training checkpoints of finished runs")
     run.add_argument("--seeds", default=None, help="comma-separated seeds to run (default: every seed of each experiment)")
+    run.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each (several runs can share a GPU); "
+                     "the extra workers log to RUNS/logs/worker-K.log")
     run.set_defaults(func=run_experiments)
     status = commands.add_parser("status", help="where each (arm, seed) of the experiments stands (trains nothing)")
     status.add_argument("experiments", nargs="+", help="experiment YAML files")
@@ -58,10 +63,17 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
 
 def run_experiments(args: argparse.Namespace) -> int:
     from ..experiments import load_experiment, run_experiment
+    from ..experiments.runner import training_sources
 
     specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
     options = _options(args)
     root = options.root
+    if args.jobs < 1:
+        raise OneVAEError(f"--jobs must be 1 or more, got {args.jobs}")
+    workers = []
+    if args.jobs > 1:
+        training_sources(options)  # prepared once, before the workers read it
+        workers = _start_workers(args, root, args.jobs - 1)
     # Breadth first: one seed of every experiment before the next seed, so that a run stopped early has a first
     # answer to every question; runs another process is training are left to the final pass, which waits.
     seeds = sorted({s for spec in specs for s in spec.seeds})
@@ -71,7 +83,30 @@ def run_experiments(args: argparse.Namespace) -> int:
     for spec in specs:
         rows = run_experiment(spec, options)
         print(f"[experiment {spec.name}] {rows} finished run(s) in {root / spec.name / 'results.csv'}")
+    failed = [log for worker, log in workers if worker.wait() != 0]
+    if failed:
+        raise OneVAEError(f"{len(failed)} of the extra workers failed; see {', '.join(map(str, failed))}")
     return 0
+
+
+def _start_workers(args: argparse.Namespace, root: Path, count: int) -> list[tuple[subprocess.Popen, Path]]:
+    """``count`` more processes of the same command, without ``--jobs``: each takes the runs no other process
+    holds (every run is locked while trained), so they share the work; a worker's output goes to its log."""
+    argv = [sys.executable, "-m", "onevae.cli.main", "experiment", "run", *args.experiments, "--runs", str(root),
+            "--opencv", str(args.opencv or "")]
+    for flag, value in (("--data", args.data), ("--threads", args.threads), ("--seeds", args.seeds)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--quick"] * args.quick + ["--keep-checkpoints"] * args.keep_checkpoints
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    workers = []
+    for k in range(1, count + 1):
+        log = root / "logs" / f"worker-{k}.log"
+        with log.open("a") as out:
+            workers.append((subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT), log))
+        print(f"[experiment] worker {k} started (pid {workers[-1][0].pid}), log {log}", flush=True)
+        time.sleep(1)  # staggered: each takes a different first run
+    return workers
 
 
 def show_status(args: argparse.Namespace) -> int:
@@ -90,6 +125,8 @@ def show_status(args: argparse.Namespace) -> int:
 def write_report(args: argparse.Namespace) -> int:
     from ..experiments import find_experiments, write_results
 
-    out = write_results(find_experiments(Path(args.experiments)), Path(args.runs), Path(args.out))
+    folder = Path(args.experiments)
+    note = folder / "scale.md"  # where and how a folder's runs were made, when not the CPU default
+    out = write_results(find_experiments(folder), Path(args.runs), Path(args.out), note.read_text().strip() if note.is_file() else None)
     print(f"[experiment] wrote {out}")
     return 0
