@@ -221,3 +221,26 @@ def test_two_process_ddp_on_cpu(tmp_path):
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 3
     assert (out / "export" / "model.safetensors").is_file()
+
+
+def test_channels_last_and_compile_train_the_same_weights(tmp_path):
+    """trainer.channels_last and trainer.compile (the GPU speed options) change the layout and the graph, not
+    the training: same losses and weights as the plain run, same parameter names in checkpoint and export
+    (the "eager" backend here: the CPU test machine has no time to run inductor)."""
+    def run(name: str, **trainer) -> Path:
+        out = tmp_path / name
+        config = tiny_config(out, trainer={"max_steps": 4, "checkpoint_every_n_steps": 4, "progress_bar": False, **trainer})
+        config["loss"] = {"disc_start": 100, "discriminator": {"base_channels": 8}}
+        assert cli_main(["train", "--config", str(write_config(tmp_path, name, config))]) == 0
+        return out
+
+    plain, fast = run("plain"), run("fast", channels_last=True, compile="eager")
+    reference = losses(plain, "train/loss/pixel_continuous")
+    assert len(reference) == 4
+    assert losses(fast, "train/loss/pixel_continuous") == pytest.approx(reference, rel=1e-4)
+    a = torch.load(plain / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(fast / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert list(a) == list(b)  # no "_orig_mod." in the names: resume and init_from work across the options
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    assert sorted(load_file(fast / "export" / "model.safetensors")) == sorted(load_file(plain / "export" / "model.safetensors"))
