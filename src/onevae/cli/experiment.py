@@ -8,8 +8,12 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import OneVAEError
+
+if TYPE_CHECKING:
+    from ..experiments import ExperimentSpec, RunOptions
 
 
 def add_experiment(sub) -> None:
@@ -62,7 +66,7 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
 
 
 def run_experiments(args: argparse.Namespace) -> int:
-    from ..experiments import load_experiment, run_experiment
+    from ..experiments import load_experiment
     from ..experiments.runner import training_sources
 
     specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
@@ -74,6 +78,21 @@ def run_experiments(args: argparse.Namespace) -> int:
     if args.jobs > 1:
         training_sources(options)  # prepared once, before the workers read it
         workers = _start_workers(args, root, args.jobs - 1)
+    try:
+        _run_all(specs, options)
+    except BaseException:  # an error or Ctrl-C here stops the workers too (each saves its run's checkpoint)
+        for worker, _ in workers:
+            worker.terminate()
+        raise
+    failed = [log for worker, log in workers if worker.wait() != 0]
+    if failed:
+        raise OneVAEError(f"{len(failed)} of the extra workers failed; see {', '.join(map(str, failed))}")
+    return 0
+
+
+def _run_all(specs: list[ExperimentSpec], options: RunOptions) -> None:
+    from ..experiments import run_experiment
+
     # Breadth first: one seed of every experiment before the next seed, so that a run stopped early has a first
     # answer to every question; runs another process is training are left to the final pass, which waits.
     seeds = sorted({s for spec in specs for s in spec.seeds})
@@ -82,11 +101,7 @@ def run_experiments(args: argparse.Namespace) -> int:
             run_experiment(spec, replace(options, seeds=(seed,)), wait=False)
     for spec in specs:
         rows = run_experiment(spec, options)
-        print(f"[experiment {spec.name}] {rows} finished run(s) in {root / spec.name / 'results.csv'}")
-    failed = [log for worker, log in workers if worker.wait() != 0]
-    if failed:
-        raise OneVAEError(f"{len(failed)} of the extra workers failed; see {', '.join(map(str, failed))}")
-    return 0
+        print(f"[experiment {spec.name}] {rows} finished run(s) in {options.root / spec.name / 'results.csv'}")
 
 
 def _start_workers(args: argparse.Namespace, root: Path, count: int) -> list[tuple[subprocess.Popen, Path]]:
