@@ -71,13 +71,12 @@ def run_experiments(args: argparse.Namespace) -> int:
 
     specs = [load_experiment(Path(p)) for p in args.experiments]  # all checked before anything runs
     options = _options(args)
-    root = options.root
     if args.jobs < 1:
         raise OneVAEError(f"--jobs must be 1 or more, got {args.jobs}")
     workers = []
     if args.jobs > 1:
         training_sources(options)  # prepared once, before the workers read it
-        workers = _start_workers(args, root, args.jobs - 1)
+        workers = _start_workers(args, options.root, args.jobs - 1)
     try:
         _run_all(specs, options)
     except BaseException:  # an error or Ctrl-C here stops the workers too (each saves its run's checkpoint)
