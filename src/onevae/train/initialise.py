@@ -1,5 +1,8 @@
 """Initialising a model before training: from our directory, an official checkpoint, Wan2.1 (``.pth`` or a
-diffusers ``AutoencoderKLWan`` folder), or a previous stage's training checkpoint. Tensors whose name and shape match are copied; the report says what happened."""
+diffusers ``AutoencoderKLWan`` folder), or a previous stage's training checkpoint. Tensors whose name and shape match are copied; the report says what happened.
+
+A model directory of a narrower model of the same architecture (smaller ``dim``, nothing else changed) is grown
+into the wider one so that it starts out computing what the narrow one computed (:mod:`onevae.nn.widen`)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ from ..checkpoints.diffusers import load_diffusers_prior
 from ..checkpoints.files import read_weights_file, unwrap_state_dict
 from ..checkpoints.official import split_official_state
 from ..checkpoints.wan import load_wan_prior
+from ..config import OneVAEConfig
 from ..errors import CheckpointError
+from ..model import OneVAE
 from ..model_dir import read_model_dir
+from ..nn.widen import check_widening, widen_into
 from ..state_dict import LoadReport, copy_matching
 from .checkpointing import weights_from_training_checkpoint
 from .config import ModelSection
@@ -26,7 +32,10 @@ def initialise_model(model, section: ModelSection) -> LoadReport:
     kind = detect_format(path, section.trust_checkpoint) if section.init_format == "auto" else section.init_format
     report = LoadReport(source=f"{path} ({kind})")
     if kind == "onevae":
-        return copy_matching(model, read_model_dir(path)[1], report)
+        source_config, state, _ = read_model_dir(path)
+        if source_config.dim < model.config.dim:
+            return _grow(model, source_config, state, report)
+        return copy_matching(model, state, report)
     if kind == "official":
         state = unwrap_state_dict(read_weights_file(path, trust=section.trust_checkpoint), str(path))
         return copy_matching(model, split_official_state(state, section.init_use_ema, report), report)
@@ -36,3 +45,16 @@ def initialise_model(model, section: ModelSection) -> LoadReport:
         return load_diffusers_prior(model, section.init_from)
     checkpoint = read_weights_file(path)
     return copy_matching(model, weights_from_training_checkpoint(checkpoint, section.init_use_ema), report)
+
+
+def _grow(model: OneVAE, source_config: OneVAEConfig, state: dict, report: LoadReport) -> LoadReport:
+    """Initialise ``model`` from the weights of a narrower model directory (same architecture, smaller dim)."""
+    check_widening(source_config, model.config)
+    narrow = OneVAE(source_config)
+    copy_matching(narrow, state, LoadReport())
+    grown = widen_into(model, narrow)
+    report.copied = [key for key in model.state_dict() if key in state]
+    report.initialised = []
+    report.notes.append(f"grown from dim {source_config.dim} to {model.config.dim}: {len(grown)} tensors widened, "
+                        "the new channels start near zero (the output is the narrow model's to about 1e-4)")
+    return report

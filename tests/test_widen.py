@@ -1,0 +1,84 @@
+"""Growing a trained model into a wider one (onevae.nn.widen): the wide model starts out computing what the
+narrow one computed, its new channels train, and training's ``init_from`` grows a narrower model directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+import yaml
+
+from onevae import OneVAE, OneVAEError
+from onevae.cli.main import main as cli_main
+from onevae.nn.widen import check_widening, widen_into
+
+from conftest import random_video, tiny_config, tiny_model
+
+
+def grown(variant: str, dim: int) -> tuple[OneVAE, OneVAE]:
+    narrow = tiny_model(variant)
+    wide = OneVAE(dataclasses.replace(narrow.config, dim=dim))
+    widen_into(wide, narrow)
+    return narrow, wide.eval()
+
+
+@pytest.mark.parametrize("variant", ["888", "81616_fe"])  # temporal up/down-sampling and attention; the high-res first frame
+def test_the_grown_model_computes_what_the_narrow_one_did(variant):
+    narrow, wide = grown(variant, 24)
+    assert wide.num_parameters() > 2 * narrow.num_parameters()
+    video = random_video(9, 32, 32)
+    with torch.no_grad():
+        for discrete in (False, True):
+            a, b = narrow.reconstruct(video, discrete=discrete), wide.reconstruct(video, discrete=discrete)
+            assert (a - b).abs().max() < 1e-3
+        ta, tb = narrow.encode_tokens(video).to_list(), wide.encode_tokens(video).to_list()
+        agree = torch.cat([(x == y).flatten() for x, y in zip(ta, tb)]).float().mean()
+        assert agree > 0.99
+
+
+def test_the_new_channels_get_gradients():
+    """New outputs carry small values and new inputs start at zero: a loss reaches the zero input columns."""
+    _, wide = grown("888", 24)
+    wide.train()
+    video = random_video(9, 32, 32)
+    loss = (wide(video).recon - video).square().mean()
+    loss.backward()
+    conv = wide.model.decoder.middle[0].residual[2]  # (out, in, 3, 3, 3); channels 64.. of 96 are new
+    new_columns = conv.weight.grad[:, 64:]
+    assert conv.weight[:, 64:].abs().max() == 0 and new_columns.abs().max() > 0
+
+
+def test_only_a_wider_model_of_the_same_architecture_can_be_grown():
+    narrow = tiny_config("888")
+    with pytest.raises(OneVAEError, match="wider one: dim 16 -> 16"):
+        check_widening(narrow, narrow)
+    with pytest.raises(OneVAEError, match="these differ too: z_dim"):
+        check_widening(narrow, dataclasses.replace(narrow, dim=24, z_dim=8))
+
+
+def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
+    narrow = tiny_model("888")
+    narrow.save_pretrained(tmp_path / "narrow")
+    model = {k: v for k, v in dataclasses.asdict(narrow.config).items() if k not in ("latents_mean", "latents_std")}
+    config = {
+        "stage": "joint", "seed": 0, "output_dir": str(tmp_path / "wide"),
+        "model": {"preset": None, "config": {**model, "dim": 24}, "init_from": str(tmp_path / "narrow")},
+        "schedule": {"kind": "joint", "joint_mode": "sum"},
+        "optim": {"lr": 1.0e-9, "weight_decay": 0.0},
+        "ema": {"enabled": False},
+        "data": {"kind": "procedural", "num_frames": 9, "height": 32, "width": 32, "batch_size": 1, "num_workers": 0, "num_samples": 1},
+        "val": {"num_clips": 1, "num_frames": 9, "height": 32, "width": 32, "every_n_steps": 1000},
+        "trainer": {"max_steps": 1, "progress_bar": False},
+    }
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli_main(["train", "--config", str(path)]) == 0
+    report = json.loads((tmp_path / "wide" / "init_report.json").read_text())
+    assert any("grown from dim 16 to 24" in note for note in report["notes"]) and not report["mismatched"]
+    wide = OneVAE.from_pretrained(tmp_path / "wide" / "export")
+    assert wide.config.dim == 24
+    video = random_video(9, 32, 32)
+    with torch.no_grad():
+        assert (wide.reconstruct(video) - narrow.reconstruct(video)).abs().max() < 1e-3
