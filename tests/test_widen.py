@@ -82,3 +82,22 @@ def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
     video = random_video(9, 32, 32)
     with torch.no_grad():
         assert (wide.reconstruct(video) - narrow.reconstruct(video)).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["default_wide_cpu", "default_wide_gpu"])
+def test_the_wide_default_configs_start_at_the_shipped_model(name):
+    """configs/default_wide_*.yaml grow the shipped onevae-small (dim 16) into dim 20: same output, under 25 MB."""
+    from pathlib import Path
+
+    from onevae.train.config import load_train_config
+    from onevae.train.initialise import initialise_model
+
+    config = load_train_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+    wide = OneVAE(config.model_config())
+    report = initialise_model(wide, config.model)
+    assert report.complete and wide.config.dim == 20
+    assert 2 * wide.num_parameters() < 25e6  # float16 weights
+    shipped = OneVAE.from_pretrained(None)
+    video = random_video(9, 64, 64)
+    with torch.no_grad():
+        assert (wide.eval().reconstruct(video) - shipped.reconstruct(video)).abs().max() < 1e-3
