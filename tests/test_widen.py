@@ -17,37 +17,45 @@ from onevae.nn.widen import check_widening, widen_into
 from conftest import random_video, tiny_config, tiny_model
 
 
-def grown(variant: str, dim: int) -> tuple[OneVAE, OneVAE]:
+def grown(variant: str, dim: int, noise: float = 1.0) -> tuple[OneVAE, OneVAE]:
     narrow = tiny_model(variant)
     wide = OneVAE(dataclasses.replace(narrow.config, dim=dim))
-    widen_into(wide, narrow)
+    widen_into(wide, narrow, noise=noise)
     return narrow, wide.eval()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(4 / (a - b).square().mean()))
 
 
 @pytest.mark.parametrize("variant", ["888", "81616_fe"])  # temporal up/down-sampling and attention; the high-res first frame
 def test_the_grown_model_computes_what_the_narrow_one_did(variant):
-    narrow, wide = grown(variant, 24)
-    assert wide.num_parameters() > 2 * narrow.num_parameters()
+    """Near-zero new channels reproduce the narrow model; full-size ones (the default) only through the norms."""
     video = random_video(9, 32, 32)
+    narrow, exact = grown(variant, 24, noise=1e-2)
+    _, default = grown(variant, 20)  # onevae-small's growth ratio; random tiny weights are far more sensitive than trained ones
+    assert exact.num_parameters() > 2 * narrow.num_parameters()
     with torch.no_grad():
         for discrete in (False, True):
-            a, b = narrow.reconstruct(video, discrete=discrete), wide.reconstruct(video, discrete=discrete)
-            assert (a - b).abs().max() < 1e-3
-        ta, tb = narrow.encode_tokens(video).to_list(), wide.encode_tokens(video).to_list()
+            a = narrow.reconstruct(video, discrete=discrete)
+            assert (exact.reconstruct(video, discrete=discrete) - a).abs().max() < 1e-3
+            assert psnr(default.reconstruct(video, discrete=discrete), a) > 25
+        ta, tb = narrow.encode_tokens(video).to_list(), exact.encode_tokens(video).to_list()
         agree = torch.cat([(x == y).flatten() for x, y in zip(ta, tb)]).float().mean()
         assert agree > 0.99
 
 
-def test_the_new_channels_get_gradients():
-    """New outputs carry small values and new inputs start at zero: a loss reaches the zero input columns."""
+def test_the_new_channels_get_gradients_like_the_old_ones():
+    """New outputs carry full-size values and new inputs start at zero: the loss's gradient reaches the zero
+    columns at the old columns' scale (near-zero new channels would get gradients below AdamW's epsilon)."""
     _, wide = grown("888", 24)
     wide.train()
     video = random_video(9, 32, 32)
     loss = (wide(video).recon - video).square().mean()
     loss.backward()
     conv = wide.model.decoder.middle[0].residual[2]  # (out, in, 3, 3, 3); channels 64.. of 96 are new
-    new_columns = conv.weight.grad[:, 64:]
-    assert conv.weight[:, 64:].abs().max() == 0 and new_columns.abs().max() > 0
+    old, new = conv.weight.grad[:, :64].abs().mean(), conv.weight.grad[:, 64:].abs().mean()
+    assert conv.weight[:, 64:].abs().max() == 0 and new > 0.1 * old
 
 
 def test_only_a_wider_model_of_the_same_architecture_can_be_grown():
@@ -64,7 +72,7 @@ def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
     model = {k: v for k, v in dataclasses.asdict(narrow.config).items() if k not in ("latents_mean", "latents_std")}
     config = {
         "stage": "joint", "seed": 0, "output_dir": str(tmp_path / "wide"),
-        "model": {"preset": None, "config": {**model, "dim": 24}, "init_from": str(tmp_path / "narrow")},
+        "model": {"preset": None, "config": {**model, "dim": 24}, "init_from": str(tmp_path / "narrow"), "widen_noise": 0.01},
         "schedule": {"kind": "joint", "joint_mode": "sum"},
         "optim": {"lr": 1.0e-9, "weight_decay": 0.0},
         "ema": {"enabled": False},
@@ -76,7 +84,7 @@ def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
     path.write_text(yaml.safe_dump(config))
     assert cli_main(["train", "--config", str(path)]) == 0
     report = json.loads((tmp_path / "wide" / "init_report.json").read_text())
-    assert any("grown from dim 16 to 24" in note for note in report["notes"]) and not report["mismatched"]
+    assert any("grown from dim 16 to 24" in note and "0.01x" in note for note in report["notes"]) and not report["mismatched"]
     wide = OneVAE.from_pretrained(tmp_path / "wide" / "export")
     assert wide.config.dim == 24
     video = random_video(9, 32, 32)
@@ -86,7 +94,8 @@ def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
 
 @pytest.mark.parametrize("name", ["default_wide_cpu", "default_wide_gpu"])
 def test_the_wide_default_configs_start_at_the_shipped_model(name):
-    """configs/default_wide_*.yaml grow the shipped onevae-small (dim 16) into dim 20: same output, under 25 MB."""
+    """configs/default_wide_*.yaml grow the shipped onevae-small (dim 16) into dim 20: the same output (to the
+    default new channels' trace in the norms), under 25 MB."""
     from pathlib import Path
 
     from onevae.train.config import load_train_config
@@ -100,4 +109,4 @@ def test_the_wide_default_configs_start_at_the_shipped_model(name):
     shipped = OneVAE.from_pretrained(None)
     video = random_video(9, 64, 64)
     with torch.no_grad():
-        assert (wide.eval().reconstruct(video) - shipped.reconstruct(video)).abs().max() < 1e-3
+        assert psnr(wide.eval().reconstruct(video), shipped.reconstruct(video)) > 38

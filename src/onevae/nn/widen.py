@@ -9,15 +9,17 @@ channels.
 How, per layer (the old channels keep their indices at the front of every channel group)::
 
     convolution      old block copied; new input columns 0 (the output ignores the new channels);
-                     new output rows small random values (so that the new channels carry a signal and
-                     get gradients), bias 0
-    RMSNorm          gamma * sqrt(C_old / C_new): it normalises over channels and multiplies by sqrt(C),
-                     and the new channels add (almost) nothing to the norm
+                     new output rows random, at ``noise`` times the old rows' scale, bias 0
+    RMSNorm          gamma * sqrt(C_old / C_new): it normalises over channels and multiplies by sqrt(C)
     attention        q rows (and bias) * sqrt(C_new / C_old): scaled dot-product attention divides by sqrt(C)
     grouped outputs  to_qkv's [q, k, v] and upsample3d's two time halves widen group by group
 
-The new channels carry values of relative size ``noise``; they enter the norms squared, so the wide model's
-output differs from the narrow one's by about ``noise**2`` relative (tested).
+Only the channel norms see the new channels, so the wide model's output differs from the narrow one's by about
+``noise**2`` relative: ``noise`` 0.01 reproduces onevae-small to 5e-6 (every token equal), the default 1.0 to
+42 dB PSNR (the reconstruction error against the input does not move: 23.07 dB on carphone either way). Why
+not near zero: new channels whose values are tiny get gradients below AdamW's epsilon in their outgoing
+weights and stay unused (measured: after 1,500 steps from 0.01, the deep layers' new weights were 1 % of the
+old ones); at 1.0 they carry a real signal from the first step and the next layer learns to use it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..config import OneVAEConfig
 from ..errors import CheckpointError
 from .layers import AttentionBlock, Resample, RMSNorm
 
-DEFAULT_NOISE = 1e-2  # relative size of the new channels' random weights
+DEFAULT_NOISE = 1.0  # the new output rows' scale relative to the old rows' (see the module docstring)
 
 
 def check_widening(narrow: OneVAEConfig, wide: OneVAEConfig) -> None:

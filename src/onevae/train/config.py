@@ -31,6 +31,7 @@ class ModelSection:
     init_format: Literal["auto", "onevae", "official", "wan", "diffusers", "training"] = "auto"
     init_use_ema: bool = False
     trust_checkpoint: bool = False
+    widen_noise: Annotated[float, NON_NEGATIVE] = 1.0  # growing a narrower model: new channels' weights, relative to the old ones' (onevae.nn.widen)
 
 
 @dataclass

@@ -34,7 +34,7 @@ def initialise_model(model, section: ModelSection) -> LoadReport:
     if kind == "onevae":
         source_config, state, _ = read_model_dir(path)
         if source_config.dim < model.config.dim:
-            return _grow(model, source_config, state, report)
+            return _grow(model, source_config, state, report, section.widen_noise)
         return copy_matching(model, state, report)
     if kind == "official":
         state = unwrap_state_dict(read_weights_file(path, trust=section.trust_checkpoint), str(path))
@@ -47,14 +47,14 @@ def initialise_model(model, section: ModelSection) -> LoadReport:
     return copy_matching(model, weights_from_training_checkpoint(checkpoint, section.init_use_ema), report)
 
 
-def _grow(model: OneVAE, source_config: OneVAEConfig, state: dict, report: LoadReport) -> LoadReport:
+def _grow(model: OneVAE, source_config: OneVAEConfig, state: dict, report: LoadReport, noise: float) -> LoadReport:
     """Initialise ``model`` from the weights of a narrower model directory (same architecture, smaller dim)."""
     check_widening(source_config, model.config)
     narrow = OneVAE(source_config)
     copy_matching(narrow, state, LoadReport())
-    grown = widen_into(model, narrow)
+    grown = widen_into(model, narrow, noise=noise)
     report.copied = [key for key in model.state_dict() if key in state]
     report.initialised = []
-    report.notes.append(f"grown from dim {source_config.dim} to {model.config.dim}: {len(grown)} tensors widened, "
-                        "the new channels start near zero (the output is the narrow model's to about 1e-4)")
+    report.notes.append(f"grown from dim {source_config.dim} to {model.config.dim}: {len(grown)} tensors widened; the new "
+                        f"channels' weights at {noise:g}x the old ones' scale, their weights into later layers zero")
     return report
