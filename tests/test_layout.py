@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "onevae"
 FORBIDDEN = {
     "onevae.errors": ["onevae.config", "onevae.model", "onevae.nn"],
     "onevae.latents": ["onevae.model", "onevae.nn", "onevae.checkpoints", "onevae.io", "onevae.train", "onevae.cli"],
+    "onevae.hardware": ["onevae.model", "onevae.nn", "onevae.io", "onevae.train", "onevae.cli"],
     "onevae.padding": ["onevae.model", "onevae.io", "onevae.train", "onevae.cli"],
     "onevae.nn": ["onevae.model", "onevae.checkpoints", "onevae.io", "onevae.pipeline", "onevae.train", "onevae.cli"],
     "onevae.quantizers": ["onevae.model", "onevae.checkpoints", "onevae.train", "onevae.cli"],

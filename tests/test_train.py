@@ -200,6 +200,24 @@ def test_freezing_by_name_keeps_the_encoder_fixed(tmp_path):
     assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config)), "trainer.freeze=[model.nothing]"]) == 2
 
 
+def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
+    """Freezing everything up to the tokens (configs/default_small_decoder_cpu.yaml), EMA included,
+    changes how tokens decode but not one token: a corpus tokenized with the starting model stays valid."""
+    out = tmp_path / "decoder_only"
+    config = tiny_config(out, stage="joint", schedule={"kind": "joint", "joint_mode": "sample", "final_discrete": 0.7},
+                         loss={"g_loss_weight": 0.0},
+                         trainer={"max_steps": 4, "freeze": ["model.encoder", "model.conv1", "quant_conv"]})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "d", config))]) == 0
+    torch.manual_seed(0)
+    start = OneVAE(OneVAEConfig(**TINY_MODEL))
+    end = OneVAE.from_pretrained(out / "export")
+    clip = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (B, C, T, H, W)
+    with torch.no_grad():
+        start_tokens, end_tokens = start.encode_tokens(clip).to_list(), end.encode_tokens(clip).to_list()
+        assert all(torch.equal(a, b) for a, b in zip(start_tokens, end_tokens))
+        assert not torch.allclose(start.reconstruct(clip), end.reconstruct(clip))
+
+
 def test_bad_configs_are_clear_errors(tmp_path, capsys):
     path = write_config(tmp_path, "bad", {"stage": "continuous", "trainer": {"max_stepz": 3}})
     assert cli_main(["train", "--config", str(path)]) == 2
@@ -244,3 +262,25 @@ def test_channels_last_and_compile_train_the_same_weights(tmp_path):
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5, msg=key)
     assert sorted(load_file(fast / "export" / "model.safetensors")) == sorted(load_file(plain / "export" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_training_on_a_cpu_that_emulates_it_warns_once(tmp_path, monkeypatch, capsys, native):
+    from onevae import hardware
+
+    monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: native)
+    config = tiny_config(tmp_path / "bf16", trainer={"max_steps": 1, "precision": "bf16-mixed"})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "b", config))]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[onevae] warning:")]
+    assert warnings == ([] if native else [warnings[0]]) and all("trainer.precision=32-true" in w for w in warnings)
+
+
+def test_precision_auto_trains_in_float32_on_a_cpu_that_emulates_bf16(tmp_path, monkeypatch, capsys):
+    from onevae import hardware
+
+    monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: dtype not in (torch.bfloat16, torch.float16))
+    config = tiny_config(tmp_path / "auto", trainer={"max_steps": 1, "precision": "auto", "accelerator": "cpu"})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "a", config))]) == 0
+    err = capsys.readouterr().err
+    assert "[onevae] trainer.precision=auto: 32-true (the CPU would emulate bfloat16" in err and "warning" not in err
+    assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["trainer"]["precision"] == "auto"

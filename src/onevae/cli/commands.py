@@ -56,6 +56,11 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
     model = OneVAE.from_pretrained(args.model, device=device)
     encode, decode = (getattr(torch, DTYPES[d or args.dtype]) for d in (args.encode_dtype, args.decode_dtype))
     model.set_precision(encode=encode, decode=decode)
+    if model.device.type == "cpu":
+        from ..hardware import warn_if_slow_on_cpu
+
+        for dtype in dict.fromkeys((encode, decode)):  # once per distinct dtype
+            warn_if_slow_on_cpu(dtype, f"{str(dtype).replace('torch.', '')} on the CPU", "--dtype float32")
     if args.channels_last:
         model.set_memory_format(torch.channels_last_3d)
     if args.compile:

@@ -108,7 +108,8 @@ class TrainerSection:
     devices: Annotated[int, Range(-1)] | str = 1  # a count, -1 (all), "auto" or a list like "0,1"
     num_nodes: Annotated[int, Range(1)] = 1
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
+    # auto: bf16-mixed where the hardware runs bfloat16 natively, else 32-true (onevae.hardware.auto_precision)
+    precision: Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
     log_every_n_steps: Annotated[int, Range(1)] = 10
     checkpoint_every_n_steps: Annotated[int, Range(1)] = 500
     activation_checkpointing: bool = False

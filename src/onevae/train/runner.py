@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ..hardware import auto_precision, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, SafeCheckpointIO, find_resume_checkpoint
@@ -75,7 +76,7 @@ def build_trainer(config: TrainConfig, extra_callbacks: list | None = None, resu
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=_strategy(config),
-        precision=t.precision,
+        precision=_precision(t.precision, t.accelerator),
         plugins=[SafeCheckpointIO()],
         logger=[lg for lg in loggers if lg is not None],
         callbacks=callbacks,
@@ -133,6 +134,7 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
         point = find_resume_checkpoint(out, resume, model_config)
         module, report = build_module(config)
         trainer = build_trainer(config, extra_callbacks, resume_step=point.step if point else None)
+        _report_precision(trainer, config.trainer.precision, config.trainer.accelerator)
         if trainer.is_global_zero:
             config.save(out / "config.yaml")
             if report is not None:
@@ -142,6 +144,25 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
             print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
         _fit(trainer, module, OneVAEDataModule(config), point.path if point else None)
     return out / "export"
+
+
+def _precision(precision: str, accelerator: str) -> str:
+    """``trainer.precision`` with ``auto`` resolved for this machine."""
+    return auto_precision(accelerator)[0] if precision == "auto" else precision
+
+
+def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> None:
+    """On rank zero: what ``auto`` chose and why; a warning for bf16/fp16 on a CPU that emulates it."""
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    if not trainer.is_global_zero:
+        return
+    if precision == "auto":
+        print("[onevae] trainer.precision=auto: {} ({})".format(*auto_precision(accelerator)), file=sys.stderr)
+    precision = _precision(precision, accelerator)
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
+    if dtype is not None and isinstance(trainer.accelerator, CPUAccelerator):
+        warn_if_slow_on_cpu(dtype, f"trainer.precision={precision}", "trainer.precision=32-true")
 
 
 def _fit(trainer: L.Trainer, module: OneVAETrainingModule, data: OneVAEDataModule, ckpt_path: str | None) -> None:

@@ -1,0 +1,61 @@
+"""What the machine runs fast: ``trainer.precision: auto``, and a warning before a reduced-precision run that
+would crawl on a CPU.
+
+PyTorch's CPU kernels run bfloat16 (and float16) natively only on CPUs with AVX-512 BF16/FP16 or AMX; on others
+(AVX2-only machines, many AMD EPYCs) oneDNN emulates them. Measured on a 2-core AVX2 EPYC VM (2026-11-27,
+PyTorch 2.13, docs/training.md "Recipe measurements"): a training step of onevae-small under bf16 autocast took
+11x as long as in float32. The result is right, only slow, so this warns instead of refusing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+_REDUCED = {torch.bfloat16: ("bfloat16", "AVX-512 BF16 or AMX"), torch.float16: ("float16", "AVX-512 FP16 or AMX")}
+
+
+def cpu_runs_natively(dtype: torch.dtype) -> bool:
+    """Whether this CPU has native kernels for ``dtype`` (always True for float32/float64, and when PyTorch
+    cannot tell)."""
+    probe = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}.get(dtype)
+    if probe is None:
+        return True
+    try:
+        return bool(getattr(torch.ops.mkldnn, probe)())
+    except (AttributeError, RuntimeError):  # an older or non-oneDNN build: no way to tell, so no warning
+        return True
+
+
+def slow_cpu_dtype_message(dtype: torch.dtype, setting: str, fallback: str) -> str | None:
+    """One line for the user when ``dtype`` would run emulated on this CPU, else None.
+
+    ``setting``: what the user set (e.g. ``trainer.precision=bf16-mixed``); ``fallback``: what to set instead."""
+    if dtype not in _REDUCED or cpu_runs_natively(dtype):
+        return None
+    name, instructions = _REDUCED[dtype]
+    return (f"[onevae] warning: {setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
+            f"PyTorch emulates {name} here, about 10x slower than float32; {fallback} is faster")
+
+
+def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> bool:
+    """Print :func:`slow_cpu_dtype_message` to stderr if there is one; True if it warned."""
+    message = slow_cpu_dtype_message(dtype, setting, fallback)
+    if message:
+        print(message, file=sys.stderr)
+    return message is not None
+
+
+def auto_precision(accelerator: str) -> tuple[str, str]:
+    """``trainer.precision: auto`` on ``accelerator`` (the trainer's setting): bf16 autocast where the hardware
+    runs bfloat16 natively (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX), float32 elsewhere; and why."""
+    on_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_cuda:
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return ("bf16-mixed", "the GPU runs bfloat16") if native else ("32-true", "the GPU has no bfloat16")
+    if accelerator in ("cpu", "auto"):
+        if cpu_runs_natively(torch.bfloat16):
+            return "bf16-mixed", "the CPU runs bfloat16 natively"
+        return "32-true", f"the CPU would emulate bfloat16 (best: {torch.backends.cpu.get_cpu_capability()})"
+    return "32-true", f"no bfloat16 check for accelerator {accelerator}"
