@@ -4,7 +4,7 @@ would crawl on a CPU.
 PyTorch's CPU kernels run bfloat16 (and float16) natively only on CPUs with AVX-512 BF16/FP16 or AMX; on others
 (AVX2-only machines, many AMD EPYCs) oneDNN emulates them. Measured on a 2-core AVX2 EPYC VM (2026-11-27,
 PyTorch 2.13, docs/training.md "Recipe measurements"): a training step of onevae-small under bf16 autocast took
-11x as long as in float32. The result is right, only slow, so this warns instead of refusing.
+11x as long as in float32, and decoding in bfloat16 34x. The result is right, only slow, so this warns instead of refusing.
 """
 
 from __future__ import annotations
@@ -36,15 +36,14 @@ def slow_cpu_dtype_message(dtype: torch.dtype, setting: str, fallback: str) -> s
         return None
     name, instructions = _REDUCED[dtype]
     return (f"[onevae] warning: {setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
-            f"PyTorch emulates {name} here, about 10x slower than float32; {fallback} is faster")
+            f"PyTorch emulates {name} here, 10-35x slower than float32; {fallback} is faster")
 
 
-def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> bool:
-    """Print :func:`slow_cpu_dtype_message` to stderr if there is one; True if it warned."""
+def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> None:
+    """Print :func:`slow_cpu_dtype_message` to stderr if there is one."""
     message = slow_cpu_dtype_message(dtype, setting, fallback)
     if message:
         print(message, file=sys.stderr)
-    return message is not None
 
 
 def auto_precision(accelerator: str) -> tuple[str, str]:
