@@ -284,3 +284,26 @@ def test_precision_auto_trains_in_float32_on_a_cpu_that_emulates_bf16(tmp_path, 
     err = capsys.readouterr().err
     assert "[onevae] trainer.precision=auto: 32-true (the CPU would emulate bfloat16" in err and "warning" not in err
     assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["trainer"]["precision"] == "auto"
+
+
+@pytest.mark.slow
+def test_gpu_lease_script_trains_in_pieces_and_leaves_a_returnable_export(tmp_path):
+    """scripts/gpu_lease.sh (run on a lent GPU, here on the CPU): pieces stopped by SIGTERM resume, and what it
+    leaves under $OUT comes back (files split below the size limit) and joins into the run's model."""
+    config = tiny_config(tmp_path / "run", trainer={"max_steps": 100000, "checkpoint_every_n_steps": 1000})
+    path = write_config(tmp_path, "lease", config)
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "PIECE": "15", "SPLIT_BYTES": "100000", "PYTHON": sys.executable}
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["bash", "scripts/gpu_lease.sh", str(path), "80"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("== piece of") >= 2 and "Restored all states" in result.stdout + result.stderr
+    parts = sorted((out / "export").glob("model.safetensors.part*"))
+    assert len(parts) >= 2 and all(p.stat().st_size <= 100000 for p in parts)
+    (out / "export" / "model.safetensors").write_bytes(b"".join(p.read_bytes() for p in parts))
+    from onevae.train.checkpointing import export_checkpoint
+
+    export_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "here", dtype=torch.float16)
+    returned, here = (load_file(str(d / "model.safetensors")) for d in (out / "export", tmp_path / "here"))
+    assert returned.keys() == here.keys() and all(torch.equal(returned[k], here[k]) for k in here)
+    assert (out / "metrics.csv").is_file() and (out / "config.yaml").is_file()
