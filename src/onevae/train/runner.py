@@ -158,8 +158,8 @@ def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> N
     if not trainer.is_global_zero:
         return
     if precision == "auto":
-        print("[onevae] trainer.precision=auto: {} ({})".format(*auto_precision(accelerator)), file=sys.stderr)
-    precision = _precision(precision, accelerator)
+        precision, why = auto_precision(accelerator)
+        print(f"[onevae] trainer.precision=auto: {precision} ({why})", file=sys.stderr)
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     if dtype is not None and isinstance(trainer.accelerator, CPUAccelerator):
         warn_if_slow_on_cpu(dtype, f"trainer.precision={precision}", "trainer.precision=32-true")
