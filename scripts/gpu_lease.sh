@@ -6,11 +6,13 @@
 # - trains CONFIG in pieces (`--resume auto`, each stopped by SIGTERM with a checkpoint, exit 75) until the
 #   stage ends or SECONDS have passed, PIECE seconds at most each (default 540);
 #   set SECONDS to the call's timeout_s less about 60 (start-up, export);
-# - leaves what can come back under $OUT: the float16 export (split into 15 MB parts when larger, since a file
-#   over 16 MB does not come back; join them with `cat model.safetensors.part* > model.safetensors`), the
-#   metrics log, the run's config and this script's log. The next lease starts from that export
-#   (`model.init_from=DIR`); the optimizer state stays behind.
-# docs/training.md "On a GPU" has the carry: data/train_default and .whl (built here by scripts/gpu_wheels.sh).
+# - leaves what can come back as ONE tar split into parts: $OUT/NAME.tar.part00, part01, ... (NAME: the config's
+#   file name, or $NAME), each below SPLIT_BYTES (15 MB), holding export/ (the float16 model), metrics.csv,
+#   config.yaml and lease.log. The device returns at most 8 files of 16 MB, 64 MiB in all (2026-11-27: a lease
+#   that left 14 separate files got 8 back and lost both models), so a lease's whole output is 2 files for
+#   onevae-small and warns when $OUT holds more than the device returns. Here: `cat NAME.tar.part* | tar xf -`.
+#   The next lease starts from that export (`model.init_from=DIR`); the optimizer state stays behind.
+# docs/training.md "A lease, step by step" has the carry: data/train_default and .whl (scripts/gpu_wheels.sh).
 set -u
 config=${1:?usage: OUT=DIR bash scripts/gpu_lease.sh CONFIG SECONDS [KEY=VALUE ...]}
 seconds=${2:?usage: OUT=DIR bash scripts/gpu_lease.sh CONFIG SECONDS [KEY=VALUE ...]}
@@ -18,9 +20,11 @@ shift 2
 out=${OUT:?set OUT to the folder that comes back}
 piece=${PIECE:-540}
 py=${PYTHON:-python3}
+name=${NAME:-$(basename "$config" .yaml)}
 deadline=$(( $(date +%s) + seconds ))
-mkdir -p "$out/export"
-exec > >(tee -a "$out/lease.log") 2>&1
+bundle=$(mktemp -d)   # what goes into the tar
+mkdir -p "$out" "$bundle/export"
+exec > >(tee -a "$bundle/lease.log") 2>&1
 
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -47,17 +51,18 @@ done
 ckpt="$run_dir/checkpoints/last.ckpt"
 if [ "$rc" -eq 0 ] && [ -f "$run_dir/export/model.safetensors" ]; then   # a finished stage: its own (EMA) export
   "$py" -c 'import sys; from onevae import OneVAE; import torch; OneVAE.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)' \
-    "$run_dir/export" "$out/export" || exit 1
+    "$run_dir/export" "$bundle/export" || exit 1
 elif [ -f "$ckpt" ]; then
-  "$py" -m onevae.cli.main export "$ckpt" -o "$out/export" --save-dtype float16 || exit 1
+  "$py" -m onevae.cli.main export "$ckpt" -o "$bundle/export" --save-dtype float16 || exit 1
 fi
-weights="$out/export/model.safetensors"
-if [ -f "$weights" ]; then
-  part=${SPLIT_BYTES:-15000000}
-  if [ "$(stat -c %s "$weights")" -gt "$part" ]; then
-    split -b "$part" -d "$weights" "$weights.part" && rm "$weights"
-  fi
+cp "$run_dir/logs/metrics.csv" "$bundle/metrics.csv" 2>/dev/null
+cp "$run_dir/config.yaml" "$bundle/config.yaml" 2>/dev/null
+rm -f "$out/$name.tar.part"*
+tar cf - -C "$bundle" . | split -b "${SPLIT_BYTES:-15000000}" -d - "$out/$name.tar.part" || exit 1
+ls -l "$out"
+# The device's return limits (docs of the device tool): 8 files, 16 MB each, 64 MiB together.
+files=$(find "$out" -type f | wc -l)
+bytes=$(du -sb "$out" | cut -f1)
+if [ "$files" -gt 8 ] || [ "$bytes" -gt 67108864 ]; then
+  echo "== WARNING: $out holds $files files, $bytes bytes: the device returns at most 8 files, 64 MiB in all"
 fi
-cp "$run_dir/logs/metrics.csv" "$out/metrics.csv" 2>/dev/null
-cp "$run_dir/config.yaml" "$out/config.yaml" 2>/dev/null
-ls -l "$out" "$out/export"
