@@ -29,6 +29,13 @@ def run_case(args: argparse.Namespace) -> dict:
         for module in model.modules():
             if isinstance(module, ResidualBlock):
                 module.activation_checkpointing = True
+    if args.channels_last:  # as trainer.channels_last does
+        model.set_memory_format(torch.channels_last_3d)
+    if args.compile != "off":  # as trainer.compile does
+        from torch._functorch import config as functorch_config
+
+        functorch_config.donated_buffer = False
+        model.compile(backend=args.compile)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.1)
     video = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")
@@ -44,7 +51,9 @@ def run_case(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    step()  # warm-up
+    start = time.perf_counter()
+    step()  # warm-up (and compilation)
+    first_s = time.perf_counter() - start
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -56,7 +65,7 @@ def run_case(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"path": args.path, "step_s": min(times), "peak_mib": peak / 2**20, "params_m": model.num_parameters() / 1e6}
+    return {"path": args.path, "step_s": min(times), "median_s": sorted(times)[len(times) // 2], "first_s": first_s, "peak_mib": peak / 2**20, "params_m": model.num_parameters() / 1e6}
 
 
 def main() -> None:
@@ -70,6 +79,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of residual blocks")
     parser.add_argument("--paths", default="continuous,discrete,joint")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d weights (trainer.channels_last)")
+    parser.add_argument("--compile", default="off", help="torch.compile backend of encoder and decoder (trainer.compile), e.g. inductor")
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
@@ -78,8 +89,7 @@ def main() -> None:
     rows = []
     for path in args.paths.split(","):
         cmd = [sys.executable, __file__, "--path", path] + [f"--{k}={getattr(args, k)}" for k in ("preset", "device", "precision", "frames", "size", "batch", "repeats")]
-        if args.checkpointing:
-            cmd.append("--checkpointing")
+        cmd += ["--checkpointing"] * args.checkpointing + ["--channels-last"] * args.channels_last + [f"--compile={args.compile}"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
@@ -88,11 +98,12 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
     print(f"# training step: {args.preset} ({rows[0]['params_m']:.2f} M), batch {args.batch} x {args.frames}x{args.size}x{args.size}, "
           f"{args.precision} on {args.device} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads"
-          + (", activation checkpointing" if args.checkpointing else ""))
-    print("| path(s) per step | step time (s) | clips/s | peak memory MiB |")
-    print("|---|---|---|---|")
+          + (", activation checkpointing" if args.checkpointing else "") + (", channels_last_3d" if args.channels_last else "")
+          + (f", compile {args.compile}" if args.compile != "off" else ""))
+    print("| path(s) per step | step time (s), best / median | clips/s | first step (s) | peak memory MiB |")
+    print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['path']} | {row['step_s']:.2f} | {args.batch / row['step_s']:.2f} | {row['peak_mib']:.0f} |")
+        print(f"| {row['path']} | {row['step_s']:.3f} / {row['median_s']:.3f} | {args.batch / row['step_s']:.2f} | {row['first_s']:.1f} | {row['peak_mib']:.0f} |")
 
 
 if __name__ == "__main__":
