@@ -189,6 +189,45 @@ def test_collapse_to_flat_colours_stops_training(tmp_path, monkeypatch):
         train(load_train_config(write_config(tmp_path, "flat", config)))
 
 
+def test_collapse_is_caught_between_logging_steps(tmp_path, monkeypatch):
+    """The flat-colour count runs on the device every step and is read on logging steps: a run of
+    collapse_patience flat steps is caught even when no logging step falls inside it."""
+    from onevae.model import CausalVAE
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    real_decode = CausalVAE.decode
+    calls = {"n": 0}
+
+    def decode(self, grids, cache=None):  # flat output on the 3 training decodes 2-4 (steps 2-4), then normal
+        calls["n"] += 1
+        return real_decode(self, grids, cache) * (0 if 2 <= calls["n"] <= 4 else 1)
+
+    monkeypatch.setattr(CausalVAE, "decode", decode)
+    config = tiny_config(tmp_path / "flat", loss={"g_loss_weight": 0.0})
+    config["trainer"].update(max_steps=12, collapse_patience=3, log_every_n_steps=6)
+    with pytest.raises(OneVAEError, match="collapsed to flat colours for 3 steps"):
+        train(load_train_config(write_config(tmp_path, "flat", config)))
+
+
+def test_codebook_usage_waits_for_the_device_on_logging_steps_only(tmp_path, monkeypatch):
+    """torch.unique waits for the GPU: the batch's codebook usage is computed on the steps the logger keeps
+    (trainer.log_every_n_steps), and each of those rows has it."""
+    from onevae.train import module
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    calls = []
+    real = module.codebook_usage
+    monkeypatch.setattr(module, "codebook_usage", lambda tokens, vocab: calls.append(1) or real(tokens, vocab))
+    out = tmp_path / "d"
+    config = tiny_config(out, "discrete", loss={"g_loss_weight": 0.0})
+    config["trainer"].update(max_steps=12, log_every_n_steps=4)
+    train(load_train_config(write_config(tmp_path, "d", config)))
+    usage = losses(out, "train/codebook/batch_usage/token0")
+    assert len(calls) == 3 and len(usage) == 3 and all(0 < u <= 1 for u in usage)
+
+
 def test_freezing_by_name_keeps_the_encoder_fixed(tmp_path):
     out = tmp_path / "frozen"
     config = tiny_config(out, trainer={"max_steps": 3, "freeze": ["model.encoder"], "progress_bar": False, "checkpoint_every_n_steps": 3})

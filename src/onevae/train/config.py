@@ -120,7 +120,7 @@ class TrainerSection:
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes, e.g. ["model.encoder"]
     nonfinite: Literal["skip", "stop"] = "skip"  # what to do with a step whose loss is NaN/inf
     max_nonfinite: Annotated[int, Range(1)] = 10  # consecutive skipped steps before training stops
-    collapse_patience: Annotated[int, Range(1)] = 200  # steps of flat-colour output (recon std < 1e-3) before training stops
+    collapse_patience: Annotated[int, Range(1)] = 200  # steps of flat-colour output (recon std < 1e-3) in a row before training stops (read on logging steps)
     progress_bar: bool = True
     export_ema: bool = True
 

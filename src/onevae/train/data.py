@@ -84,18 +84,23 @@ def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _pins_memory(config: TrainConfig) -> bool:
+    """Page-locked batches when training on a CUDA GPU: Lightning then copies them without blocking."""
+    return config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """The loader of this rank's batches from ``start_step`` on."""
     base = build_base_dataset(config)
     workers = config.data.num_workers
     if isinstance(base, IterableDataset):  # tar shards: streamed in order, resumed from the shard start
         return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers, collate_fn=collate_clips,
-                          worker_init_fn=_leave_stop_signals_to_the_trainer)
+                          worker_init_fn=_leave_stop_signals_to_the_trainer, pin_memory=_pins_memory(config))
     dataset = SampleNumbered(base, config.seed)
     return DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
         num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_clips,
-        worker_init_fn=_leave_stop_signals_to_the_trainer,
+        worker_init_fn=_leave_stop_signals_to_the_trainer, pin_memory=_pins_memory(config),
     )
 
 

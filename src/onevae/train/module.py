@@ -50,7 +50,8 @@ class OneVAETrainingModule(L.LightningModule):
         # g_loss_weight 0 turns the adversarial term off: no discriminator is built
         self.discriminator = build_discriminator(config.loss.discriminator) if config.loss.g_loss_weight > 0 else None
         self.nonfinite_streak = 0
-        self.flat_streak = 0
+        self.flat_streak: int | torch.Tensor = 0  # steps of flat-colour output in a row, counted on the device
+        self.longest_flat_streak: int | torch.Tensor = 0  # since the last check
         self.skipped_steps = 0
 
     # ------------------------------------------------------------------------------------ setup helpers
@@ -111,6 +112,7 @@ class OneVAETrainingModule(L.LightningModule):
         last_layer = self.vae.decoder_last_layer
         total = video.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
+        log_now = self._logging_step()
         for path in out.paths:
             term, term_logs = self.reconstruction_loss(
                 video, path.recon, step, discriminator=self.discriminator,
@@ -126,20 +128,18 @@ class OneVAETrainingModule(L.LightningModule):
             for key, value in term_logs.items():
                 if key != "loss/total":
                     logs[f"{key}_{path.plan.path}"] = value
-            if path.tokens is not None:
+            if path.tokens is not None and log_now:  # torch.unique waits for the GPU: only on steps the logger keeps
                 for k, usage in enumerate(codebook_usage(path.tokens, self.vae.config.vocab_size)):
                     logs[f"codebook/batch_usage/token{k}"] = torch.tensor(usage)
         logs["loss/total"] = total.detach()
         logs["schedule/discrete_share"] = torch.tensor(discrete_share(self.cfg.schedule, step))
-        if not self._step_is_finite(total):
-            self._skip_step(opt_ae, step, "loss")
-            return
         opt_ae.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self.manual_backward(total)  # a non-finite loss gives non-finite gradients, which are dropped below
         grad_norm = self._clip(opt_ae)
-        if not self._step_is_finite(grad_norm):
+        loss_finite, grad_finite = self._all_finite(total, grad_norm)  # the step's one wait for the GPU
+        if not (loss_finite and grad_finite):
             opt_ae.zero_grad(set_to_none=True)
-            self._skip_step(opt_ae, step, "gradient")
+            self._skip_step(opt_ae, step, "loss" if not loss_finite else "gradient")
             return
         self.nonfinite_streak = 0
         opt_ae.step()
@@ -148,7 +148,7 @@ class OneVAETrainingModule(L.LightningModule):
             logs.update(self._discriminator_step(optimizers[1], video, out.recon.detach()))
         if self.ema is not None:
             self.ema.update(self.vae)
-        self._check_collapse(video, out.recon)
+        self._check_collapse(video, out.recon, check_now=log_now)
         logs["grad_norm"] = grad_norm.detach()
         logs["lr"] = torch.tensor(opt_ae.param_groups[0]["lr"])
         self.log_dict({f"train/{k}": v.float() for k, v in logs.items()}, on_step=True, prog_bar=False, sync_dist=False)
@@ -172,8 +172,20 @@ class OneVAETrainingModule(L.LightningModule):
         return torch.nn.utils.clip_grad_norm_(params, limit)
 
     def _step_is_finite(self, value: torch.Tensor) -> bool:
-        finite = bool(torch.isfinite(value).all())
-        return self.trainer.strategy.reduce_boolean_decision(finite, all=True) if self._trainer is not None else finite
+        return self._all_finite(value)[0]
+
+    def _all_finite(self, *values: torch.Tensor) -> list[bool]:
+        """Whether each value is finite everywhere: one wait for the device for all of them, agreed across ranks."""
+        flags = torch.stack([torch.isfinite(v).all() for v in values]).tolist()
+        if self._trainer is None:
+            return flags
+        return [self.trainer.strategy.reduce_boolean_decision(bool(f), all=True) for f in flags]
+
+    def _logging_step(self) -> bool:
+        """Whether Lightning's logger records this step's values (every trainer.log_every_n_steps); values that
+        cost a wait for the GPU are computed only then."""
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
 
     def _skip_step(self, opt, step: int, what: str) -> None:
         self.nonfinite_streak += 1
@@ -190,17 +202,21 @@ class OneVAETrainingModule(L.LightningModule):
         opt.step()
         self.lr_schedulers().step()
 
-    def _check_collapse(self, video: torch.Tensor, recon: torch.Tensor) -> None:
+    def _check_collapse(self, video: torch.Tensor, recon: torch.Tensor, check_now: bool = True) -> None:
+        """Counts steps of flat-colour output in a row on the device, without waiting for it, and stops training
+        on a ``check_now`` step (a logging step) if a run of ``collapse_patience`` such steps came since the last one."""
         recon_std = recon.detach().float().std(dim=(1, 3, 4)).mean()
         input_std = video.detach().float().std(dim=(1, 3, 4)).mean()
-        if recon_std < FLAT_STD and input_std > FLAT_INPUT_STD:
-            self.flat_streak += 1
-        else:
-            self.flat_streak = 0
-        if self.flat_streak >= self.cfg.trainer.collapse_patience:
+        flat = (recon_std < FLAT_STD) & (input_std > FLAT_INPUT_STD)
+        self.flat_streak = (self.flat_streak + 1) * flat
+        self.longest_flat_streak = torch.maximum(torch.as_tensor(self.longest_flat_streak, device=flat.device), self.flat_streak)
+        if not check_now:
+            return
+        longest, self.longest_flat_streak = int(self.longest_flat_streak), 0
+        if longest >= self.cfg.trainer.collapse_patience:
             raise OneVAEError(
                 f"training stopped at step {self.global_step}: reconstructions collapsed to flat colours for "
-                f"{self.flat_streak} steps. Lower optim.lr or the adversarial weight, or start the adversarial term later."
+                f"{longest} steps. Lower optim.lr or the adversarial weight, or start the adversarial term later."
             )
 
     # ------------------------------------------------------------------------------------------ validation
@@ -223,7 +239,7 @@ class OneVAETrainingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TRAINING_CONFIG_KEY] = self.vae.config.to_dict()
         checkpoint["onevae_train_config"] = self.cfg.to_dict()
-        checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": self.flat_streak}
+        checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": int(self.flat_streak)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         counters = checkpoint.get("onevae_counters", {})
