@@ -209,7 +209,7 @@ class OneVAETrainingModule(L.LightningModule):
         input_std = video.detach().float().std(dim=(1, 3, 4)).mean()
         flat = (recon_std < FLAT_STD) & (input_std > FLAT_INPUT_STD)
         self.flat_streak = (self.flat_streak + 1) * flat
-        self.longest_flat_streak = torch.maximum(torch.as_tensor(self.longest_flat_streak, device=flat.device), self.flat_streak)
+        self.longest_flat_streak = self.flat_streak.clamp(min=self.longest_flat_streak)  # an int or a tensor: no copy to the GPU
         if not check_now:
             return
         longest, self.longest_flat_streak = int(self.longest_flat_streak), 0
