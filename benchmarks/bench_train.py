@@ -29,13 +29,9 @@ def run_case(args: argparse.Namespace) -> dict:
         for module in model.modules():
             if isinstance(module, ResidualBlock):
                 module.activation_checkpointing = True
-    if args.channels_last:  # as trainer.channels_last does
-        model.set_memory_format(torch.channels_last_3d)
-    if args.compile != "off":  # as trainer.compile does
-        from torch._functorch import config as functorch_config
+    from onevae.train.runner import apply_speed_options
 
-        functorch_config.donated_buffer = False
-        model.compile(backend=args.compile)
+    apply_speed_options(model, args.channels_last, args.compile)  # as trainer.channels_last / trainer.compile do
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.1)
     video = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=args.device) * 2 - 1
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")

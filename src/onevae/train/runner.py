@@ -26,13 +26,20 @@ def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, LoadReport 
     L.seed_everything(config.seed, workers=True, verbose=False)
     model = OneVAE(config.model_config())
     report = initialise_model(model, config.model) if config.model.init_from else None
-    if config.trainer.channels_last:
-        model.set_memory_format(torch.channels_last_3d)
-    if config.trainer.compile != "off":
-        # the adaptive GAN weight differentiates the loss twice (retain_graph), which inductor's donated buffers forbid
-        torch._functorch.config.donated_buffer = False
-        model.compile(backend=config.trainer.compile)  # in place: parameter names, checkpoints and EMA unchanged
+    apply_speed_options(model, config.trainer.channels_last, config.trainer.compile)
     return OneVAETrainingModule(config, model), report
+
+
+def apply_speed_options(model: OneVAE, channels_last: bool, compile_backend: str) -> None:
+    """trainer.channels_last and trainer.compile on a model about to be trained (benchmarks/bench_train.py too)."""
+    if channels_last:
+        model.set_memory_format(torch.channels_last_3d)
+    if compile_backend != "off":
+        from torch._functorch import config as functorch_config
+
+        # the adaptive GAN weight differentiates the loss twice (retain_graph), which inductor's donated buffers forbid
+        functorch_config.donated_buffer = False
+        model.compile(backend=compile_backend)  # in place: parameter names, checkpoints and EMA unchanged
 
 
 def _strategy(config: TrainConfig):
