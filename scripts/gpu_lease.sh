@@ -23,6 +23,7 @@ py=${PYTHON:-python3}
 name=${NAME:-$(basename "$config" .yaml)}
 deadline=$(( $(date +%s) + seconds ))
 bundle=$(mktemp -d)   # what goes into the tar
+trap 'rm -rf "$bundle"' EXIT
 mkdir -p "$out" "$bundle/export"
 exec > >(tee -a "$bundle/lease.log") 2>&1
 
@@ -45,7 +46,9 @@ while :; do
   timeout --preserve-status -s TERM "$budget" "$py" -m onevae.cli.main train --config "$config" --resume auto "$@"
   rc=$?
   if [ "$rc" -eq 0 ]; then echo "== stage finished"; break; fi
-  [ "$rc" -eq 75 ] || { echo "== training failed (exit $rc)"; break; }
+  # 75: stopped with a checkpoint; 143: stopped by the TERM before training began (a short last piece, a slow
+  # start), so the next piece resumes from the last checkpoint
+  [ "$rc" -eq 75 ] || [ "$rc" -eq 143 ] || { echo "== training failed (exit $rc)"; break; }
 done
 
 ckpt="$run_dir/checkpoints/last.ckpt"

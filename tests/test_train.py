@@ -352,3 +352,17 @@ def test_gpu_lease_script_trains_in_pieces_and_leaves_a_returnable_export(tmp_pa
     back = tmp_path / "back"
     assert (back / "metrics.csv").is_file() and (back / "config.yaml").is_file() and "== piece of" in (back / "lease.log").read_text()
     assert "WARNING" not in result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_lease_goes_on_after_a_piece_stopped_before_training_began(tmp_path):
+    """A piece too short for the trainer to start (killed by the TERM, exit 143, no checkpoint) does not end the
+    lease: the next pieces run until the deadline."""
+    config = tiny_config(tmp_path / "run", trainer={"max_steps": 100000, "checkpoint_every_n_steps": 1000})
+    path = write_config(tmp_path, "short", config)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PIECE": "1", "PYTHON": sys.executable}
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["bash", "scripts/gpu_lease.sh", str(path), "65"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("== piece of 1 s") >= 2 and "training failed" not in result.stdout
+    assert "== out of time" in result.stdout
