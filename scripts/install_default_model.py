@@ -24,6 +24,7 @@ import yaml
 
 from onevae import OneVAE
 from onevae.eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
+from onevae.model_dir import DEFAULT_MODEL_NAME
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "onevae" / "assets" / "onevae-small"
 
@@ -73,13 +74,22 @@ def describe_stage(config: dict) -> str:
     return f"{init}{paths}; {config['loss']['pixel'].upper()} loss, AdamW lr {optim['lr']:g} {rate}"
 
 
+def stage_dim(config: dict) -> int:
+    """The channel width a stage trained (its preset's, unless model.config sets another)."""
+    from onevae.config import preset
+
+    return int(config["model"].get("config", {}).get("dim") or preset(config["model"]["preset"] or "onevae-small").dim)
+
+
 def stage_rows(stages: list[dict]) -> str:
-    rows = []
+    rows, dim = [], None
     for index, stage in enumerate(stages, 1):
         config = stage["config"]
         data = config["data"]
+        growth = f"grown from dim {dim} to {stage_dim(config)} (onevae.nn.widen); " if dim and stage_dim(config) != dim else ""
+        dim = stage_dim(config)
         rows.append(f"| {index} {config['stage']} | `{stage['config_path']}` | {stage['steps']} | "
-                    f"{data['num_frames']} x {data['height']} x {data['width']}, {data['batch_size']} | {describe_stage(config)} |")
+                    f"{data['num_frames']} x {data['height']} x {data['width']}, {data['batch_size']} | {growth}{describe_stage(config)} |")
     return "\n".join(rows)
 
 
@@ -161,6 +171,8 @@ def main() -> None:
     parser.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder of scripts/fetch_opencv_clips.sh (held-out clips)")
     parser.add_argument("--eval-out", type=Path, default=Path("eval/onevae-small"), help="where the held-out evaluation is written")
     parser.add_argument("--baselines", type=Path, default=None, help="baseline cache of earlier `onevae eval` runs")
+    parser.add_argument("--cpu", default=None, metavar="NAME",
+                        help="the CPU the CPU stages ran on (default: this machine's)")
     parser.add_argument("--gpu", default=None, metavar="NAME:SECONDS",
                         help="some stages ran on this GPU for this long in all (e.g. 'NVIDIA H200:1070'); the others on this CPU")
     parser.add_argument("--gpu-stages", type=parse_stages, default=None, metavar="N[-M]",
@@ -181,7 +193,9 @@ def main() -> None:
     # complete, so an interrupted run (the evaluation takes long) never leaves new weights under an old card.
     staging = ASSET.parent / f".{ASSET.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    OneVAE.from_pretrained(args.export).save_pretrained(staging, dtype=torch.float16)
+    exported = OneVAE.from_pretrained(args.export)
+    exported.config = exported.config.replace(name=DEFAULT_MODEL_NAME)  # a grown stage's own name (onevae-small-wide) -> the default's
+    exported.save_pretrained(staging, dtype=torch.float16)
     model = OneVAE.from_pretrained(staging)
     stats_line = measure_and_store_latent_stats(model, staging, sorted(args.stats_videos.glob("*.mp4")))
     model = OneVAE.from_pretrained(staging)
@@ -208,7 +222,7 @@ def main() -> None:
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
     gpu_stages = stage_words(args.gpu_stages or (len(stages), len(stages)))
     where = f"{gpu_stages} on one {gpu_name}, the others on a CPU" if args.gpu else "on a CPU"
-    hardware = (f"{args.wall_seconds / 60:.0f} min for the CPU stages on {cpu_name()} ({os.cpu_count()} cores, CPU only, "
+    hardware = (f"{args.wall_seconds / 60:.0f} min for the CPU stages on {args.cpu or cpu_name()} ({os.cpu_count()} cores, CPU only, "
                 f"sharing the machine with development work) and {float(gpu_seconds or 0) / 60:.0f} min for {gpu_stages} on one "
                 f"{gpu_name}; PyTorch {torch.__version__} here" if args.gpu else
                 f"{args.wall_seconds / 60:.0f} min for all stages on {cpu_name()} ({os.cpu_count()} cores, PyTorch {torch.__version__},\n"

@@ -17,7 +17,7 @@ from onevae.model_dir import default_model_dir
 
 # Measured on the first 17 frames of carphone_pristine when the model was installed (MODEL_CARD.md has the
 # whole clip); a margin of 0.5 dB absorbs codec and BLAS differences between machines.
-FIRST_17_PSNR = {"tokens": 23.10, "latents": 23.29}
+FIRST_17_PSNR = {"tokens": 23.26, "latents": 23.43}
 
 
 def test_default_model_is_shipped_and_self_describing():

@@ -92,21 +92,41 @@ def test_training_init_from_a_narrower_model_dir_grows_it(tmp_path):
         assert (wide.reconstruct(video) - narrow.reconstruct(video)).abs().max() < 1e-3
 
 
-@pytest.mark.parametrize("name", ["default_wide_cpu", "default_wide_gpu"])
-def test_the_wide_default_configs_start_at_the_shipped_model(name):
-    """configs/default_wide_*.yaml grow the shipped onevae-small (dim 16) into dim 20: the same output (to the
-    default new channels' trace in the norms), under 25 MB."""
+def load_config(name: str, *overrides: str):
     from pathlib import Path
 
     from onevae.train.config import load_train_config
+
+    return load_train_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml", list(overrides))
+
+
+def test_stage_10_grows_stage_9_into_the_shipped_width(tmp_path):
+    """configs/default_wide_gpu.yaml (stage 10) grows stage 9's onevae-small (dim 16) into dim 20, under 25 MB in
+    float16, starting from the narrow model's output (near-zero new channels: the same reconstruction)."""
     from onevae.train.initialise import initialise_model
 
-    config = load_train_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+    torch.manual_seed(0)
+    stage9 = OneVAE("onevae-small").eval()
+    stage9.save_pretrained(tmp_path / "stage9")
+    config = load_config("default_wide_gpu", f"model.init_from={tmp_path / 'stage9'}", "model.widen_noise=0.01")
     wide = OneVAE(config.model_config())
     report = initialise_model(wide, config.model)
-    assert report.complete and wide.config.dim == 20
+    assert report.complete and wide.config.dim == 20 and any("grown from dim 16 to 20" in n for n in report.notes)
     assert 2 * wide.num_parameters() < 25e6  # float16 weights
-    shipped = OneVAE.from_pretrained(None)
     video = random_video(9, 64, 64)
     with torch.no_grad():
-        assert psnr(wide.eval().reconstruct(video), shipped.reconstruct(video)) > 38
+        assert psnr(wide.eval().reconstruct(video), stage9.reconstruct(video)) > 38
+
+
+@pytest.mark.parametrize("name", ["default_wide_cpu", "default_wide_gpu"])
+def test_the_wide_configs_continue_the_shipped_model_as_it_is(name):
+    """From the shipped model (dim 20 since stage 10) the wide configs copy every weight: nothing is grown."""
+    from onevae.model_dir import default_model_dir
+    from onevae.train.initialise import initialise_model
+
+    config = load_config(name, f"model.init_from={default_model_dir()}")
+    wide = OneVAE(config.model_config())
+    report = initialise_model(wide, config.model)
+    assert report.complete and not any("grown" in n for n in report.notes)
+    shipped = OneVAE.from_pretrained(None).state_dict()
+    assert all(torch.equal(t, shipped[k]) for k, t in wide.state_dict().items())
