@@ -366,3 +366,36 @@ def test_gpu_lease_goes_on_after_a_piece_stopped_before_training_began(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("== piece of 1 s") >= 2 and "training failed" not in result.stdout
     assert "== out of time" in result.stdout
+
+
+def test_validation_on_the_held_out_set(tmp_path, capsys):
+    """val.sources: [heldout:...] validates on `onevae eval`'s clips at their native size, cut to val.num_frames
+    (1 + 4k), skipping one whose file is missing with a note; the logged PSNR is the mean over those clips."""
+    from onevae.eval.heldout import load, select
+    from onevae.train.config import load_train_config
+    from onevae.train.data import HeldOutClips, build_val_dataset, held_out_names
+
+    assert held_out_names(["heldout"]) == [clip.name for clip in select()] and held_out_names(["a.mp4"]) is None
+    with pytest.raises(OneVAEError, match="cannot be mixed"):
+        held_out_names(["heldout:carphone", "a.mp4"])
+    with pytest.raises(OneVAEError, match="no_such_clip"):
+        held_out_names(["heldout:no_such_clip"])
+    notes = []
+    clips = HeldOutClips(["carphone", "cup"], str(tmp_path / "no_opencv"), 7, 4, log=notes.append)
+    assert clips.names == ["carphone"] and len(clips) == 1 and "cup" in notes[0]
+    carphone, _ = load(select(["carphone"])[0])
+    assert torch.equal(clips[0], carphone[:, :5])  # (3, 5, 144, 176): 7 frames cut to 1 + 4
+    with pytest.raises(OneVAEError, match="none of the held-out clips cup"):
+        HeldOutClips(["cup"], str(tmp_path / "no_opencv"), 7, 4)
+
+    out = tmp_path / "run"
+    val = {"sources": ["heldout:carphone", "heldout:bikes_end"], "num_frames": 5, "every_n_steps": 2}
+    path = write_config(tmp_path, "h", tiny_config(out, trainer={"max_steps": 2, "progress_bar": False}, val=val))
+    dataset = build_val_dataset(load_train_config(path))
+    assert [tuple(c.shape) for c in dataset] == [(3, 5, 144, 176), (3, 5, 256, 256)]
+    assert cli_main(["train", "--config", str(path)]) == 0
+    (row,) = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert row["step"] == 2 and 5 < row["val/continuous/psnr"] < 40
+    bad = tiny_config(tmp_path / "bad", val={"sources": ["heldout", "clip.mp4"]})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "bad", bad))]) == 2
+    assert "cannot be mixed" in capsys.readouterr().err and not (tmp_path / "bad").exists()

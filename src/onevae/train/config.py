@@ -83,7 +83,10 @@ class ValidationConfig:
     """Held-out clips checked every ``every_n_steps``: the training data settings with these sources and sizes,
     no augmentation (:meth:`data_config`)."""
 
-    sources: list[str] = field(default_factory=list)  # held-out videos; empty: procedural clips
+    # held-out videos; empty: procedural clips; "heldout" (or "heldout:NAME", ...): the clips of `onevae eval`
+    # (onevae.eval.heldout) at their own native sizes, each cut to num_frames (num_clips, height, width unused)
+    sources: list[str] = field(default_factory=list)
+    opencv_dir: str = "data/opencv"  # where the held-out set's opencv-doc clips are (scripts/fetch_opencv_clips.sh)
     num_clips: Annotated[int, Range(1)] = 2
     num_frames: Annotated[int, Range(1)] = 17
     height: Annotated[int, Range(1)] = 128

@@ -13,7 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from ..data import build_dataset, collate_clips
-from ..errors import OneVAEError
+from ..errors import InputError, OneVAEError
+from ..eval.heldout import load as load_held_out
+from ..eval.heldout import select as select_held_out
 from ..io.samples import sample_video_path
 from .config import TrainConfig
 
@@ -117,8 +119,63 @@ class FixedClips(Dataset):
         return self.clips[i]
 
 
+HELD_OUT_SOURCE = "heldout"
+
+
+def held_out_names(sources: list[str]) -> list[str] | None:
+    """The held-out clips that ``val.sources`` names (``heldout``: all of them; ``heldout:NAME``: that one), or
+    None when it names files instead; both at once is refused."""
+    picked = [s for s in sources if s == HELD_OUT_SOURCE or s.startswith(HELD_OUT_SOURCE + ":")]
+    if not picked:
+        return None
+    if len(picked) != len(sources):
+        raise InputError("val.sources: 'heldout' clips cannot be mixed with video files; validate on one or the other")
+    names = [] if HELD_OUT_SOURCE in picked else [s.split(":", 1)[1] for s in picked]
+    return [clip.name for clip in select_held_out(names)]  # all of them for []; an unknown name is an InputError
+
+
+class HeldOutClips(Dataset):
+    """The clips of ``onevae eval`` (onevae.eval.heldout) for validation: native size, each cut to at most
+    ``num_frames`` (rounded down to 1 + k * ``temporal_factor``). A clip whose file is missing is skipped with a note,
+    so that a GPU lease can carry only some of them; none at all is an InputError."""
+
+    def __init__(self, names: list[str], opencv_dir: str, num_frames: int, temporal_factor: int, log=print) -> None:
+        self.names: list[str] = []
+        self.clips: list[torch.Tensor] = []
+        missing = []
+        for spec in select_held_out(names):
+            try:
+                video, _ = load_held_out(spec, opencv_dir)  # (3, T, H, W) in [-1, 1]
+            except InputError:
+                missing.append(spec.name)
+                continue
+            frames = min(num_frames, video.shape[1])
+            self.names.append(spec.name)
+            self.clips.append(video[:, : 1 + (frames - 1) // temporal_factor * temporal_factor].contiguous())
+        if not self.clips:
+            raise InputError(f"val.sources: none of the held-out clips {', '.join(names)} could be read "
+                             f"(opencv clips: run `make data`, or set val.opencv_dir)")
+        if missing:
+            log(f"[onevae] validation without the held-out clip(s) {', '.join(missing)}: not found in {opencv_dir}")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.clips[i]
+
+
+def build_val_dataset(config: TrainConfig) -> Dataset:
+    """The fixed validation clips: the held-out set's (``val.sources: [heldout]``) or ``val.num_clips`` clips of
+    the validation data."""
+    names = held_out_names(config.val.sources)
+    if names is not None:
+        return HeldOutClips(names, config.val.opencv_dir, config.val.num_frames, config.model_config().temporal_factor)
+    return FixedClips(build_base_dataset(config, validation=True), config.val.num_clips)
+
+
 def build_val_loader(config: TrainConfig) -> DataLoader:
-    return DataLoader(FixedClips(build_base_dataset(config, validation=True), config.val.num_clips), batch_size=1, shuffle=False)
+    return DataLoader(build_val_dataset(config), batch_size=1, shuffle=False)
 
 
 class OneVAEDataModule(L.LightningDataModule):

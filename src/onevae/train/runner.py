@@ -14,7 +14,7 @@ from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig
-from .data import OneVAEDataModule
+from .data import OneVAEDataModule, held_out_names
 from .initialise import initialise_model
 from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
@@ -137,6 +137,7 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
     _quiet_lightning()
     out = Path(config.output_dir)
     model_config = config.model_config()  # every config error before the directory is touched
+    held_out_names(config.val.sources)
     with RunDirectory(out, resume, overwrite):
         point = find_resume_checkpoint(out, resume, model_config)
         module, report = build_module(config)
