@@ -46,6 +46,7 @@ def summarise_validation(module, outputs: list[dict[str, Any]]) -> dict[str, flo
         if rows:
             summary[f"val/{path}/psnr"] = sum(r["psnr"] for r in rows) / len(rows)
             summary[f"val/{path}/ssim"] = sum(r["ssim"] for r in rows) / len(rows)
+    summary.update(per_clip_psnr(module, outputs))
     if outputs and "tokens" in outputs[0]:
         tokens = [out["tokens"] for out in outputs]
         for k, usage in enumerate(codebook_usage(tokens, module.vae.config.vocab_size)):
@@ -55,6 +56,17 @@ def summarise_validation(module, outputs: list[dict[str, Any]]) -> dict[str, flo
     if module.trainer.is_global_zero and not module.trainer.sanity_checking:
         _write_records(module, summary, outputs)
     return summary
+
+
+def per_clip_psnr(module, outputs: list[dict[str, Any]]) -> dict[str, float]:
+    """``val/PATH/psnr/CLIP`` for validation sets whose clips have names (``val.sources: [heldout]``), on one
+    process (under DDP each rank sees only some clips)."""
+    loaders = module.trainer.val_dataloaders
+    names = getattr(getattr(loaders, "dataset", None), "names", None)
+    if not names or module.trainer.world_size != 1:
+        return {}
+    return {f"val/{path}/psnr/{names[out['batch_idx']]}": rows[0]["psnr"]
+            for out in outputs for path, rows in out["metrics"].items()}
 
 
 def _write_records(module, summary: dict[str, float], outputs: list[dict[str, Any]]) -> None:
