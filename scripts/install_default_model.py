@@ -75,19 +75,21 @@ def describe_stage(config: dict) -> str:
 
 
 def stage_dim(config: dict) -> int:
-    """The channel width a stage trained (its preset's, unless model.config sets another)."""
-    from onevae.config import preset
+    """The channel width a stage trained, resolved as training resolves it (preset, then model.config)."""
+    from onevae.configtools import build_dataclass
+    from onevae.train.config import TrainConfig
 
-    return int(config["model"].get("config", {}).get("dim") or preset(config["model"]["preset"] or "onevae-small").dim)
+    return build_dataclass(TrainConfig, config).model_config().dim
 
 
 def stage_rows(stages: list[dict]) -> str:
-    rows, dim = [], None
+    rows, previous = [], None
     for index, stage in enumerate(stages, 1):
         config = stage["config"]
         data = config["data"]
-        growth = f"grown from dim {dim} to {stage_dim(config)} (onevae.nn.widen); " if dim and stage_dim(config) != dim else ""
         dim = stage_dim(config)
+        growth = f"grown from dim {previous} to {dim} (onevae.nn.widen); " if previous not in (None, dim) else ""
+        previous = dim
         rows.append(f"| {index} {config['stage']} | `{stage['config_path']}` | {stage['steps']} | "
                     f"{data['num_frames']} x {data['height']} x {data['width']}, {data['batch_size']} | {growth}{describe_stage(config)} |")
     return "\n".join(rows)

@@ -144,11 +144,10 @@ class HeldOutClips(Dataset):
         self.clips: list[torch.Tensor] = []
         missing = []
         for spec in select_held_out(names):
-            try:
-                video, _ = load_held_out(spec, opencv_dir)  # (3, T, H, W) in [-1, 1]
-            except InputError:
+            if not spec.path(opencv_dir).is_file():  # an unreadable file is an error, not a skip
                 missing.append(spec.name)
                 continue
+            video, _ = load_held_out(spec, opencv_dir)  # (3, T, H, W) in [-1, 1]
             frames = min(num_frames, video.shape[1])
             self.names.append(spec.name)
             self.clips.append(video[:, : 1 + (frames - 1) // temporal_factor * temporal_factor].contiguous())
