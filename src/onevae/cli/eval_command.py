@@ -10,7 +10,8 @@ def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM, colour fidelity and baselines on the held-out clips (or files)",
                        description="Evaluate a tokenizer at native resolution on the held-out clips (default: all of "
                        "them; see onevae.eval.heldout) or on video files, against bicubic x4/x8 and x264 veryslow at the "
-                       "token bit budget. Writes results.json, results.md and side_by_side/CLIP.png to --out.")
+                       "token bit budget, and the round trip of 17 flat colours. Writes results.json, results.md, side_by_side/CLIP.png "
+                       "and flat_colours.{json,md} to --out.")
     p.add_argument("model", help="model directory, or 'default' / 'onevae-small' for the shipped tokenizer")
     p.add_argument("clips", nargs="*", help="held-out clip names or video files (default: the whole held-out set)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME)")
@@ -18,6 +19,7 @@ def add_eval(sub) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="cut every clip to this many frames")
     p.add_argument("--no-x264", action="store_true", help="skip the x264 baseline")
     p.add_argument("--no-png", action="store_true", help="write no side-by-side PNG")
+    p.add_argument("--no-flat-colours", action="store_true", help="skip the flat-colour round trip (17 flat 9x64x64 clips)")
     p.add_argument("--baselines", type=Path, default=None, help="baseline cache (JSON) shared between runs (default: OUT/baselines.json)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.set_defaults(func=run_eval)
@@ -28,6 +30,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..errors import OneVAEError
     from ..eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
+    from ..eval.flat_colours import flat_colour_round_trip, flat_colours_table, write_flat_colours
     from ..model import OneVAE
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -40,5 +43,11 @@ def run_eval(args: argparse.Namespace) -> int:
     out = args.out or Path("eval") / ("onevae-small" if shipped else Path(args.model).name)
     results = evaluate(model, clips, out, EvalOptions(x264=not args.no_x264, png=not args.no_png), args.baselines)
     print(results_table(results))
-    print(f"wrote {out / 'results.json'}, {out / 'results.md'}" + ("" if args.no_png else f", {out / 'side_by_side'}/"))
+    written = [out / "results.json", out / "results.md"] + ([] if args.no_png else [f"{out / 'side_by_side'}/"])
+    if not args.no_flat_colours:
+        flat = flat_colour_round_trip(model)
+        write_flat_colours(out, flat, model.config.name)
+        print("\nFlat colours (worst channel's error of the mean colour, /255):\n" + flat_colours_table(flat))
+        written += [out / "flat_colours.json", out / "flat_colours.md"]
+    print("wrote " + ", ".join(map(str, written)))
     return 0
