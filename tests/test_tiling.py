@@ -93,9 +93,11 @@ def test_bad_tiles_are_refused(tile, overlap, message):
 
 def test_decode_precision_leaves_tokens_unchanged_and_costs_little():
     """bfloat16 decoding: same tokens (FSQ runs in float32), reconstruction within 0.5 dB of float32 on real
-    video with the shipped model; bfloat16 encoding shifts latents more than decoding does."""
+    video with the shipped model; bfloat16 encoding shifts latents more than decoding does. A 5 x 72 x 88 crop of
+    carphone's face: bfloat16 convolutions are ~20x slower than float32 on CPUs without AVX-512 (the whole
+    9 x 144 x 176 clip took 170 s on the 2-core CI-like machine; the crop 14 s, with the same 0.001 dB gap)."""
     model = OneVAE.from_pretrained(None)
-    video = read_video(sample_video_path("carphone_pristine"), max_frames=9)[0][:, :, :144, :176].unsqueeze(0)
+    video = read_video(sample_video_path("carphone_pristine"), max_frames=5)[0][:, :, 36:108, 44:132].unsqueeze(0)
     with torch.no_grad():
         latents = model.encode_latents(video)
         tokens = model.latents_to_tokens(latents)
