@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +11,12 @@ from onevae import OneVAE
 from onevae.io import write_video
 from onevae.latent_stats import measure_latent_stats
 
-from conftest import tiny_model
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_default_model.py"
+from conftest import load_script, tiny_model
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("install_default_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("install_default_model")
 
 
 def test_gpu_stages_and_stage_steps_parse_or_refuse(script):

@@ -3,24 +3,16 @@ least-squares fits recover known weights."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import random_video, tiny_model
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "probe_post_hoc_refit.py"
+from conftest import load_script, random_video, tiny_model
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("probe_post_hoc_refit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_post_hoc_refit")
 
 
 def test_head_patches_times_the_head_weights_give_the_decoder_output(probe):
