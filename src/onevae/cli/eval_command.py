@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="PSNR/SSIM, colour fidelity and baselines on the held-out clips (or files)",
+    p = sub.add_parser("eval", help="PSNR/SSIM, colour fidelity, flat colours and baselines on the held-out clips (or files)",
                        description="Evaluate a tokenizer at native resolution on the held-out clips (default: all of "
                        "them; see onevae.eval.heldout) or on video files, against bicubic x4/x8 and x264 veryslow at the "
                        "token bit budget, and the round trip of 17 flat colours. Writes results.json, results.md, side_by_side/CLIP.png "
