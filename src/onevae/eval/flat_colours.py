@@ -121,10 +121,15 @@ def flat_colours_table(results: list[FlatColourResult]) -> str:
     return "\n".join(lines)
 
 
+def flat_colours_record(results: list[FlatColourResult]) -> dict:
+    """``{"summary": ..., "colours": [every row]}``, as flat_colours.json and the model card's metrics.json hold it."""
+    return {"summary": flat_colours_summary(results), "colours": [asdict(r) for r in results]}
+
+
 def write_flat_colours(out: Path, results: list[FlatColourResult], model_name: str = "") -> None:
     """``flat_colours.json`` (summary and every row) and ``flat_colours.md`` (the table) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"model": model_name, "summary": flat_colours_summary(results), "colours": [asdict(r) for r in results]}
+    payload = {"model": model_name, **flat_colours_record(results)}
     with atomic_path(out / "flat_colours.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1) + "\n")
     with atomic_path(out / "flat_colours.md") as tmp:
