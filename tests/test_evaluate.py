@@ -175,16 +175,19 @@ class ShiftingModel:
         self.latents_shift = torch.tensor(latents_shift).view(1, 3, 1, 1, 1)
         self.tokens_shift = torch.tensor(tokens_frame0_shift).view(1, 3, 1, 1)
 
-    def encode_latents(self, video):
+    def pad_video(self, video):
+        return video, SimpleNamespace(crop=lambda v: v)  # every clip here is already a valid size
+
+    def encode_latents(self, video, mode="full", chunk_frames=None):
         return video
 
     def latents_to_tokens(self, latents):
         return latents
 
-    def decode_latents(self, latents):
+    def decode_latents(self, latents, mode="full", chunk_latents=1):
         return latents + self.latents_shift
 
-    def decode_tokens(self, tokens):
+    def decode_tokens(self, tokens, mode="full", chunk_latents=1):
         out = tokens.clone()
         out[:, :, 0] += self.tokens_shift
         return out

@@ -48,6 +48,11 @@ def rgb_to_hsv(video: torch.Tensor) -> torch.Tensor:
     return torch.stack([hue, saturation, value])
 
 
+def frame_mean_colours(video: torch.Tensor) -> torch.Tensor:
+    """(3, T) mean colour of each frame of a (3, T, H, W) clip in [-1, 1], in 8-bit units (0-255), clamped first."""
+    return (video.float().clamp(-1, 1) + 1).mean(dim=(2, 3)) * 127.5
+
+
 def colour_fidelity(ref: torch.Tensor, rec: torch.Tensor) -> dict[str, Any]:
     """Colour errors of ``rec`` against ``ref`` ((3, T, H, W) in [-1, 1]), in 8-bit units (x/255) and degrees.
 
@@ -58,7 +63,7 @@ def colour_fidelity(ref: torch.Tensor, rec: torch.Tensor) -> dict[str, Any]:
     there (< 1: washed out), ``saturated_share``: the share of such pixels.
     """
     a, b = (ref.float().clamp(-1, 1) + 1) / 2, (rec.float().clamp(-1, 1) + 1) / 2  # (3, T, H, W) in [0, 1]
-    per_frame = (a.mean(dim=(2, 3)) - b.mean(dim=(2, 3))).abs() * 255  # (3, T)
+    per_frame = (frame_mean_colours(ref) - frame_mean_colours(rec)).abs()  # (3, T)
     channel = per_frame.mean(dim=1)  # (3,)
     hsv_a, hsv_b = rgb_to_hsv(a), rgb_to_hsv(b)
     mask = (hsv_a[1] >= SATURATED) & (hsv_a[2] >= BRIGHT)

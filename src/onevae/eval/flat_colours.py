@@ -18,6 +18,7 @@ import torch
 
 from ..io.atomic import atomic_path
 from ..io.video import frames_to_tensor
+from .evaluate import frame_mean_colours, model_reconstructions
 
 FLAT_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
@@ -28,6 +29,7 @@ FLAT_COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255),
 }
 TOLERANCE = 6.0  # /255 per channel, on the clip's mean colour
+PATHS = ("tokens", "latents")  # the order of the rows and of the table's columns
 
 
 @dataclass
@@ -55,31 +57,19 @@ def flat_clip(rgb: tuple[int, int, int], frames: int = 9, size: int = 64) -> tor
     return frames_to_tensor(np.full((frames, size, size, 3), rgb, np.uint8))
 
 
-def _reconstructions(model, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Tokens (if the model has them) and latents reconstructions of one (3, T, H, W) clip, clamped to [-1, 1]."""
-    x = clip[None].to(model.device, model.dtype)  # (1, 3, T, H, W)
-    latents = model.encode_latents(x)
-    out = {}
-    if model.config.discrete:
-        out["tokens"] = model.decode_tokens(model.latents_to_tokens(latents))
-    out["latents"] = model.decode_latents(latents)
-    return {path: v.float().clamp(-1, 1)[0].cpu() for path, v in out.items()}
-
-
 def frame_mean_errors(rgb: tuple[int, int, int], recon: torch.Tensor) -> np.ndarray:
     """(T, 3) signed error (/255) of each frame's mean colour of a (3, T, H, W) reconstruction in [-1, 1]."""
-    means = ((recon + 1) * 127.5).mean(dim=(2, 3)).T.numpy()  # (T, 3)
-    return means - np.asarray(rgb, dtype=np.float64)
+    return frame_mean_colours(recon).T.double().numpy() - np.asarray(rgb, dtype=np.float64)
 
 
-@torch.no_grad()
 def flat_colour_round_trip(model, colours: dict[str, tuple[int, int, int]] | None = None, frames: int = 9,
                            size: int = 64) -> list[FlatColourResult]:
     """Every colour (default :data:`FLAT_COLOURS`) through every path of ``model``."""
     results = []
     for name, rgb in (colours or FLAT_COLOURS).items():
-        for path, recon in _reconstructions(model, flat_clip(rgb, frames, size)).items():
-            err = frame_mean_errors(rgb, recon)  # (T, 3)
+        recons = model_reconstructions(model, flat_clip(rgb, frames, size))  # one encoding, both paths
+        for path in [p for p in PATHS if p in recons]:
+            err = frame_mean_errors(rgb, recons[path])  # (T, 3)
             later = np.abs(err[1:]).max(axis=0) if len(err) > 1 else np.zeros(3)
             results.append(FlatColourResult(name, tuple(rgb), path, _rounded(np.abs(err.mean(axis=0))),
                                             _rounded(np.abs(err[0])), _rounded(later)))
