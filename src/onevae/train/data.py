@@ -134,7 +134,7 @@ def held_out_names(sources: list[str]) -> list[str] | None:
     return [clip.name for clip in select_held_out(names)]  # all of them for []; an unknown name is an InputError
 
 
-class HeldOutClips(Dataset):
+class HeldOutClips(FixedClips):
     """The clips of ``onevae eval`` (onevae.eval.heldout) for validation: native size, each cut to at most
     ``num_frames`` (rounded down to 1 + k * ``temporal_factor``). A clip whose file is missing is skipped with a note,
     so that a GPU lease can carry only some of them; none at all is an InputError."""
@@ -156,12 +156,6 @@ class HeldOutClips(Dataset):
                              f"(opencv clips: run `make data`, or set val.opencv_dir)")
         if missing:
             log(f"[onevae] validation without the held-out clip(s) {', '.join(missing)}: not found in {opencv_dir}")
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.clips[i]
 
 
 def build_val_dataset(config: TrainConfig) -> Dataset:
