@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,16 @@ def test_help_everywhere():
     for name, parser in commands.items():
         assert parser.format_help().startswith(f"usage: onevae {name}"), name
         assert name in result.stdout, name
+
+
+def test_python_dash_m_onevae_is_the_same_command_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "onevae", "info", "onevae-small"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == run_cli("info", "onevae-small").stdout
+    bad = subprocess.run([sys.executable, "-m", "onevae", "decode", "missing.safetensors", "-o", "x.mp4"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert_user_error(bad, "no such file")
+    assert not list(tmp_path.iterdir())
 
 
 def test_every_command_is_in_the_command_line_reference():
