@@ -352,6 +352,28 @@ def test_d16_export_refuses_nan_weights_and_malformed_checkpoints(finished_run, 
     assert not (tmp_path / "x").exists()
 
 
+def test_export_and_convert_never_replace_a_model_unasked(finished_run, tmp_path, capsys):
+    from onevae.model_dir import default_model_dir
+
+    checkpoint = finished_run / "checkpoints" / "last.ckpt"
+    shipped = default_model_dir() / "model.safetensors"
+    before = shipped.stat().st_mtime_ns
+    for flags in ([], ["--overwrite"]):
+        cli_error(capsys, ["export", str(checkpoint), "-o", str(default_model_dir()), *flags], "the model shipped inside the package")
+    assert shipped.stat().st_mtime_ns == before
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "m")]) == 0
+    weights = (tmp_path / "m" / "model.safetensors").read_bytes()
+    cli_error(capsys, ["export", str(checkpoint), "-o", str(tmp_path / "m"), "--save-dtype", "float16"], "already holds files; pass --overwrite")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "m"), "--save-dtype", "float16", "--overwrite"]) == 0
+    assert len((tmp_path / "m" / "model.safetensors").read_bytes()) < len(weights)
+    (tmp_path / "file").write_text("x")
+    cli_error(capsys, ["export", str(checkpoint), "-o", str(tmp_path / "file")], "is a file; give a directory")
+    cli_error(capsys, ["convert", str(tmp_path / "m"), "--to", "diffusers", "-o", str(tmp_path / "m")], "already holds files")
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "empty")]) == 0  # an empty directory is fine
+
+
 def test_d21_refused_pickles_are_named_and_wan_drops_are_reported(tmp_path):
     from onevae.checkpoints import load_wan
     from onevae.checkpoints.files import read_weights_file

@@ -106,6 +106,7 @@ def add_export(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
     p.add_argument("--save-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
                    help="precision of the stored weights (float16 halves the file; loading casts back; default float32)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a model directory that already exists")
     p.set_defaults(func=run_export)
 
 
@@ -114,10 +115,19 @@ def run_export(args: argparse.Namespace) -> int:
 
     from ..train.checkpointing import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=getattr(torch, args.save_dtype))
+    output = model_output_dir(args)
+    out = export_checkpoint(args.checkpoint, output, use_ema=not args.no_ema, dtype=getattr(torch, args.save_dtype))
     print_err(f"[onevae] wrote {out}/config.json and {out}/model.safetensors")
     return 0
 
+
+def model_output_dir(args: argparse.Namespace):
+    """``-o DIR`` of export and convert, checked before any work: never the shipped model, and an existing model
+    directory only with ``--overwrite``."""
+    from ..io.paths import new_output_dir
+    from ..model_dir import default_model_dir
+
+    return new_output_dir(args.output, overwrite=args.overwrite, protected=[default_model_dir()])
 
 
 # ------------------------------------------------------------------------------------------------ video I/O options
@@ -304,6 +314,7 @@ def add_convert(sub) -> None:
                    help="what to write: our model directory (default) or a diffusers AutoencoderKLWan folder (continuous, non-fe, 4x-temporal models)")
     p.add_argument("--ema", action="store_true", help="take the EMA weights of an official Lightning checkpoint")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of a .ckpt that holds Python objects (runs code from the file!)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an output directory that already exists")
     p.set_defaults(func=run_convert)
 
 
@@ -314,6 +325,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from ..config import OneVAEConfig, preset
     from ..model import OneVAE
 
+    output = model_output_dir(args)
     folder = find_diffusers_folder(args.weights) if args.format in ("auto", "diffusers") else None
     source = folder if folder is not None else _convert_source(args)
     if args.config and args.variant:
@@ -333,11 +345,11 @@ def run_convert(args: argparse.Namespace) -> int:
     if report is not None:
         print_err(report.summary())
     if args.to == "diffusers":
-        save_diffusers(model, args.output)
+        save_diffusers(model, output)
         if model.config.discrete:
             print_err("[onevae] note: AutoencoderKLWan has no FSQ bottleneck; only the continuous path was written")
     else:
-        model.save_pretrained(args.output, metadata={"converted_from": str(source)})
+        model.save_pretrained(output, metadata={"converted_from": str(source)})
     print_err(f"[onevae] wrote {args.output} ({model.config.name}, {model.num_parameters() / 1e6:.2f} M parameters{', diffusers layout' if args.to == 'diffusers' else ''})")
     return 0
 

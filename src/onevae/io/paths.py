@@ -50,3 +50,20 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
         return Path(a).resolve() == Path(b).resolve()
+
+
+def new_output_dir(path: str | os.PathLike, overwrite: bool = False, protected: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse, before any work, a directory output that would replace something: an existing file, a directory
+    that already holds files (unless ``overwrite``), or one of ``protected`` (e.g. the shipped model), ever."""
+    path = Path(path)
+    for guarded in protected:
+        if same_file(path, guarded):
+            raise OneVAEError(f"output {path} is the model shipped inside the package; write to another directory")
+    if path.exists() and not path.is_dir():
+        raise OneVAEError(f"output {path} is a file; give a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OneVAEError(f"output {path} already holds files; pass --overwrite to replace them, or choose another directory")
+    nearest = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())  # itself, or where it will be made
+    if not os.access(nearest, os.W_OK):
+        raise OneVAEError(f"cannot write {path}: {nearest} is not writable")
+    return path
