@@ -319,6 +319,17 @@ class RunsCode:
         return (open, (str(self.marker), "w"))
 
 
+def test_a_run_that_fails_before_its_first_step_leaves_no_directory(tmp_path, capsys):
+    config = train_config(tmp_path / "runs" / "new")
+    config["data"] = {**config["data"], "kind": "files", "sources": [str(tmp_path / "no_such_folder")]}
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    assert not (tmp_path / "runs" / "new").exists()
+    (tmp_path / "mine").mkdir()  # a directory the user made is left, as it was
+    config["output_dir"] = str(tmp_path / "mine")
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_d12_resume_never_unpickles_code(finished_run, tmp_path, capsys, monkeypatch):
     checkpoint = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["hyper_parameters"] = RunsCode(tmp_path / "pwned")

@@ -265,6 +265,11 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
     assert "unknown config key(s) in trainer: max_stepz" in capsys.readouterr().err
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert cli_main(["train", "--config", str(path), "trainer.max_steps=abc"]) == 2
+    capsys.readouterr()
+    no_stage = write_config(tmp_path, "no_stage", {"schedule": {"kind": "continuous"}, "output_dir": str(tmp_path / "run")})
+    assert cli_main(["train", "--config", str(no_stage)]) == 2
+    assert "schedule.kind continuous never trains the tokens, but stage is discrete" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -210,4 +210,7 @@ def validate(config: TrainConfig) -> None:
         config.schedule.kind = "continuous"
     if config.stage == "joint" and config.schedule.kind not in ("joint", "ramp"):
         raise OneVAEError("the joint stage needs schedule.kind joint (or ramp with final_discrete < 1)")
+    if config.stage == "discrete" and config.schedule.kind == "continuous":
+        raise OneVAEError("schedule.kind continuous never trains the tokens, but stage is discrete (the default when a "
+                          "config has no stage): set stage: continuous, or a discrete schedule (ramp, switch, interpolate)")
     # data.random_crop_scale's order is checked by DataConfig itself

@@ -29,17 +29,21 @@ class RunDirectory:
 
     Refuses (before anything is built) a directory that is a file or not writable, one that another
     ``onevae train`` holds, and a previous run's directory unless ``resume`` or ``overwrite`` is given;
-    ``overwrite`` removes that run's checkpoints, export and logs first."""
+    ``overwrite`` removes that run's checkpoints, export and logs first. A directory this run created is removed
+    again when the run fails before it logged a step or saved a checkpoint (a missing data source, say), so that
+    a failed start leaves nothing behind."""
 
     def __init__(self, out: Path, resume: str | None, overwrite: bool) -> None:
         self.out, self.resume, self.overwrite = Path(out), resume, overwrite
         self._lock_fd: int | None = None
+        self._created = False
 
     def __enter__(self) -> RunDirectory:
         if not is_launcher_process():
             return self
         if self.resume is not None and self.overwrite:
             raise OneVAEError("give either --resume or --overwrite, not both")
+        self._created = not self.out.exists()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(self.out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -69,8 +73,10 @@ class RunDirectory:
             if (self.out / part).is_dir():
                 shutil.rmtree(self.out / part)
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, *exc) -> bool:
         self._release()
+        if exc_type is not None and self._created and not has_previous_run(self.out) and not (self.out / "logs" / "metrics.csv").exists():
+            shutil.rmtree(self.out, ignore_errors=True)
         return False
 
     def _release(self) -> None:
