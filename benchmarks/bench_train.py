@@ -20,9 +20,11 @@ import torch
 
 def run_case(args: argparse.Namespace) -> dict:
     from onevae import CONTINUOUS, DISCRETE, OneVAE
+    from onevae.config import preset
 
     torch.manual_seed(0)
-    model = OneVAE(args.preset).to(args.device).train()
+    config = preset(args.preset)
+    model = OneVAE(config.replace(dim=args.dim) if args.dim else config).to(args.device).train()
     if args.checkpointing:
         from onevae.nn.layers import ResidualBlock
 
@@ -67,6 +69,7 @@ def run_case(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="onevae-small")
+    parser.add_argument("--dim", type=int, default=0, help="the preset at another base width (e.g. 16: onevae-small before stage 10)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="32", choices=["32", "bf16"])
     parser.add_argument("--frames", type=int, default=17)
@@ -84,7 +87,7 @@ def main() -> None:
         return
     rows = []
     for path in args.paths.split(","):
-        cmd = [sys.executable, __file__, "--path", path] + [f"--{k}={getattr(args, k)}" for k in ("preset", "device", "precision", "frames", "size", "batch", "repeats")]
+        cmd = [sys.executable, __file__, "--path", path] + [f"--{k}={getattr(args, k)}" for k in ("preset", "dim", "device", "precision", "frames", "size", "batch", "repeats")]
         cmd += ["--checkpointing"] * args.checkpointing + ["--channels-last"] * args.channels_last + [f"--compile={args.compile}"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:

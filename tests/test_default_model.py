@@ -4,6 +4,7 @@ about as well as its model card says."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -27,6 +28,20 @@ def test_default_model_is_shipped_and_self_describing():
     model = OneVAE.from_pretrained(None)
     assert model.config.name == "onevae-small" and model.config.discrete
     assert model.config.temporal_factor == 4 and model.config.spatial_factor == 8
+    assert OneVAE("onevae-small").config.replace(latents_mean=None, latents_std=None) == model.config.replace(
+        latents_mean=None, latents_std=None)  # the preset is the shipped architecture
+
+
+def test_the_readme_states_the_shipped_models_shapes():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith("# the shipped model"))
+    model = OneVAE.from_pretrained(None)
+    with torch.inference_mode():
+        latents = model.encode_latents(torch.zeros(1, 3, 17, 256, 256))
+        tokens = model.latents_to_tokens(latents)
+    assert tokens.first is None and latents.first is None
+    shape = lambda t: "(" + ",".join(str(n) for n in t.shape) + ")"  # noqa: E731
+    assert f"tokens .first None, .rest {shape(tokens.rest)}; latents {shape(latents.rest)}" in line
 
 
 def test_default_model_reconstructs_the_held_out_clip():

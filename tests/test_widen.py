@@ -106,7 +106,8 @@ def test_stage_10_grows_stage_9_into_the_shipped_width(tmp_path):
     from onevae.train.initialise import initialise_model
 
     torch.manual_seed(0)
-    stage9 = OneVAE("onevae-small").eval()
+    stage9 = OneVAE(load_config("default_small_gpu_anneal").model_config()).eval()
+    assert stage9.config.dim == 16
     stage9.save_pretrained(tmp_path / "stage9")
     config = load_config("default_wide_gpu", f"model.init_from={tmp_path / 'stage9'}", "model.widen_noise=0.01")
     wide = OneVAE(config.model_config())

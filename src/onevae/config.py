@@ -237,11 +237,11 @@ PRESETS: dict[str, OneVAEConfig] = {
             3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
         ],
     ),
-    # The small tokenizer trained by this project (see its MODEL_CARD.md and docs/training.md): 4x8x8, two FSQ tokens
-    # per position (vocabulary 64,000), 7.6 M parameters. Stages 1-9 of the shipped model trained this; stage 10 grew
-    # it to dim 20 (11.7 M parameters), which is what ships (the weights' own config.json says so).
+    # The small tokenizer trained by this project, shipped inside the package (see its MODEL_CARD.md and
+    # docs/training.md): 4x8x8, two FSQ tokens per position (vocabulary 64,000), 11.7 M parameters. Stages 1-9 of
+    # the shipped model trained it at dim 16 (7.6 M; their configs say `config: {dim: 16}`), stage 10 grew it to 20.
     "onevae-small": OneVAEConfig(
-        name="onevae-small", dim=16, z_dim=32, dim_mult=[1, 2, 4, 8], num_res_blocks=1,
+        name="onevae-small", dim=20, z_dim=32, dim_mult=[1, 2, 4, 8], num_res_blocks=1,
         temporal_downsample=[False, True, True], fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2,
     ),
 }
