@@ -54,3 +54,52 @@ def test_train_overrides_on_both_sides_of_an_option_are_all_read(tmp_path):
     assert args.overrides == ["data.height=64", "data.width=64"] and args.resume == "auto"
     result = run_cli("train", "--config", "c.yaml", "data.height=64", "--resume", "auto", "oops")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == "onevae: error: unrecognized arguments: oops"
+
+
+def test_size_policies_are_mutually_exclusive(tmp_path):
+    result = run_cli("reconstruct", "--crop", "--pad")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "onevae reconstruct: error: argument --pad: not allowed with argument --crop"
+    result = run_cli("tokenize", "x", "-o", str(tmp_path / "out"), "--pad", "--resize")
+    assert result.stderr.strip().splitlines()[-1] == "onevae tokenize: error: argument --resize: not allowed with argument --pad"
+    assert not (tmp_path / "out").exists()
+
+
+def test_latent_dtype_without_continuous_is_refused_like_normalize_latents(model_dir, tmp_path):
+    clip = Path(__file__).parent  # never read: the options are checked first
+    result = run_cli("encode", str(clip), "-o", str(tmp_path / "x.safetensors"), "--latent-dtype", "float16", "--model", str(model_dir))
+    assert_user_error(result, "--latent-dtype applies to continuous latents: add --continuous")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cpu_bf16_warning_reads_once(model_dir, monkeypatch, capsys):
+    import argparse
+
+    from onevae import hardware
+    from onevae.cli.commands import load_model_from_args
+
+    monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: dtype not in hardware._REDUCED)
+    load_model_from_args(argparse.Namespace(model=str(model_dir), device="cpu", dtype="bfloat16", encode_dtype=None, decode_dtype=None,
+                                            channels_last=False, compile=False, tile=None, tile_overlap=None))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("[onevae] warning: computing in bfloat16 on a CPU without AVX-512 BF16 or AMX (best: "), line
+    assert line.endswith("10-35x slower than float32; --dtype float32 is faster")
+
+
+def test_train_without_config_says_so(tmp_path):
+    result = run_cli("train", "trainer.max_steps=2", f"output_dir={tmp_path / 'run'}")
+    assert_user_error(result, "needs at least one entry in sources (no --config given: pass --config FILE, see configs/)")
+
+
+def test_lightning_advertisements_are_dropped_other_info_kept(tmp_path, caplog):
+    import logging
+
+    import lightning as L
+
+    from onevae.train.runner import _quiet_lightning
+
+    _quiet_lightning()
+    with caplog.at_level(logging.INFO):
+        L.Trainer(default_root_dir=str(tmp_path), accelerator="cpu", max_steps=1, enable_progress_bar=False)
+    assert "GPU available" in caplog.text  # Lightning's other info lines still show
+    assert "litlogger" not in caplog.text and "litmodels" not in caplog.text and "Tip:" not in caplog.text

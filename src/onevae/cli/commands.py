@@ -57,7 +57,7 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
         from ..hardware import warn_if_slow_on_cpu
 
         for dtype in dict.fromkeys((encode, decode)):  # once per distinct dtype
-            warn_if_slow_on_cpu(dtype, f"{str(dtype).replace('torch.', '')} on the CPU", "--dtype float32")
+            warn_if_slow_on_cpu(dtype, f"computing in {str(dtype).replace('torch.', '')}", "--dtype float32")
     if args.channels_last:
         model.set_memory_format(torch.channels_last_3d)
     if args.compile:
@@ -115,8 +115,13 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.config import load_train_config
     from ..train.runner import train
 
-    config = load_train_config(args.config, args.overrides)
-    export = train(config, resume=args.resume, overwrite=args.overwrite)
+    try:
+        config = load_train_config(args.config, args.overrides)
+        export = train(config, resume=args.resume, overwrite=args.overwrite)
+    except OneVAEError as exc:
+        if args.config is not None:
+            raise
+        raise OneVAEError(f"{exc} (no --config given: pass --config FILE, see configs/)") from exc
     print_err(f"[onevae] exported the trained model to {export}")
     return 0
 
@@ -148,9 +153,10 @@ def add_fit_arguments(g) -> None:
     """The reading and fitting options every command that reads videos shares (encode, reconstruct, stats, tokenize)."""
     g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
     g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames (of each video)")
-    g.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
-    g.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
-    g.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
+    modes = g.add_mutually_exclusive_group()  # one size policy: given together, argparse refuses them
+    modes.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
+    modes.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
+    modes.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
     g.add_argument("--max-side", type=int, default=None, help="first downscale so the long side is at most this many pixels")
     g.add_argument("--short-side", type=int, default=None, help="first downscale so the short side is at most this many pixels")
     g.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (memory vs speed; default 2)")
@@ -182,7 +188,7 @@ def add_encode(sub) -> None:
     p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
     p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
     p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
-    p.add_argument("--latent-dtype", default="float16", choices=["float16", "float32"], help="dtype of stored latents")
+    p.add_argument("--latent-dtype", default=None, choices=["float16", "float32"], help="with --continuous: dtype of stored latents (default float16)")
     p.add_argument("--normalize-latents", action="store_true",
                    help="with --continuous: store (z - latents_mean) / latents_std per channel, what a diffusion model is trained on "
                    "(the model's statistics, recorded in the file; decode undoes it)")
@@ -222,6 +228,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
     if args.normalize_latents and not args.continuous:
         raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
+    if args.latent_dtype and not args.continuous:
+        raise OneVAEError("--latent-dtype applies to continuous latents: add --continuous")
     targets = _encode_targets(args)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
@@ -229,7 +237,7 @@ def run_encode(args: argparse.Namespace) -> int:
     fingerprint = model_fingerprint(model)
     for video, out in targets:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
-                                  latent_dtype=getattr(torch, args.latent_dtype), normalize=args.normalize_latents)
+                                  latent_dtype=getattr(torch, args.latent_dtype or "float16"), normalize=args.normalize_latents)
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
