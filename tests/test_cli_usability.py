@@ -4,6 +4,7 @@ the wording of sizes and warnings."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,64 @@ def test_lightning_advertisements_are_dropped_other_info_kept(tmp_path, caplog):
         L.Trainer(default_root_dir=str(tmp_path), accelerator="cpu", max_steps=1, enable_progress_bar=False)
     assert "GPU available" in caplog.text  # Lightning's other info lines still show
     assert "litlogger" not in caplog.text and "litmodels" not in caplog.text and "Tip:" not in caplog.text
+
+
+def info_rows(stdout: str) -> dict[str, str]:
+    """``onevae info``'s table as {key: value}, checking that every value starts in the same column."""
+    lines = stdout.splitlines()
+    column = min(len(line) - len(line.split("  ")[-1].lstrip()) for line in lines if "  " in line)
+    rows = {}
+    for line in lines:
+        assert line[column - 1] == " " and line[column] != " ", f"misaligned: {line!r}"
+        rows[line[:column].rstrip()] = line[column:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def encoded(model_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A 5-frame 16x16 clip, its token file and its latent file."""
+    from onevae.cli.main import main
+
+    from media import make_clip, smooth_frames
+
+    folder = tmp_path_factory.mktemp("encoded")
+    clip = make_clip(folder / "clip.mp4", smooth_frames(5, 16, 16), fps=8)
+    tokens, latents = folder / "clip.tokens.safetensors", folder / "clip.latents.safetensors"
+    assert main(["encode", str(clip), "-o", str(tokens), "--model", str(model_dir), "--quiet"]) == 0
+    assert main(["encode", str(clip), "-o", str(latents), "--model", str(model_dir), "--quiet", "--continuous"]) == 0
+    return clip, tokens, latents
+
+
+def test_info_on_token_and_latent_files_shows_only_what_applies(encoded, capsys):
+    from onevae.cli.main import main
+
+    _, tokens, latents = encoded
+    capsys.readouterr()
+    assert main(["info", str(tokens)]) == 0
+    rows = info_rows(capsys.readouterr().out)
+    assert rows["kind"] == "tokens" and "tokens_per_clip" in rows and "vocab_size" in rows and "latents" not in rows
+    assert main(["info", str(latents)]) == 0
+    rows = info_rows(capsys.readouterr().out)
+    assert rows["kind"] == "latents" and rows["latents"] == "raw" and "tokens_per_clip" not in rows and "vocab_size" not in rows
+    assert "None" not in rows.values()
+
+
+def test_info_on_a_model_is_aligned_and_shows_its_statistics_once(capsys):
+    from onevae.cli.main import main
+
+    assert main(["info", "default"]) == 0
+    out = capsys.readouterr().out
+    rows = info_rows(out)  # the long "tokens per second at 256x256, 24 fps" key included
+    assert rows["tokens per second at 256x256, 24 fps"] == "12288.0"
+    assert "latents_mean" not in out and "latents_std" not in out and out.count("latents mean (per channel)") == 1
+    assert main(["info", "default", "--json"]) == 0
+    assert "latents_mean" in json.loads(capsys.readouterr().out)["config"]  # the JSON keeps the whole config
+
+
+def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
+    clip, _, _ = encoded
+    takes = "onevae info takes a token/latent file (.safetensors from onevae encode), a model directory or a preset name"
+    assert_user_error(run_cli("info", str(clip)), f"{clip} looks like a video; {takes} (onevae encode makes one from a video)")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert_user_error(run_cli("info", str(notes)), f"{notes} is not a token or latent file; {takes}")

@@ -400,9 +400,19 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1, default=str))
     else:
-        for key, value in info.items():
-            print(f"{key:28} {value}")
+        print_info_table(info)
     return 0
+
+
+def print_info_table(info: dict) -> None:
+    """``key  value`` rows, values aligned after the longest key; a model's latent statistics, which have their own
+    rows, are left out of its printed config (the JSON keeps the whole config)."""
+    stats = ("latents_mean", "latents_std")
+    if isinstance(info.get("config"), dict) and "latents mean (per channel)" in info:
+        info = {**info, "config": {k: v for k, v in info["config"].items() if k not in stats}}
+    width = max(map(len, info)) + 1
+    for key, value in info.items():
+        print(f"{key:{width}} {value}")
 
 
 # ------------------------------------------------------------------------------------------------ stats
