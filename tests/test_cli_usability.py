@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import assert_user_error, run_cli, save_tiny_model
+from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae.cli.commands import checked_device
 from onevae.errors import OneVAEError
 
@@ -165,3 +165,59 @@ def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     assert_user_error(run_cli("info", str(notes)), f"{notes} is not a token or latent file; {takes}")
+
+
+def write_sequences(path: Path, batch: int, high: int | None = None) -> Path:
+    """``batch`` flattened token sequences of 5 frames of 16x16 (HxW) for the tiny model (ids below ``high``)."""
+    import numpy as np
+
+    from onevae import OneVAEConfig
+
+    config = OneVAEConfig(name="tiny", **TINY_ARCH)
+    length = config.tokens_per_clip(5, 16, 16)
+    rng = np.random.default_rng(0)
+    np.save(path, rng.integers(0, high or config.vocab_size, size=(batch, length), dtype=np.int64))
+    return path
+
+
+def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(model_dir, tmp_path, capsys):
+    from onevae.cli.main import main
+
+    samples = tmp_path / "new" / "samples"
+    good = write_sequences(tmp_path / "good.npy", 2)
+    args = ["--frames", "5", "--size", "16x16", "--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(good), "-o", str(samples), *args]) == 0
+    assert sorted(p.name for p in samples.iterdir()) == ["clip-00000.mp4", "clip-00001.mp4"]
+    assert capsys.readouterr().err.strip().endswith(f"-> {samples}: 2 clip(s) of 5 frames of 16x16 (HxW) at 24 fps")
+    bad = write_sequences(tmp_path / "bad.npy", 2, high=10**9)  # ids out of range: refused before anything is written
+    assert main(["decode", str(bad), "-o", str(tmp_path / "other" / "samples"), *args]) == 2
+    assert "error" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_encode_into_a_new_directory_creates_it(model_dir, encoded, tmp_path):
+    from onevae.cli.main import main
+
+    clip, _, _ = encoded
+    second = tmp_path / "second.mp4"
+    second.write_bytes(clip.read_bytes())
+    out = tmp_path / "a" / "b"
+    assert main(["encode", str(clip), str(second), "-o", str(out), "--model", str(model_dir), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip.tokens.safetensors", "second.tokens.safetensors"]
+    assert main(["encode", str(clip), str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "c" / "d"), "--model", str(model_dir)]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_ctrl_c_during_reconstruct_removes_the_report_directory_it_created(model_dir, tmp_path, monkeypatch, existing):
+    from onevae import pipeline
+    from onevae.cli.main import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "reconstruct_file", interrupted)
+    report = tmp_path / "runs" / "report"
+    if existing:
+        report.mkdir(parents=True)
+    assert main(["reconstruct", "--model", str(model_dir), "--report", str(report), "--quiet"]) == 130
+    assert report.is_dir() if existing else not (tmp_path / "runs").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OneVAEError
+from ..io.atomic import output_directory
 from ..io.paths import existing_file, writable_output
 
 if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
@@ -203,8 +204,6 @@ def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
     if len(videos) == 1 and not out.is_dir():
         return [(videos[0], writable_output(out, (ENCODED_OUTPUT,), inputs=videos))]
-    if not out.is_dir():
-        raise OneVAEError(f"several videos need -o to be an existing directory, got {out}")
     targets: dict[Path, Path] = {}
     for video in videos:
         target = writable_output(out / (_clip_name(video) + suffix), inputs=videos)
@@ -221,15 +220,30 @@ def _clip_name(video: Path) -> str:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if args.normalize_latents and not args.continuous:
+        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
+    if args.latent_dtype and not args.continuous:
+        raise OneVAEError("--latent-dtype applies to continuous latents: add --continuous")
+    with output_directory(encode_directory(args)):  # removed again if nothing was written into it
+        return _encode(args)
+
+
+def encode_directory(args: argparse.Namespace) -> Path | None:
+    """-o as the directory that several videos are encoded into (created if needed), or None for one file."""
+    out = Path(args.output)
+    if len(args.videos) == 1 and not out.is_dir():
+        return None
+    if out.exists() and not out.is_dir():
+        raise OneVAEError(f"several videos need -o to be a directory, got the file {out}")
+    return out
+
+
+def _encode(args: argparse.Namespace) -> int:
     import torch
 
     from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
-    if args.normalize_latents and not args.continuous:
-        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
-    if args.latent_dtype and not args.continuous:
-        raise OneVAEError("--latent-dtype applies to continuous latents: add --continuous")
     targets = _encode_targets(args)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
@@ -296,17 +310,18 @@ def add_reconstruct(sub) -> None:
 
 def run_reconstruct(args: argparse.Namespace) -> int:
     from ..io.samples import sample_video_path
-    from ..pipeline import reconstruct_file
-    from .report import print_table, write_report
 
     video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
     out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[video]) if args.output else None
     report_dir = Path(args.report) if args.report else None
-    if report_dir is not None:
-        try:
-            report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OneVAEError(f"cannot create report directory {report_dir}: {exc.strerror}") from None
+    with output_directory(report_dir):  # removed again if the command stops before writing the report
+        return _reconstruct(args, video, out, report_dir)
+
+
+def _reconstruct(args: argparse.Namespace, video: Path, out: Path | None, report_dir: Path | None) -> int:
+    from ..pipeline import reconstruct_file
+    from .report import print_table, write_report
+
     model = load_model_from_args(args)
     result = reconstruct_file(model, video, fit_options(args), out, side_by_side=args.side_by_side, output_path=args.recon_path, progress=not args.quiet)
     summary = result.summary()
