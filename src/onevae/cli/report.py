@@ -13,7 +13,7 @@ from ..errors import OneVAEError
 def print_table(video: Path, model, result) -> None:
     summary = result.summary()
     g = result.geometry
-    print(f"{video.name}: {result.frames} frames at {result.fps:g} fps, encoded at {g.width}x{g.height} ({g.mode}), model {model.config.name}")
+    print(f"{video.name}: {result.frames} frames at {result.fps:g} fps, encoded at {g.height}x{g.width} (HxW, {g.mode}), model {model.config.name}")
     print(f"{'path':<10} {'PSNR (dB)':>10} {'SSIM':>8} {'min PSNR':>10} {'frame 0 PSNR':>13}")
     for path, m in summary.items():
         print(f"{path:<10} {m['psnr']:>10.2f} {m['ssim']:>8.4f} {m['psnr_min']:>10.2f} {m['psnr_first_frame']:>13.2f}")

@@ -220,7 +220,7 @@ def check_geometry(fit: dict[str, Any], height: int, width: int, refuse) -> None
     if g.mode not in SIZE_MODES or g.padding not in PADDING_MODES or min(sizes) < 1 or min(offsets) < 0:
         refuse(f"invalid metadata: fit {fit} is not a valid geometry")
     if (g.height, g.width) != (height, width):
-        refuse(f"metadata says frames of {g.width}x{g.height}, its grids decode to {width}x{height}")
+        refuse(f"metadata says frames of {g.height}x{g.width} (HxW), its grids decode to {height}x{width}")
     kept = {
         "crop": g.crop_top + g.height <= g.resized_height and g.crop_left + g.width <= g.resized_width and not (g.pad_bottom or g.pad_right),
         "pad": (g.height, g.width) == (g.resized_height + g.pad_bottom, g.resized_width + g.pad_right) and not (g.crop_top or g.crop_left),
