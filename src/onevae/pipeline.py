@@ -115,7 +115,7 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     tile = min(tiling.tile, max(height, width)) if tiling is not None else MIN_TILE_POSITIONS * model.config.spatial_factor
     if tiling is None or need(tile) > budget:
         raise InputError(
-            f"a {width}x{height} video needs about {need(tile) / 2**30:.1f} GiB even in tiles, more than the "
+            f"a {height}x{width} (HxW) video needs about {need(tile) / 2**30:.1f} GiB even in tiles, more than the "
             f"{budget / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
         )
     return tiling

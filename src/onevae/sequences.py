@@ -44,7 +44,7 @@ def sequence_grid(config, frames: int | None = None, size: tuple[int, int] | Non
         if frames is not None and frames != implied[0]:
             raise InputError(f"--grid {t},{h},{w} means {implied[0]} frames for {config.name}, not --frames {frames}")
         if size is not None and tuple(size) != implied[1:]:
-            raise InputError(f"--grid {t},{h},{w} means {implied[2]}x{implied[1]} pixels for {config.name}, not {size[1]}x{size[0]}")
+            raise InputError(f"--grid {t},{h},{w} means {implied[1]}x{implied[2]} pixels (HxW) for {config.name}, not --size {size[0]}x{size[1]}")
         frames, size = implied[0], implied[1:]
     if frames is None or size is None:
         raise InputError("give the sequence's grid: --frames N with --size HxW, or --grid t,h,w")
@@ -112,7 +112,7 @@ def sequence_to_grids(sequence: torch.Tensor, grid: SequenceGrid, vocab_size: in
     sequence = as_sequence_batch(sequence, source)
     if sequence.shape[1] != grid.length:
         raise InputError(
-            f"{source} has {sequence.shape[1]} tokens per clip, but {grid.frames} frames of {grid.width}x{grid.height} "
+            f"{source} has {sequence.shape[1]} tokens per clip, but {grid.frames} frames of {grid.height}x{grid.width} (HxW) "
             f"(grids {[s[:3] for s in grid.shapes]} x {grid.shapes[0][3]} tokens) need {grid.length}")
     if sequence.numel():
         low, high = int(sequence.min()), int(sequence.max())

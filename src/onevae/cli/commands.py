@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OneVAEError
+from ..io.atomic import output_directory
 from ..io.paths import existing_file, writable_output
 
 if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
@@ -50,17 +51,14 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
 
     from ..model import OneVAE
 
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    model = OneVAE.from_pretrained(args.model, device=device)
+    model = OneVAE.from_pretrained(args.model, device=checked_device(args.device))
     encode, decode = (getattr(torch, DTYPES[d or args.dtype]) for d in (args.encode_dtype, args.decode_dtype))
     model.set_precision(encode=encode, decode=decode)
     if model.device.type == "cpu":
         from ..hardware import warn_if_slow_on_cpu
 
         for dtype in dict.fromkeys((encode, decode)):  # once per distinct dtype
-            warn_if_slow_on_cpu(dtype, f"{str(dtype).replace('torch.', '')} on the CPU", "--dtype float32")
+            warn_if_slow_on_cpu(dtype, f"computing in {str(dtype).replace('torch.', '')}", "--dtype float32")
     if args.channels_last:
         model.set_memory_format(torch.channels_last_3d)
     if args.compile:
@@ -71,6 +69,32 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
     elif args.tile_overlap is not None:
         raise OneVAEError("--tile-overlap needs --tile")
     return model
+
+
+def checked_device(text: str) -> str:
+    """A ``--device`` this machine can run on (cpu, cuda[:N], mps, ...), else a one-line :class:`OneVAEError`."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise OneVAEError(f"--device {text!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return text
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees no CUDA GPU")
+        if device.index is not None and device.index >= count:
+            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
+        return text
+    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if device.type == "meta":
+        raise OneVAEError("--device meta holds no data and cannot run the model: use cpu, cuda or cuda:N")
+    if not (callable(is_available) and is_available()):
+        raise OneVAEError(f"--device {text} was asked for, but PyTorch has no {device.type} device here: use cpu, cuda or cuda:N")
+    return text
 
 
 def print_err(message: str) -> None:
@@ -92,8 +116,13 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.config import load_train_config
     from ..train.runner import train
 
-    config = load_train_config(args.config, args.overrides)
-    export = train(config, resume=args.resume, overwrite=args.overwrite)
+    try:
+        config = load_train_config(args.config, args.overrides)
+        export = train(config, resume=args.resume, overwrite=args.overwrite)
+    except OneVAEError as exc:
+        if args.config is not None:
+            raise
+        raise OneVAEError(f"{exc} (no --config given: pass --config FILE, see configs/)") from exc
     print_err(f"[onevae] exported the trained model to {export}")
     return 0
 
@@ -135,9 +164,10 @@ def add_fit_arguments(g) -> None:
     """The reading and fitting options every command that reads videos shares (encode, reconstruct, stats, tokenize)."""
     g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
     g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames (of each video)")
-    g.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
-    g.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
-    g.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
+    modes = g.add_mutually_exclusive_group()  # one size policy: given together, argparse refuses them
+    modes.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
+    modes.add_argument("--pad", dest="size_mode", action="store_const", const="pad", help="pad H, W up to the model's multiple (cropped back on output)")
+    modes.add_argument("--resize", dest="size_mode", action="store_const", const="resize", help="resize H, W to the nearest multiple")
     g.add_argument("--max-side", type=int, default=None, help="first downscale so the long side is at most this many pixels")
     g.add_argument("--short-side", type=int, default=None, help="first downscale so the short side is at most this many pixels")
     g.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (memory vs speed; default 2)")
@@ -169,7 +199,7 @@ def add_encode(sub) -> None:
     p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
     p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
     p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
-    p.add_argument("--latent-dtype", default="float16", choices=["float16", "float32"], help="dtype of stored latents")
+    p.add_argument("--latent-dtype", default=None, choices=["float16", "float32"], help="with --continuous: dtype of stored latents (default float16)")
     p.add_argument("--normalize-latents", action="store_true",
                    help="with --continuous: store (z - latents_mean) / latents_std per channel, what a diffusion model is trained on "
                    "(the model's statistics, recorded in the file; decode undoes it)")
@@ -184,8 +214,6 @@ def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
     if len(videos) == 1 and not out.is_dir():
         return [(videos[0], writable_output(out, (ENCODED_OUTPUT,), inputs=videos))]
-    if not out.is_dir():
-        raise OneVAEError(f"several videos need -o to be an existing directory, got {out}")
     targets: dict[Path, Path] = {}
     for video in videos:
         target = writable_output(out / (_clip_name(video) + suffix), inputs=videos)
@@ -202,13 +230,30 @@ def _clip_name(video: Path) -> str:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if args.normalize_latents and not args.continuous:
+        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
+    if args.latent_dtype and not args.continuous:
+        raise OneVAEError("--latent-dtype applies to continuous latents: add --continuous")
+    with output_directory(encode_directory(args)):  # removed again if nothing was written into it
+        return _encode(args)
+
+
+def encode_directory(args: argparse.Namespace) -> Path | None:
+    """-o as the directory that several videos are encoded into (created if needed), or None for one file."""
+    out = Path(args.output)
+    if len(args.videos) == 1 and not out.is_dir():
+        return None
+    if out.exists() and not out.is_dir():
+        raise OneVAEError(f"several videos need -o to be a directory, got the file {out}")
+    return out
+
+
+def _encode(args: argparse.Namespace) -> int:
     import torch
 
     from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
-    if args.normalize_latents and not args.continuous:
-        raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
     targets = _encode_targets(args)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
@@ -216,7 +261,7 @@ def run_encode(args: argparse.Namespace) -> int:
     fingerprint = model_fingerprint(model)
     for video, out in targets:
         grids, meta = encode_file(model, video, options, kind=kind, fingerprint=fingerprint, progress=not args.quiet,
-                                  latent_dtype=getattr(torch, args.latent_dtype), normalize=args.normalize_latents)
+                                  latent_dtype=getattr(torch, args.latent_dtype or "float16"), normalize=args.normalize_latents)
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
         print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
@@ -275,17 +320,18 @@ def add_reconstruct(sub) -> None:
 
 def run_reconstruct(args: argparse.Namespace) -> int:
     from ..io.samples import sample_video_path
-    from ..pipeline import reconstruct_file
-    from .report import print_table, write_report
 
     video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
     out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[video]) if args.output else None
     report_dir = Path(args.report) if args.report else None
-    if report_dir is not None:
-        try:
-            report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OneVAEError(f"cannot create report directory {report_dir}: {exc.strerror}") from None
+    with output_directory(report_dir):  # removed again if the command stops before writing the report
+        return _reconstruct(args, video, out, report_dir)
+
+
+def _reconstruct(args: argparse.Namespace, video: Path, out: Path | None, report_dir: Path | None) -> int:
+    from ..pipeline import reconstruct_file
+    from .report import print_table, write_report
+
     model = load_model_from_args(args)
     result = reconstruct_file(model, video, fit_options(args), out, side_by_side=args.side_by_side, output_path=args.recon_path, progress=not args.quiet)
     summary = result.summary()
@@ -381,9 +427,19 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1, default=str))
     else:
-        for key, value in info.items():
-            print(f"{key:28} {value}")
+        print_info_table(info)
     return 0
+
+
+def print_info_table(info: dict) -> None:
+    """``key  value`` rows, values aligned after the longest key; a model's latent statistics, which have their own
+    rows, are left out of its printed config (the JSON keeps the whole config)."""
+    stats = ("latents_mean", "latents_std")
+    if isinstance(info.get("config"), dict) and "latents mean (per channel)" in info:
+        info = {**info, "config": {k: v for k, v in info["config"].items() if k not in stats}}
+    width = max(map(len, info)) + 1
+    for key, value in info.items():
+        print(f"{key:{width}} {value}")
 
 
 # ------------------------------------------------------------------------------------------------ stats

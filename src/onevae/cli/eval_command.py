@@ -26,19 +26,16 @@ def add_eval(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from ..errors import OneVAEError
     from ..eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
     from ..eval.flat_colours import flat_colour_round_trip, flat_colours_table, write_flat_colours
     from ..model import OneVAE
+    from .commands import checked_device
 
     if args.max_frames is not None and args.max_frames < 1:
         raise OneVAEError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise OneVAEError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
     shipped = args.model in ("default", "onevae-small")
-    model = OneVAE.from_pretrained(args.model, device=args.device).eval()
+    model = OneVAE.from_pretrained(args.model, device=checked_device(args.device)).eval()
     clips = resolve_clips(args.clips, args.opencv, args.max_frames)
     out = args.out or Path("eval") / ("onevae-small" if shipped else Path(args.model).name)
     results = evaluate(model, clips, out, EvalOptions(x264=not args.no_x264, png=not args.no_png), args.baselines)

@@ -8,6 +8,7 @@ nothing prints a traceback unless ``ONEVAE_DEBUG=1``. Exit codes (docs/cli.md):
 - 2: user error (including OS errors: no space left, read-only file system, permission denied)
 - 75: training preempted by SIGTERM, a checkpoint was saved (EX_TEMPFAIL: retry with ``--resume auto``)
 - 130: interrupted by Ctrl-C (SIGINT; ``train`` saves a checkpoint first)
+- 141: stdout closed early (``onevae info | head -3``): ends quietly, like a tool killed by SIGPIPE
 - 143: another command stopped by SIGTERM (temporary files removed, no output written)
 """
 
@@ -26,6 +27,7 @@ EXIT_USER_ERROR = 2
 EXIT_PREEMPTED = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, retry"; 143 would not tell a saved checkpoint from a kill
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+EXIT_BROKEN_PIPE = 128 + 13  # 141, 128 + SIGPIPE (signal.SIGPIPE does not exist on Windows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,12 +57,29 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that ``train``'s KEY=VALUE overrides may sit on both sides of its options
+    (``train --config X a=1 --resume auto b=2``); any other leftover is an error, as argparse reports it."""
+    args, extras = parser.parse_known_args(argv)
+    if args.command == "train":
+        overrides = [e for e in extras if "=" in e and not e.startswith("-")]
+        args.overrides = [*args.overrides, *overrides]
+        extras = [e for e in extras if e not in overrides]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     previous = _install_sigterm_handler()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except Exception as exc:
         code = exit_code(exc)
         if code is None or os.environ.get("ONEVAE_DEBUG"):
@@ -76,6 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``| head``): point stdout at devnull, so that the interpreter's last flush
+    does not complain, and end without a message (the Python documentation's recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _install_sigterm_handler():

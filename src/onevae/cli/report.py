@@ -13,7 +13,7 @@ from ..errors import OneVAEError
 def print_table(video: Path, model, result) -> None:
     summary = result.summary()
     g = result.geometry
-    print(f"{video.name}: {result.frames} frames at {result.fps:g} fps, encoded at {g.width}x{g.height} ({g.mode}), model {model.config.name}")
+    print(f"{video.name}: {result.frames} frames at {result.fps:g} fps, encoded at {g.height}x{g.width} (HxW, {g.mode}), model {model.config.name}")
     print(f"{'path':<10} {'PSNR (dB)':>10} {'SSIM':>8} {'min PSNR':>10} {'frame 0 PSNR':>13}")
     for path, m in summary.items():
         print(f"{path:<10} {m['psnr']:>10.2f} {m['ssim']:>8.4f} {m['psnr_min']:>10.2f} {m['psnr_first_frame']:>13.2f}")
@@ -113,7 +113,6 @@ def describe_model(model, size: str, fps: float) -> dict[str, Any]:
 
 def describe_target(target: str | None, size: str, fps: float) -> dict[str, Any]:
     from ..config import PRESETS
-    from ..io.tokens import describe, load_token_file
     from ..model import OneVAE
     from ..model_dir import DEFAULT_MODEL_NAME
 
@@ -124,5 +123,34 @@ def describe_target(target: str | None, size: str, fps: float) -> dict[str, Any]
         with torch.device("meta"):
             return describe_model(OneVAE(target), size, fps)
     if target is not None and Path(target).is_file():
-        return describe(load_token_file(target)[1])
+        return describe_file(Path(target))
     return describe_model(OneVAE.from_pretrained(target), size, fps)
+
+
+INFO_TAKES = "onevae info takes a token/latent file (.safetensors from onevae encode), a model directory or a preset name"
+
+
+def describe_file(path: Path) -> dict[str, Any]:
+    """A token/latent file's metadata; a video (or any other file) is refused with what ``info`` takes."""
+    from ..errors import InputError
+    from ..io.tokens import describe, load_token_file
+
+    try:
+        return describe(load_token_file(path)[1])
+    except InputError:
+        if path.suffix.lower() == ".safetensors":
+            raise  # a token file's own problem, said precisely
+        if looks_like_video(path):
+            raise InputError(f"{path} looks like a video; {INFO_TAKES} (onevae encode makes one from a video)") from None
+        raise InputError(f"{path} is not a token or latent file; {INFO_TAKES}") from None
+
+
+def looks_like_video(path: Path) -> bool:
+    """Whether FFmpeg finds a video stream (or an image) in ``path``: a probe of the header, nothing decoded."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.video)
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return False

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneVAEError
+from ..io.atomic import output_directory
 from ..io.paths import writable_output
 
 SEQUENCE_SUFFIXES = (".npy", ".pt", ".pth")
@@ -46,20 +47,36 @@ def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
     return t, h, w
 
 
+def _directory(output: str, batch: int) -> Path | None:
+    """-o as the directory a batch of clips is written into (created if needed), or None for one video file."""
+    out = Path(output)
+    if batch == 1 and not out.is_dir():
+        return None
+    if out.exists() and not out.is_dir():
+        raise OneVAEError(f"a batch of {batch} sequences needs -o to be a directory, got the file {out}")
+    return out
+
+
 def _outputs(output: str, batch: int, source: str, suffixes) -> list[Path]:
     out = Path(output)
     if batch == 1 and not out.is_dir():
         return [writable_output(out, suffixes, inputs=[source])]
-    if not out.is_dir():
-        raise OneVAEError(f"a batch of {batch} sequences needs -o to be an existing directory, got {out}")
     return [writable_output(out / f"clip-{i:05d}.mp4", suffixes, inputs=[source]) for i in range(batch)]
 
 
 def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
     """``load_model`` and ``video_suffixes`` come from onevae.cli.commands (which calls this module)."""
-    from ..model_dir import model_fingerprint
-    from ..sequences import load_token_sequence, require_tokens, sequence_grid, sequence_to_grids, write_sequence_videos
+    from ..sequences import load_token_sequence
+
     sequence = load_token_sequence(args.tokens)
+    with output_directory(_directory(args.output, sequence.shape[0])):  # removed again if nothing was written
+        return _decode_sequence(args, sequence, load_model, video_suffixes)
+
+
+def _decode_sequence(args: argparse.Namespace, sequence, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
+    from ..model_dir import model_fingerprint
+    from ..sequences import require_tokens, sequence_grid, sequence_to_grids, write_sequence_videos
+
     size, grid_arg = _parse_size(args.size), _parse_grid(args.grid)
     outputs = _outputs(args.output, sequence.shape[0], args.tokens, video_suffixes)
     model = load_model(args)
@@ -69,5 +86,5 @@ def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse
     frames = write_sequence_videos(model, sequence, grid, outputs, args.fps, model_fingerprint(model), args.tokens,
                                    progress=not args.quiet)
     target = outputs[0] if len(outputs) == 1 else Path(args.output)
-    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames {grid.width}x{grid.height} at {args.fps:g} fps", file=sys.stderr)
+    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames of {grid.height}x{grid.width} (HxW) at {args.fps:g} fps", file=sys.stderr)
     return 0

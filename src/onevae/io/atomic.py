@@ -1,4 +1,5 @@
-"""Writing files whole or not at all: a temporary file beside the target, renamed onto it on success."""
+"""Writing files whole or not at all: a temporary file beside the target, renamed onto it on success; an
+output directory created for a command and removed again if the command fails before writing into it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import errno
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OneVAEError
@@ -77,6 +80,36 @@ class atomic_path:
         else:
             self.tmp.unlink(missing_ok=True)
         return False
+
+
+@contextmanager
+def output_directory(path: str | Path | None) -> Iterator[Path | None]:
+    """Context manager: ``path`` as a directory, created with its missing parents; if the block fails or is
+    interrupted (Ctrl-C, SIGTERM) the directories it created are removed again while empty, so that nothing the
+    command made is left. ``None``: nothing to create."""
+    if path is None:
+        yield None
+        return
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OneVAEError(f"cannot create directory {path}: {exc.strerror or exc}") from None
+    try:
+        yield path
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """rmdir each directory in order (deepest first), stopping at the first that is not empty."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
 
 
 def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:

@@ -220,7 +220,7 @@ def check_geometry(fit: dict[str, Any], height: int, width: int, refuse) -> None
     if g.mode not in SIZE_MODES or g.padding not in PADDING_MODES or min(sizes) < 1 or min(offsets) < 0:
         refuse(f"invalid metadata: fit {fit} is not a valid geometry")
     if (g.height, g.width) != (height, width):
-        refuse(f"metadata says frames of {g.width}x{g.height}, its grids decode to {width}x{height}")
+        refuse(f"metadata says frames of {g.height}x{g.width} (HxW), its grids decode to {height}x{width}")
     kept = {
         "crop": g.crop_top + g.height <= g.resized_height and g.crop_left + g.width <= g.resized_width and not (g.pad_bottom or g.pad_right),
         "pad": (g.height, g.width) == (g.resized_height + g.pad_bottom, g.resized_width + g.pad_right) and not (g.crop_top or g.crop_left),
@@ -281,26 +281,23 @@ def token_meta_for(model, kind: str, fps: float, fingerprint: str, **extra: Any)
 
 
 def describe(meta: TokenFileMeta) -> dict[str, Any]:
-    """A summary for ``onevae info``."""
+    """A summary for ``onevae info``: what applies to the file's kind (tokens or latents), nothing set to None."""
     shapes = meta.grid_shapes
-    count = sum(_prod(s[1:]) for s in shapes) if meta.kind == "tokens" else None
-    seconds = (meta.frames / meta.fps) if meta.fps else None
-    return {
+    info: dict[str, Any] = {
         "kind": meta.kind,
         "model": meta.model_name,
         "model_fingerprint": meta.model_fingerprint,
         "grids": dict(zip(meta.grid_names, shapes)),
-        "tokens_per_clip": count,
-        "vocab_size": meta.vocab_size if meta.kind == "tokens" else None,
-        "fps": meta.fps,
-        "frames": meta.frames,
-        "padded_frames": meta.padded_frames,
-        "duration_s": seconds,
-        "source": meta.source,
-        "fit": meta.fit,
-        "format_version": meta.version,
-        "latents": ("normalised per channel, (z - mean) / std (decode undoes it)" if meta.latent_normalization else "raw") if meta.kind == "latents" else None,
     }
+    if meta.kind == "tokens":
+        info.update(tokens_per_clip=sum(_prod(s[1:]) for s in shapes), vocab_size=meta.vocab_size)
+    else:
+        info["latents"] = "normalised per channel, (z - mean) / std (decode undoes it)" if meta.latent_normalization else "raw"
+    info.update(fps=meta.fps, frames=meta.frames, padded_frames=meta.padded_frames)
+    if meta.fps:
+        info["duration_s"] = meta.frames / meta.fps
+    info.update(source=meta.source, fit=meta.fit, format_version=meta.version)
+    return info
 
 
 def _prod(values: list[int]) -> int:

@@ -614,6 +614,6 @@ def _check_read_size(
     size = 3 * max(frames, 1) * h * w * 4
     if size > max_bytes:
         raise InputError(
-            f"{info.path}: {frames} frames of {w}x{h} need {size / 2**30:.1f} GiB as float32, more than "
+            f"{info.path}: {frames} frames of {h}x{w} (HxW) need {size / 2**30:.1f} GiB as float32, more than "
             f"max_bytes={max_bytes / 2**30:.1f} GiB; stream it with iter_video_windows, or pass max_frames"
         )

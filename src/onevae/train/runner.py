@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -119,11 +120,24 @@ _QUIET = (
 )
 
 
+# Lightning's rank_zero_info advertisements (litmodels, litlogger) on every run: dropped, other info kept.
+_ADVERTS = ("[litmodels]", "[litlogger]")
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning_utilities.core.rank_zero")
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Lightning's "Tip: try installing [litmodels]/[litlogger]" lines."""
+    message = str(record.msg)
+    return not (message.startswith("\N{ELECTRIC LIGHT BULB} Tip:") and any(a in message for a in _ADVERTS))
+
+
 def _quiet_lightning() -> None:
     import warnings
 
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
+    for name in _RANK_ZERO_LOGGERS:  # the logger rank_zero_info writes to (addFilter adds a filter once)
+        logging.getLogger(name).addFilter(_not_an_advert)
 
 
 def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list | None = None, overwrite: bool = False) -> Path:

@@ -1,0 +1,223 @@
+"""Command-line rough edges a new user hit: bad --device values, a closed stdout pipe, conflicting options,
+train overrides around options, ``info`` on the wrong kind of file, directories created and cleaned up, and
+the wording of sizes and warnings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
+from onevae.cli.commands import checked_device
+from onevae.errors import OneVAEError
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", "tiny-cli-usability", seed=0)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "--device 'gpu' is not a device: use cpu, cuda or cuda:N"),
+    ("cuda:x", "--device 'cuda:x' is not a device"),
+    ("meta", "--device meta holds no data and cannot run the model"),
+    ("mps", "--device mps was asked for, but PyTorch has no mps device here"),
+])
+def test_unusable_devices_are_one_line_errors(device, message):
+    with pytest.raises(OneVAEError, match="^" + message.replace("(", r"\(")):
+        checked_device(device)
+    assert checked_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("command", [["reconstruct"], ["eval", "default", "x.mp4"]])
+def test_bad_device_on_the_command_line_exits_2_without_a_traceback(command, tmp_path):
+    result = run_cli(*command, "--device", "gpu")
+    assert_user_error(result, "--device 'gpu' is not a device: use cpu, cuda or cuda:N")
+
+
+def test_a_closed_stdout_pipe_ends_quietly():
+    """``onevae info | head -1``, with the reader gone before anything is written (so that it never races)."""
+    proc = subprocess.Popen([sys.executable, "-m", "onevae.cli.main", "info", "default"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and stderr == "", stderr
+
+
+def test_train_overrides_on_both_sides_of_an_option_are_all_read(tmp_path):
+    from onevae.cli.main import build_parser, parse_args
+
+    args = parse_args(build_parser(), ["train", "--config", "c.yaml", "data.height=64", "--resume", "auto", "data.width=64"])
+    assert args.overrides == ["data.height=64", "data.width=64"] and args.resume == "auto"
+    result = run_cli("train", "--config", "c.yaml", "data.height=64", "--resume", "auto", "oops")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == "onevae: error: unrecognized arguments: oops"
+
+
+def test_size_policies_are_mutually_exclusive(tmp_path):
+    result = run_cli("reconstruct", "--crop", "--pad")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "onevae reconstruct: error: argument --pad: not allowed with argument --crop"
+    result = run_cli("tokenize", "x", "-o", str(tmp_path / "out"), "--pad", "--resize")
+    assert result.stderr.strip().splitlines()[-1] == "onevae tokenize: error: argument --resize: not allowed with argument --pad"
+    assert not (tmp_path / "out").exists()
+
+
+def test_latent_dtype_without_continuous_is_refused_like_normalize_latents(model_dir, tmp_path):
+    clip = Path(__file__).parent  # never read: the options are checked first
+    result = run_cli("encode", str(clip), "-o", str(tmp_path / "x.safetensors"), "--latent-dtype", "float16", "--model", str(model_dir))
+    assert_user_error(result, "--latent-dtype applies to continuous latents: add --continuous")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cpu_bf16_warning_reads_once(model_dir, monkeypatch, capsys):
+    import argparse
+
+    from onevae import hardware
+    from onevae.cli.commands import load_model_from_args
+
+    monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: dtype not in hardware._REDUCED)
+    load_model_from_args(argparse.Namespace(model=str(model_dir), device="cpu", dtype="bfloat16", encode_dtype=None, decode_dtype=None,
+                                            channels_last=False, compile=False, tile=None, tile_overlap=None))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("[onevae] warning: computing in bfloat16 on a CPU without AVX-512 BF16 or AMX (best: "), line
+    assert line.endswith("10-35x slower than float32; --dtype float32 is faster")
+
+
+def test_train_without_config_says_so(tmp_path):
+    result = run_cli("train", "trainer.max_steps=2", f"output_dir={tmp_path / 'run'}")
+    assert_user_error(result, "needs at least one entry in sources (no --config given: pass --config FILE, see configs/)")
+
+
+def test_lightning_advertisements_are_dropped_other_info_kept(tmp_path, caplog):
+    import logging
+
+    import lightning as L
+
+    from onevae.train.runner import _quiet_lightning
+
+    _quiet_lightning()
+    with caplog.at_level(logging.INFO):
+        L.Trainer(default_root_dir=str(tmp_path), accelerator="cpu", max_steps=1, enable_progress_bar=False)
+    assert "GPU available" in caplog.text  # Lightning's other info lines still show
+    assert "litlogger" not in caplog.text and "litmodels" not in caplog.text and "Tip:" not in caplog.text
+
+
+def info_rows(stdout: str) -> dict[str, str]:
+    """``onevae info``'s table as {key: value}, checking that every value starts in the same column."""
+    lines = stdout.splitlines()
+    column = min(len(line) - len(line.split("  ")[-1].lstrip()) for line in lines if "  " in line)
+    rows = {}
+    for line in lines:
+        assert line[column - 1] == " " and line[column] != " ", f"misaligned: {line!r}"
+        rows[line[:column].rstrip()] = line[column:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def encoded(model_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A 5-frame 16x16 clip, its token file and its latent file."""
+    from onevae.cli.main import main
+
+    from media import make_clip, smooth_frames
+
+    folder = tmp_path_factory.mktemp("encoded")
+    clip = make_clip(folder / "clip.mp4", smooth_frames(5, 16, 16), fps=8)
+    tokens, latents = folder / "clip.tokens.safetensors", folder / "clip.latents.safetensors"
+    assert main(["encode", str(clip), "-o", str(tokens), "--model", str(model_dir), "--quiet"]) == 0
+    assert main(["encode", str(clip), "-o", str(latents), "--model", str(model_dir), "--quiet", "--continuous"]) == 0
+    return clip, tokens, latents
+
+
+def test_info_on_token_and_latent_files_shows_only_what_applies(encoded, capsys):
+    from onevae.cli.main import main
+
+    _, tokens, latents = encoded
+    capsys.readouterr()
+    assert main(["info", str(tokens)]) == 0
+    rows = info_rows(capsys.readouterr().out)
+    assert rows["kind"] == "tokens" and "tokens_per_clip" in rows and "vocab_size" in rows and "latents" not in rows
+    assert main(["info", str(latents)]) == 0
+    rows = info_rows(capsys.readouterr().out)
+    assert rows["kind"] == "latents" and rows["latents"] == "raw" and "tokens_per_clip" not in rows and "vocab_size" not in rows
+    assert "None" not in rows.values()
+
+
+def test_info_on_a_model_is_aligned_and_shows_its_statistics_once(capsys):
+    from onevae.cli.main import main
+
+    assert main(["info", "default"]) == 0
+    out = capsys.readouterr().out
+    rows = info_rows(out)  # the long "tokens per second at 256x256, 24 fps" key included
+    assert rows["tokens per second at 256x256, 24 fps"] == "12288.0"
+    assert "latents_mean" not in out and "latents_std" not in out and out.count("latents mean (per channel)") == 1
+    assert main(["info", "default", "--json"]) == 0
+    assert "latents_mean" in json.loads(capsys.readouterr().out)["config"]  # the JSON keeps the whole config
+
+
+def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
+    clip, _, _ = encoded
+    takes = "onevae info takes a token/latent file (.safetensors from onevae encode), a model directory or a preset name"
+    assert_user_error(run_cli("info", str(clip)), f"{clip} looks like a video; {takes} (onevae encode makes one from a video)")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert_user_error(run_cli("info", str(notes)), f"{notes} is not a token or latent file; {takes}")
+
+
+def write_sequences(path: Path, batch: int, high: int | None = None) -> Path:
+    """``batch`` flattened token sequences of 5 frames of 16x16 (HxW) for the tiny model (ids below ``high``)."""
+    import numpy as np
+
+    from onevae import OneVAEConfig
+
+    config = OneVAEConfig(name="tiny", **TINY_ARCH)
+    length = config.tokens_per_clip(5, 16, 16)
+    rng = np.random.default_rng(0)
+    np.save(path, rng.integers(0, high or config.vocab_size, size=(batch, length), dtype=np.int64))
+    return path
+
+
+def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(model_dir, tmp_path, capsys):
+    from onevae.cli.main import main
+
+    samples = tmp_path / "new" / "samples"
+    good = write_sequences(tmp_path / "good.npy", 2)
+    args = ["--frames", "5", "--size", "16x16", "--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(good), "-o", str(samples), *args]) == 0
+    assert sorted(p.name for p in samples.iterdir()) == ["clip-00000.mp4", "clip-00001.mp4"]
+    assert capsys.readouterr().err.strip().endswith(f"-> {samples}: 2 clip(s) of 5 frames of 16x16 (HxW) at 24 fps")
+    bad = write_sequences(tmp_path / "bad.npy", 2, high=10**9)  # ids out of range: refused before anything is written
+    assert main(["decode", str(bad), "-o", str(tmp_path / "other" / "samples"), *args]) == 2
+    assert "error" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_encode_into_a_new_directory_creates_it(model_dir, encoded, tmp_path):
+    from onevae.cli.main import main
+
+    clip, _, _ = encoded
+    second = tmp_path / "second.mp4"
+    second.write_bytes(clip.read_bytes())
+    out = tmp_path / "a" / "b"
+    assert main(["encode", str(clip), str(second), "-o", str(out), "--model", str(model_dir), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip.tokens.safetensors", "second.tokens.safetensors"]
+    assert main(["encode", str(clip), str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "c" / "d"), "--model", str(model_dir)]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_ctrl_c_during_reconstruct_removes_the_report_directory_it_created(model_dir, tmp_path, monkeypatch, existing):
+    from onevae import pipeline
+    from onevae.cli.main import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "reconstruct_file", interrupted)
+    report = tmp_path / "runs" / "report"
+    if existing:
+        report.mkdir(parents=True)
+    assert main(["reconstruct", "--model", str(model_dir), "--report", str(report), "--quiet"]) == 130
+    assert report.is_dir() if existing else not (tmp_path / "runs").exists()
