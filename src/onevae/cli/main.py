@@ -17,7 +17,9 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ..errors import OneVAEError, Preempted, Terminated
 
@@ -60,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     previous = _install_sigterm_handler()
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings():
+            return int(args.func(args) or 0)
     except Exception as exc:
         code = exit_code(exc)
         if code is None or os.environ.get("ONEVAE_DEBUG"):
@@ -76,6 +79,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Within: Python warnings print as the command line's other notices, one line ``[onevae] warning: …``
+    on stderr (no source file, line number or code line); the previous display is restored after."""
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        yield
+
+
+def show_warning(message, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:
+    """A :func:`warnings.showwarning` that prints one line; the category is named unless it is onevae's own."""
+    kind = "" if category.__module__.startswith("onevae") else f"{category.__name__}: "
+    print(f"[onevae] warning: {kind}{' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 def _install_sigterm_handler():
