@@ -15,6 +15,7 @@ from PIL import Image
 
 from onevae.errors import InputError, OneVAEError
 from onevae.io import (
+    OutputSizeWarning,
     VideoReadWarning,
     VideoWriter,
     fit_size,
@@ -114,7 +115,7 @@ def test_mp4_round_trip_psnr(tmp_path):
 
 def test_writer_accepts_tensors_incrementally_and_odd_sizes(tmp_path):
     video = frames_to_tensor(np.stack(smooth_frames(6, 33, 47)))  # (3, 6, 33, 47)
-    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer:
+    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer, pytest.warns(OutputSizeWarning, match="48x34, not 47x33"):
         writer.write(video[:, :4])
         writer.write(video[:, 4:].unsqueeze(0))
         with pytest.raises(InputError, match="size"):

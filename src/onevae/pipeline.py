@@ -122,12 +122,12 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     return tiling
 
 
-def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int, tile_by_tile: bool = False) -> Tiling | None:
-    """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
-    source size the frames are brought back to), before anything is allocated."""
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, grids: Grids, chunk_latents: int, tile_by_tile: bool = False) -> Tiling | None:
+    """:func:`plan_tiling` for decoding ``grids`` (their frame size, and the source size that ``meta`` says the
+    frames are brought back to), before anything is allocated."""
     config = model.config
     sizes = []
-    for name, shape in zip(meta.grid_names, meta.grid_shapes):
+    for name, shape in zip(meta.grid_names, (g.shape for g in grids.to_list())):
         h, w = (shape[2], shape[3]) if meta.kind == "tokens" else (shape[3], shape[4])
         factor = config.first_frame_spatial_factor if name == "first_frame" else config.spatial_factor
         sizes.append((h * factor, w * factor))
@@ -327,7 +327,7 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
     # tile by tile, the frames blended into a canvas on disk, when every tile's caches at once would not fit
-    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, chunk_latents, tbt), h * sf, w * sf)
+    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, grids, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
@@ -436,7 +436,7 @@ def reconstruct_file(
                     per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()
                     per_frame[p]["ssim"] += ssim_per_frame(inputs, recons[p]).tolist()
                 if writer is not None:
-                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry, options.size_mode))
+                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry))
                 if on_frames is not None:
                     on_frames(inputs, recons)
                 frames_total += inputs.shape[1]
@@ -523,9 +523,8 @@ def _decode_chunk(model: OneVAE, decoder, latents: Latents, path: str) -> torch.
     return decoder.push(model.latents_to_tokens(latents) if path == "tokens" else latents)
 
 
-def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry, size_mode: str) -> torch.Tensor:
-    """The frames to write: one path, or input | tokens | latents; padding removed (crop/resize kept as fitted)."""
+def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry) -> torch.Tensor:
+    """The frames to write: one path, or input | tokens | latents; each brought back by ``geometry.undo`` as
+    :func:`decode_to_video` does (padding removed, downscale and resize undone; a crop stays cropped)."""
     panels = [inputs] + [recons[p] for p in paths] if side_by_side else [recons[output_path]]
-    if size_mode == "pad":
-        panels = [geometry.undo(panel) for panel in panels]
-    return torch.cat(panels, dim=-1)
+    return torch.cat([geometry.undo(panel) for panel in panels], dim=-1)
