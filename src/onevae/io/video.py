@@ -99,15 +99,16 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
     """Describe a video (or image) file; raise :class:`InputError` if it has no decodable video frame.
 
     Decodes the first frame (to make sure the file is readable) and demuxes about a hundred packets (to detect a
-    variable frame rate). ``count_frames=True`` demuxes the whole file (no decoding) to count the frames exactly
-    when the container does not store the count (done anyway for files up to 64 MiB).
+    variable frame rate). ``count_frames=True`` demuxes the whole file (no decoding) to count the frames exactly,
+    which is done anyway for files up to 64 MiB; larger files use the count the container stores, if any (a cut
+    short file's header overstates it).
     """
     path = _check_input_file(path)
     if _is_image(path):
         return _probe_image(path)
     with _open_video_stream(path) as (container, stream):
         header_frames = int(stream.frames or 0)
-        count_all = count_frames or (header_frames == 0 and _file_size(path) <= _COUNT_FRAMES_MAX_BYTES)
+        count_all = count_frames or _file_size(path) <= _COUNT_FRAMES_MAX_BYTES
         first_frame, pts, timeline = _scan_packets(container, stream, path, count_all)
         fps, duration = _stream_fps(stream), _stream_duration(container, stream)
         variable = True if _has_gaps(timeline, fps) else _looks_variable_rate(pts)
@@ -140,12 +141,13 @@ def _scan_packets(
     """(first decoded frame, pts of the first packets, the packets' timeline or None when not demuxed to the end)."""
     pts: list[int] = []
     first_frame: av.VideoFrame | None = None
-    timeline = _Timeline()
+    timeline, fps = _Timeline(), _stream_fps(stream)
     try:
         for packet in _complete_packets(container, stream):
             if packet.size == 0:  # the demuxer's final flush packet
                 continue
-            timeline.add(_seconds(packet.pts, packet.time_base), _seconds(packet.duration, packet.time_base))
+            duration = _seconds(packet.duration, packet.time_base) or (1.0 / fps if fps else None)
+            timeline.add(_seconds(packet.pts, packet.time_base), duration)
             if packet.pts is not None and len(pts) < _VFR_PACKETS:
                 pts.append(int(packet.pts))
             if first_frame is None:
