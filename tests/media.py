@@ -42,6 +42,23 @@ def make_clip(
     return path
 
 
+def make_held_frames_avi(path: Path, frames: Sequence[np.ndarray], slots: Sequence[int], fps: int = 10) -> Path:
+    """An MJPEG AVI whose frame i is shown at frame slot ``slots[i]`` (at ``fps``): the slots skipped are stored as
+    empty chunks (the previous frame is held), as in OpenCV's sample ``tree.avi``; the header counts every slot."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuvj420p"
+        for slot, array in zip(slots, frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = slot
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def smooth_frames(t: int, h: int, w: int) -> list[np.ndarray]:
     """Slowly moving smooth gradients (compress well, so a good codec round trip is > 30 dB)."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)

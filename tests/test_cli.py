@@ -20,7 +20,7 @@ from onevae.io.samples import sample_video_path
 from onevae.io.video import probe_video, read_video
 from onevae.pipeline import plan_tiling
 
-from media import make_bad_files, make_clip, smooth_frames
+from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames
 
 TINY = dict(name="tiny-cli", **TINY_ARCH)
 
@@ -145,6 +145,28 @@ def test_grayscale_alpha_and_variable_frame_rate_inputs_work(model_dir, tmp_path
     # resampled to a constant 30 fps over its 0.933 s (nearest source frame at each output time)
     resampled = probe_video(tmp_path / "vfr.out.mp4", count_frames=True)
     assert resampled.num_frames == 28 and resampled.fps == pytest.approx(30)
+
+
+def test_truncated_avi_is_one_warning_line_and_its_counts_agree(model_dir, tmp_path):
+    """An AVI cut short: one ``[onevae] warning:`` line (no source line), exit 0, and the frames it names are
+    the frames encoded and recorded; the intact file gives no warning."""
+    slots = [0, 1, 2, 5, 6, 7, 10, 14, 15, 16, 20, 21, 22, 25, 26, 30, 31, 32, 35, 39]  # held frames, as tree.avi
+    avi = make_held_frames_avi(tmp_path / "held.avi", smooth_frames(len(slots), 32, 48), slots)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])
+    for video, warned in ((avi, False), (cut, True)):
+        tokens = tmp_path / f"{video.stem}.tokens.safetensors"
+        result = run_cli("encode", str(video), "-o", str(tokens), "--model", str(model_dir), "--quiet")
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.strip().splitlines()
+        meta = json.loads(run_cli("info", str(tokens), "--json").stdout)
+        frames = meta["frames"]
+        assert meta["source"]["num_frames"] == frames and f": {frames} frames," in lines[-1]
+        if warned:
+            assert len(lines) == 2 and lines[0].startswith("[onevae] warning: ") and ".py:" not in result.stderr
+            assert f"only {frames} of the 40 frames announced in its header" in lines[0] and frames < 40
+        else:
+            assert len(lines) == 1 and frames == 40
 
 
 def test_info_for_model_preset_and_default(model_dir):

@@ -4,9 +4,9 @@ about as well as its model card says."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch

@@ -15,6 +15,7 @@ from PIL import Image
 
 from onevae.errors import InputError, OneVAEError
 from onevae.io import (
+    OutputSizeWarning,
     VideoReadWarning,
     VideoWriter,
     fit_size,
@@ -30,7 +31,7 @@ from onevae.io import (
 )
 
 # ------------------------------------------------------------------------------------------ helpers
-from media import make_bad_files, make_clip, smooth_frames  # noqa: E402
+from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames  # noqa: E402
 
 
 def flat_frames(levels: Sequence[int], h: int = 32, w: int = 32) -> list[np.ndarray]:
@@ -114,7 +115,7 @@ def test_mp4_round_trip_psnr(tmp_path):
 
 def test_writer_accepts_tensors_incrementally_and_odd_sizes(tmp_path):
     video = frames_to_tensor(np.stack(smooth_frames(6, 33, 47)))  # (3, 6, 33, 47)
-    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer:
+    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer, pytest.warns(OutputSizeWarning, match="48x34, not 47x33"):
         writer.write(video[:, :4])
         writer.write(video[:, 4:].unsqueeze(0))
         with pytest.raises(InputError, match="size"):
@@ -137,7 +138,8 @@ def test_variable_frame_rate_uses_timestamps(tmp_path):
     pts = [0, 100, 150, 400, 450, 500, 900]
     path = make_clip(tmp_path / "vfr.mkv", flat_frames([20 * i for i in range(7)]), codec="ffv1", pix_fmt="yuv444p", pts_ms=pts)
     info = probe_video(path)
-    assert info.variable_frame_rate is True and info.num_frames == 7
+    # counted at its mean rate, as encode reads it (7 frames stored over 0.933 s)
+    assert info.variable_frame_rate is True and info.num_frames == len(list(iter_video_frames(path, fps=info.fps)))
     picked = index_of(iter_video_frames(path, fps=10), step=20)
     # output times 0, 0.1, ..., 0.9 s (the last frame lasts its stored 1/30 s); ties go to the earlier frame
     assert picked == [0, 1, 2, 3, 3, 5, 5, 5, 6, 6]
@@ -237,6 +239,41 @@ def test_truncated_faststart_mp4_stops_at_last_good_frame(tmp_path):
         got = list(iter_video_frames(bad))
     assert 0 < len(got) <= 30
     assert len(got) == 30 or any(issubclass(w.category, VideoReadWarning) for w in caught)
+
+
+HELD_SLOTS = list(np.cumsum([0] + [1, 1, 3, 5] * 10)[:40])  # 40 pictures over 96 frame slots at 10 fps
+
+
+@pytest.fixture(scope="module")
+def held_avi(tmp_path_factory) -> Path:
+    """An intact AVI that holds frames with empty chunks, as OpenCV's tree.avi (68 pictures, 444 slots) does."""
+    path = tmp_path_factory.mktemp("clips") / "held.avi"
+    return make_held_frames_avi(path, flat_frames([4 * i for i in range(40)], 48, 64), HELD_SLOTS)
+
+
+def test_avi_with_held_frames_is_not_called_truncated(held_avi):
+    slots = HELD_SLOTS[-1] + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoReadWarning)
+        info = probe_video(held_avi)
+        assert (info.num_frames, info.variable_frame_rate) == (slots, True)  # the header's count: every slot
+        read = list(iter_video_frames(held_avi, fps=info.fps))
+        assert len(list(iter_video_frames(held_avi))) == 40  # the pictures stored
+    assert len(read) == slots
+    assert index_of(read)[:8] == [0, 1, 2, 2, 3, 3, 3, 3]  # pictures at slots 0, 1, 2, 5, 10: the nearest one
+
+
+def test_truncated_avi_warns_once_with_the_frames_it_reads(held_avi, tmp_path):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(held_avi.read_bytes()[: int(held_avi.stat().st_size * 0.6)])
+    info = probe_video(cut)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = list(iter_video_frames(cut, fps=info.fps))
+    (warning,) = [w for w in caught if issubclass(w.category, VideoReadWarning)]
+    assert f"only {len(read)} of the {HELD_SLOTS[-1] + 1} frames announced" in str(warning.message)
+    assert "truncated" in str(warning.message)
+    assert 0 < len(read) == info.num_frames < HELD_SLOTS[-1] + 1  # probe, reader and warning agree
 
 
 def test_bad_arguments(clip_30fps):

@@ -23,6 +23,7 @@ import torch
 from .errors import InputError
 from .guards import check_finite
 from .io.fit import Geometry, fit_size
+from .io.paths import PathLike
 from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
@@ -121,12 +122,12 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     return tiling
 
 
-def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, chunk_latents: int, tile_by_tile: bool = False) -> Tiling | None:
-    """:func:`plan_tiling` for decoding a token/latent file, from what its metadata says (frame size, and the
-    source size the frames are brought back to), before anything is allocated."""
+def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, grids: Grids, chunk_latents: int, tile_by_tile: bool = False) -> Tiling | None:
+    """:func:`plan_tiling` for decoding ``grids`` (their frame size, and the source size that ``meta`` says the
+    frames are brought back to), before anything is allocated."""
     config = model.config
     sizes = []
-    for name, shape in zip(meta.grid_names, meta.grid_shapes):
+    for name, shape in zip(meta.grid_names, (g.shape for g in grids.to_list())):
         h, w = (shape[2], shape[3]) if meta.kind == "tokens" else (shape[3], shape[4])
         factor = config.first_frame_spatial_factor if name == "first_frame" else config.spatial_factor
         sizes.append((h * factor, w * factor))
@@ -202,7 +203,7 @@ def _expected_frames(info: VideoInfo, options: FitOptions) -> int | None:
 # ------------------------------------------------------------------------------------------------ encode
 @torch.no_grad()
 def encode_file(
-    model: OneVAE, path: Path, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False,
+    model: OneVAE, path: PathLike, options: FitOptions, kind: str = "tokens", fingerprint: str = "", progress: bool = False,
     latent_dtype: torch.dtype = torch.float16, normalize: bool = False,
 ) -> tuple[Grids, TokenFileMeta]:
     """A video file -> token (or latent) grids and the metadata to decode them back to a video.
@@ -210,6 +211,7 @@ def encode_file(
     Only the grids of the whole video are kept in memory, in their stored type (int32 tokens, ``latent_dtype``
     latents), chunk by chunk as they are produced. ``normalize``: store latents as ``(z - mean) / std`` with the
     model's per-channel statistics (recorded in the metadata; :func:`decode_to_video` undoes it)."""
+    path = Path(path)
     store = torch.int32 if kind == "tokens" else latent_dtype
     if kind == "tokens":
         model.require_discrete()
@@ -254,7 +256,7 @@ def encode_file(
 
 
 def latent_stats_of_files(
-    model: OneVAE, videos: list[Path], options: FitOptions, progress: bool = False,
+    model: OneVAE, videos: list[PathLike], options: FitOptions, progress: bool = False,
     on_file: Callable[[Path, TokenFileMeta, Grids], None] | None = None,
 ) -> LatentStatsAccumulator:
     """Per-channel statistics of ``model``'s continuous latents over video files, read and encoded one at a time
@@ -291,8 +293,8 @@ def _source_dict(info: VideoInfo) -> dict[str, Any]:
     return {"width": info.width, "height": info.height, "num_frames": info.num_frames, "fps": info.fps, "codec": info.codec}
 
 
-def write_encoded(path: Path, grids: Grids, meta: TokenFileMeta) -> None:
-    save_token_file(path, grids.to_list(), meta)
+def write_encoded(path: PathLike, grids: Grids, meta: TokenFileMeta) -> None:
+    save_token_file(Path(path), grids.to_list(), meta)
 
 
 # ------------------------------------------------------------------------------------------------ decode
@@ -313,8 +315,9 @@ class FrameSink:
 
 
 @torch.no_grad()
-def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: Path, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
+def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: PathLike, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
     """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
+    out = Path(out)
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
@@ -324,7 +327,7 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     sf = model.config.spatial_factor
     h, w = grids.spatial_size
     # tile by tile, the frames blended into a canvas on disk, when every tile's caches at once would not fit
-    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, chunk_latents, tbt), h * sf, w * sf)
+    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, grids, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
     with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
@@ -359,7 +362,8 @@ def _decoded_tile_by_tile(decoder: TiledDecoder, grids: Grids, chunk_latents: in
         path.unlink(missing_ok=True)
 
 
-def load_encoded_for(model: OneVAE, path: Path, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
+def load_encoded_for(model: OneVAE, path: PathLike, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
+    path = Path(path)
     grids, meta = load_token_file(path)
     check_same_model(meta, model, fingerprint, str(path))
     if grids[0].shape[0] != 1:
@@ -391,9 +395,9 @@ class Reconstruction:
 @torch.no_grad()
 def reconstruct_file(
     model: OneVAE,
-    path: Path,
+    path: PathLike,
     options: FitOptions,
-    out: Path | None,
+    out: PathLike | None,
     side_by_side: bool = False,
     output_path: str = "tokens",
     progress: bool = False,
@@ -407,6 +411,7 @@ def reconstruct_file(
     on disk beside ``out`` while the file is read a last time to compare)."""
     from .eval.metrics import psnr_per_frame, ssim_per_frame  # torchmetrics: heavy, and only reconstruct needs it
 
+    path, out = Path(path), (Path(out) if out is not None else None)
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
@@ -431,7 +436,7 @@ def reconstruct_file(
                     per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()
                     per_frame[p]["ssim"] += ssim_per_frame(inputs, recons[p]).tolist()
                 if writer is not None:
-                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry, options.size_mode))
+                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry))
                 if on_frames is not None:
                     on_frames(inputs, recons)
                 frames_total += inputs.shape[1]
@@ -518,9 +523,8 @@ def _decode_chunk(model: OneVAE, decoder, latents: Latents, path: str) -> torch.
     return decoder.push(model.latents_to_tokens(latents) if path == "tokens" else latents)
 
 
-def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry, size_mode: str) -> torch.Tensor:
-    """The frames to write: one path, or input | tokens | latents; padding removed (crop/resize kept as fitted)."""
+def _compose(inputs: torch.Tensor, recons: dict[str, torch.Tensor], paths: list[str], output_path: str, side_by_side: bool, geometry: Geometry) -> torch.Tensor:
+    """The frames to write: one path, or input | tokens | latents; each brought back by ``geometry.undo`` as
+    :func:`decode_to_video` does (padding removed, downscale and resize undone; a crop stays cropped)."""
     panels = [inputs] + [recons[p] for p in paths] if side_by_side else [recons[output_path]]
-    if size_mode == "pad":
-        panels = [geometry.undo(panel) for panel in panels]
-    return torch.cat(panels, dim=-1)
+    return torch.cat([geometry.undo(panel) for panel in panels], dim=-1)

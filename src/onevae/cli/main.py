@@ -18,7 +18,9 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ..errors import OneVAEError, Preempted, Terminated
 
@@ -75,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(parser, argv)
     previous = _install_sigterm_handler()
     try:
-        code = int(args.func(args) or 0)
+        with one_line_warnings():
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except BrokenPipeError:
@@ -104,6 +107,21 @@ def _quiet_broken_pipe() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_BROKEN_PIPE
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Within: Python warnings print as the command line's other notices, one line ``[onevae] warning: …``
+    on stderr (no source file, line number or code line); the previous display is restored after."""
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        yield
+
+
+def show_warning(message, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:
+    """A :func:`warnings.showwarning` that prints one line; the category is named unless it is onevae's own."""
+    kind = "" if category.__module__.startswith("onevae") else f"{category.__name__}: "
+    print(f"[onevae] warning: {kind}{' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 def _install_sigterm_handler():

@@ -14,7 +14,7 @@ from .video import (
     read_video,
     tensor_to_frames,
 )
-from .writer import VideoWriter, side_by_side, write_video
+from .writer import OutputSizeWarning, VideoWriter, side_by_side, write_video
 
 __all__ = [
     "EVALUATION_CLIP",
@@ -22,6 +22,7 @@ __all__ = [
     "SAMPLE_CLIPS",
     "VIDEO_EXTENSIONS",
     "Geometry",
+    "OutputSizeWarning",
     "VideoInfo",
     "VideoReadWarning",
     "VideoWriter",

@@ -18,10 +18,16 @@ Frame rate (``fps=``)
     works for variable-frame-rate files. Output times run until the end of the last source frame (its stored
     duration, else the interval before it), so a 2 s clip at 30 fps resampled to 10 fps gives 20 frames.
 
+Frame counts
+    A file's frames are counted on its timeline at its average rate, as the command line reads it (a
+    variable-frame-rate file is resampled to its mean rate): an AVI whose repeated frames are stored as empty
+    chunks (``tree.avi``: 68 pictures over 444 frame slots at 15 fps) has 444 frames, as its header says.
+
 Corrupt data
     When FFmpeg fails in the middle of a file (truncated or corrupt data), reading stops at the last good
-    frame with a :class:`VideoReadWarning`; if no frame at all could be decoded it raises :class:`InputError`.
-    Damage that FFmpeg conceals (no error) cannot be seen here.
+    frame with a :class:`VideoReadWarning`; so does a file whose frames end well before the count its header
+    announces (an AVI cut short). If no frame at all could be decoded it raises :class:`InputError` (a cut-short
+    mp4 usually lacks its index: that is an error). Damage that FFmpeg conceals (no error) cannot be seen here.
 
 Sizes are fitted by :mod:`onevae.io.fit`; videos are written by :mod:`onevae.io.writer`.
 """
@@ -36,6 +42,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +78,8 @@ class VideoInfo:
     path: Path
     width: int
     height: int
-    num_frames: int  # exact when ``num_frames_exact``, else estimated from duration * fps
+    num_frames: int  # on the timeline at ``fps`` (see the module doc); exact when ``num_frames_exact``, else
+    # estimated from duration * fps
     fps: float
     duration_s: float
     codec: str
@@ -91,19 +99,21 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
     """Describe a video (or image) file; raise :class:`InputError` if it has no decodable video frame.
 
     Decodes the first frame (to make sure the file is readable) and demuxes about a hundred packets (to detect a
-    variable frame rate). ``count_frames=True`` demuxes the whole file (no decoding) to count the frames exactly
-    when the container does not store the count (done anyway for files up to 64 MiB).
+    variable frame rate). ``count_frames=True`` demuxes the whole file (no decoding) to count the frames exactly,
+    which is done anyway for files up to 64 MiB; larger files use the count the container stores, if any (a cut
+    short file's header overstates it).
     """
     path = _check_input_file(path)
     if _is_image(path):
         return _probe_image(path)
     with _open_video_stream(path) as (container, stream):
         header_frames = int(stream.frames or 0)
-        count_all = count_frames or (header_frames == 0 and _file_size(path) <= _COUNT_FRAMES_MAX_BYTES)
-        first_frame, pts, counted = _scan_packets(container, stream, path, count_all)
+        count_all = count_frames or _file_size(path) <= _COUNT_FRAMES_MAX_BYTES
+        first_frame, pts, timeline = _scan_packets(container, stream, path, count_all)
         fps, duration = _stream_fps(stream), _stream_duration(container, stream)
-        if counted:
-            num_frames, exact = counted, True
+        variable = True if _has_gaps(timeline, fps) else _looks_variable_rate(pts)
+        if timeline is not None:
+            num_frames, exact = (timeline.frames(fps) if variable else timeline.count), True
         elif header_frames:
             num_frames, exact = header_frames, True
         else:
@@ -120,38 +130,84 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
             pix_fmt=fmt.name,
             has_alpha=any(c.is_alpha for c in fmt.components),
             is_grayscale=_is_grayscale_format(fmt),
-            variable_frame_rate=_looks_variable_rate(pts),
+            variable_frame_rate=variable,
             num_frames_exact=exact,
         )
 
 
 def _scan_packets(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path, count_all: bool
-) -> tuple[av.VideoFrame, list[int], int]:
-    """(first decoded frame, pts of the first packets, number of packets or 0 when not counted to the end)."""
+) -> tuple[av.VideoFrame, list[int], _Timeline | None]:
+    """(first decoded frame, pts of the first packets, the packets' timeline or None when not demuxed to the end)."""
     pts: list[int] = []
     first_frame: av.VideoFrame | None = None
-    packets = 0
+    timeline, fps = _Timeline(), _stream_fps(stream)
     try:
-        for packet in container.demux(stream):
+        for packet in _complete_packets(container, stream):
             if packet.size == 0:  # the demuxer's final flush packet
                 continue
-            packets += 1
+            duration = _seconds(packet.duration, packet.time_base) or (1.0 / fps if fps else None)
+            timeline.add(_seconds(packet.pts, packet.time_base), duration)
             if packet.pts is not None and len(pts) < _VFR_PACKETS:
                 pts.append(int(packet.pts))
             if first_frame is None:
                 first_frame = next(iter(packet.decode()), None)
-            if first_frame is not None and packets >= _VFR_PACKETS and not count_all:
-                return first_frame, pts, 0
+            if first_frame is not None and timeline.count >= _VFR_PACKETS and not count_all:
+                return first_frame, pts, None
         if first_frame is None:  # drain the decoder (frame-threaded or delayed codecs)
             first_frame = next(iter(stream.decode(None)), None)
     except av.FFmpegError as error:
         if first_frame is None:
             raise InputError(f"{path}: no video frame could be decoded ({_ffmpeg_reason(error)})") from None
-        return first_frame, pts, 0  # the count stops at the damage: use the header's count or the estimate
+        return first_frame, pts, timeline  # the count stops at the damage, as reading will
     if first_frame is None:
         raise InputError(f"{path}: the file has a video stream but no decodable frame (empty or truncated video)")
-    return first_frame, pts, packets  # demuxed to the end: the exact count
+    return first_frame, pts, timeline  # demuxed to the end: the exact count
+
+
+def _complete_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.Packet]:
+    """The stream's packets, without a last one that the file's end cut short (FFmpeg flags it corrupt; some
+    decoders fail on it, others make half a picture): probing and reading count the same frames."""
+    held: av.Packet | None = None
+    for packet in container.demux(stream):
+        if held is not None and packet.size:
+            yield held  # data follows: the corrupt packet is not the file's cut-short end
+        held = None
+        if packet.is_corrupt and packet.size:
+            held = packet
+            continue
+        yield packet
+
+
+@dataclass
+class _Timeline:
+    """The frames (or packets) seen and the time they cover, in seconds; counted at a rate as the resampler
+    of :func:`iter_video_frames` would (output times start + k / fps until the end of the last frame)."""
+
+    count: int = 0
+    start: float | None = None
+    end: float | None = None
+
+    def add(self, time: float | None, duration: float | None) -> None:
+        self.count += 1
+        if time is None:
+            return
+        self.start = time if self.start is None else min(self.start, time)
+        end = time + (duration or 0.0)
+        self.end = end if self.end is None else max(self.end, end)
+
+    def frames(self, fps: float) -> int:
+        """Frames at ``fps`` over the covered time (the plain count when the times or the rate are unknown)."""
+        if not fps or self.start is None or self.end is None or self.end <= self.start:
+            return self.count
+        return max(1, math.ceil((self.end - self.start - _TIME_EPS) * fps))
+
+    def seconds(self) -> float:
+        return 0.0 if self.start is None or self.end is None else self.end - self.start
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    return float(value * time_base) if value is not None and time_base else None
 
 
 def _probe_image(path: Path) -> VideoInfo:
@@ -171,6 +227,12 @@ def _probe_image(path: Path) -> VideoInfo:
         variable_frame_rate=False,
         is_image=True,
     )
+
+
+def _has_gaps(timeline: _Timeline | None, fps: float) -> bool:
+    """Whether the stored frames fill clearly less of the timeline than the rate says (frames held for several
+    slots, as the empty chunks of an AVI do): such a file is read as a variable-rate one."""
+    return timeline is not None and timeline.frames(fps) > 1.05 * timeline.count + 1
 
 
 def _looks_variable_rate(pts: list[int]) -> bool | None:
@@ -434,33 +496,38 @@ def _monotonic_times(frames: Iterator[av.VideoFrame], step: float) -> Iterator[t
 def _decode_all(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path, check_count: bool
 ) -> Iterator[av.VideoFrame]:
-    """Decode every frame; apply the corrupt-data rule (error if nothing decoded, else warn and stop)."""
-    decoded = 0
+    """Decode every frame; apply the corrupt-data rule (error if nothing decoded, else warn and stop), and with
+    ``check_count`` warn when the frames end well before the count the header announces (frames counted on the
+    timeline at the stream's rate, as :func:`probe_video` counts them)."""
+    timeline, fps = _Timeline(), _stream_fps(stream)
     try:
-        for packet in container.demux(stream):
+        for packet in _complete_packets(container, stream):
             for frame in packet.decode():
-                decoded += 1
+                timeline.add(frame.time, _frame_duration(frame) or (1.0 / fps if fps else None))
                 yield frame
     except av.FFmpegError as error:
-        if decoded == 0:
+        if timeline.count == 0:
             raise InputError(f"{path}: no video frame could be decoded ({_ffmpeg_reason(error)})") from None
-        warnings.warn(
-            f"{path}: corrupt or truncated data after frame {decoded} ({_ffmpeg_reason(error)}); "
-            f"stopped at the last good frame",
-            VideoReadWarning,
-            stacklevel=2,
-        )
+        reason = f"corrupt or truncated data: {_ffmpeg_reason(error)}"
+        warnings.warn(_stopped_early(path, timeline, stream, reason), VideoReadWarning, stacklevel=2)
         return
-    if decoded == 0:
+    if timeline.count == 0:
         raise InputError(f"{path}: the file has a video stream but no decodable frame (empty or truncated video)")
     announced = int(stream.frames or 0)
-    if check_count and announced and decoded < 0.95 * announced - 1:
-        warnings.warn(
-            f"{path}: only {decoded} of the {announced} frames announced in its header could be decoded "
-            f"(the file is probably truncated)",
-            VideoReadWarning,
-            stacklevel=2,
-        )
+    if check_count and announced and timeline.frames(_stream_fps(stream)) < 0.95 * announced - 1:
+        reason = "the file is probably truncated"
+        warnings.warn(_stopped_early(path, timeline, stream, reason), VideoReadWarning, stacklevel=2)
+
+
+def _stopped_early(path: Path, timeline: _Timeline, stream: av.video.stream.VideoStream, reason: str) -> str:
+    """The one-line warning for a video whose frames end early, in frames on its timeline at its rate."""
+    fps, announced = _stream_fps(stream), int(stream.frames or 0)
+    read = timeline.frames(fps)
+    where = f"{timeline.seconds():.2f} s" + (f" of {announced / fps:.2f} s" if announced and fps else "")
+    if announced:
+        return (f"{path}: only {read} of the {announced} frames announced in its header could be read (the video "
+                f"stops at {where}: {reason}); reading stops there")
+    return f"{path}: the video stops after frame {read}, at {where} ({reason}); reading stops there"
 
 
 def _resample_nearest(

@@ -2,11 +2,15 @@
 
 :class:`VideoWriter` / :func:`write_video` encode H.264 (libx264, yuv420p, CRF 18, BT.709 tags) to
     ``.mp4``/``.mov``/``.mkv`` through a temporary file in the same directory, renamed on success.
+
+Odd sizes: yuv420p H.264 needs an even width and height, so odd ones get one replicated pixel at the bottom/right
+    (an :class:`OutputSizeWarning` says so). yuv444p would keep them, but few players decode H.264 4:4:4.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,10 @@ from .paths import PathLike
 from .video import tensor_to_frames
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+class OutputSizeWarning(UserWarning):
+    """A video is written at another size than its frames (odd sizes padded to even ones for yuv420p)."""
 
 
 # ============================================================================================ writing
@@ -102,6 +110,13 @@ class VideoWriter:
         container = av.open(str(self.tmp_path), mode="w", format=self.format)
         stream = container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height = width + width % 2, height + height % 2
+        if (stream.width, stream.height) != (width, height):
+            warnings.warn(
+                f"{self.path} is written as {stream.width}x{stream.height}, not {width}x{height}: H.264 in yuv420p "
+                f"(what players decode) needs even sizes, so the last row/column is repeated",
+                OutputSizeWarning,
+                stacklevel=3,
+            )
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self.crf), "preset": self.preset}
         context = stream.codec_context

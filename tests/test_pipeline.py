@@ -1,0 +1,73 @@
+"""onevae.pipeline's file-level functions as a library user calls them."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import TINY_ARCH
+from onevae import OneVAE, OneVAEConfig
+from onevae.io.video import probe_video
+from onevae.io.writer import OutputSizeWarning
+from onevae.pipeline import FitOptions, decode_to_video, encode_file, load_encoded_for, reconstruct_file, write_encoded
+
+from media import make_clip, smooth_frames
+
+
+@pytest.fixture(scope="module")
+def model() -> OneVAE:
+    torch.manual_seed(0)
+    return OneVAE(OneVAEConfig(name="tiny-pipeline", **TINY_ARCH)).eval()
+
+
+def test_every_public_path_argument_takes_str_and_pathlike(model, tmp_path):
+    """docs/corpus.md's decode_to_video(model, grids, meta, "clip.mp4"), and the same for every path argument."""
+    clip = make_clip(tmp_path / "clip.mp4", smooth_frames(5, 32, 40), fps=10)
+    tokens = tmp_path / "clip.tokens.safetensors"
+    grids, meta = encode_file(model, str(clip), FitOptions())
+    write_encoded(_FsPath(tokens), grids, meta)
+    grids, meta = load_encoded_for(model, str(tokens), meta.model_fingerprint)
+    assert decode_to_video(model, grids, meta, str(tmp_path / "clip.out.mp4")) == 5
+    assert decode_to_video(model, grids, meta, _FsPath(tmp_path / "clip.out2.mp4")) == 5
+    assert probe_video(tmp_path / "clip.out.mp4").num_frames == 5
+    result = reconstruct_file(model, _FsPath(clip), FitOptions(), str(tmp_path / "recon.mp4"))
+    assert result.frames == 5 and probe_video(tmp_path / "recon.mp4").num_frames == 5
+
+
+@pytest.mark.parametrize("mode, max_side, size", [
+    ("crop", None, (56, 40)),  # 61x45 cropped to multiples of 8: the crop stays
+    ("crop", 32, (61, 45)),  # downscaled to 32x24 (already multiples), then brought back to the source scale
+    ("pad", None, (61, 45)),
+    ("resize", 32, (61, 45)),
+])
+def test_decode_and_reconstruct_write_the_same_geometry(model, tmp_path, mode, max_side, size):
+    """The same options give the same output size from encode + decode as from reconstruct; an odd size is
+    written one pixel larger (yuv420p), with one OutputSizeWarning."""
+    clip = make_clip(tmp_path / "clip.mkv", smooth_frames(3, 45, 61), fps=10, codec="ffv1", pix_fmt="yuv444p")
+    options = FitOptions(size_mode=mode, max_side=max_side)
+    grids, meta = encode_file(model, clip, options)
+    written = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decode_to_video(model, grids, meta, tmp_path / "decoded.mp4")
+        reconstruct_file(model, clip, options, tmp_path / "reconstructed.mp4")
+    for name in ("decoded.mp4", "reconstructed.mp4"):
+        info = probe_video(tmp_path / name)
+        assert (info.width, info.height) == written, name
+    notices = [str(w.message) for w in caught if issubclass(w.category, OutputSizeWarning)]
+    expected = f"is written as {written[0]}x{written[1]}, not {size[0]}x{size[1]}"
+    assert len(notices) == (2 if written != size else 0) and all(expected in n for n in notices)
+
+
+class _FsPath(os.PathLike):
+    """A path type that is only os.PathLike (neither str nor pathlib)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    def __fspath__(self) -> str:
+        return self.path
