@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
-from onevae.cli.commands import checked_device
 from onevae.errors import OneVAEError
+from onevae.hardware import checked_device
 
 
 @pytest.fixture(scope="module")

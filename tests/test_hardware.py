@@ -41,7 +41,7 @@ def test_reconstruct_in_bfloat16_on_such_a_cpu_warns_once_and_still_writes(emula
     assert cli_main(["reconstruct", str(sample_video_path("carphone_pristine")), "--model", str(model), "-o", str(out),
                      "--max-frames", "5", "--dtype", "bfloat16", "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert err.count("[onevae] warning: bfloat16 on the CPU") == 1 and "--dtype float32" in err
+    assert err.count("[onevae] warning: computing in bfloat16 on a CPU without") == 1 and "--dtype float32" in err
     assert out.is_file()
 
 

@@ -13,6 +13,8 @@ import sys
 
 import torch
 
+from .errors import OneVAEError
+
 _REDUCED = {torch.bfloat16: ("bfloat16", "AVX-512 BF16 or AMX"), torch.float16: ("float16", "AVX-512 FP16 or AMX")}
 
 
@@ -58,3 +60,27 @@ def auto_precision(accelerator: str) -> tuple[str, str]:
             return "bf16-mixed", "the CPU runs bfloat16 natively"
         return "32-true", f"the CPU would emulate bfloat16 (best: {torch.backends.cpu.get_cpu_capability()})"
     return "32-true", f"no bfloat16 check for accelerator {accelerator}"
+
+
+def checked_device(text: str) -> str:
+    """A ``--device`` this machine can run on (cpu, cuda[:N], mps, ...), else a one-line :class:`OneVAEError`."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise OneVAEError(f"--device {text!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return text
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees no CUDA GPU")
+        if device.index is not None and device.index >= count:
+            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
+        return text
+    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if device.type == "meta":
+        raise OneVAEError("--device meta holds no data and cannot run the model: use cpu, cuda or cuda:N")
+    if not (callable(is_available) and is_available()):
+        raise OneVAEError(f"--device {text} was asked for, but PyTorch has no {device.type} device here: use cpu, cuda or cuda:N")
+    return text

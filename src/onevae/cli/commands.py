@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OneVAEError
+from ..hardware import checked_device
 from ..io.atomic import output_directory
 from ..io.paths import existing_file, writable_output
 
@@ -69,32 +70,6 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
     elif args.tile_overlap is not None:
         raise OneVAEError("--tile-overlap needs --tile")
     return model
-
-
-def checked_device(text: str) -> str:
-    """A ``--device`` this machine can run on (cpu, cuda[:N], mps, ...), else a one-line :class:`OneVAEError`."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise OneVAEError(f"--device {text!r} is not a device: use cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return text
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees no CUDA GPU")
-        if device.index is not None and device.index >= count:
-            raise OneVAEError(f"--device {text} was asked for, but PyTorch sees {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
-        return text
-    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
-    is_available = getattr(backend, "is_available", None)
-    if device.type == "meta":
-        raise OneVAEError("--device meta holds no data and cannot run the model: use cpu, cuda or cuda:N")
-    if not (callable(is_available) and is_available()):
-        raise OneVAEError(f"--device {text} was asked for, but PyTorch has no {device.type} device here: use cpu, cuda or cuda:N")
-    return text
 
 
 def print_err(message: str) -> None:

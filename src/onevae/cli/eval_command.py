@@ -29,8 +29,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..errors import OneVAEError
     from ..eval.evaluate import EvalOptions, evaluate, resolve_clips, results_table
     from ..eval.flat_colours import flat_colour_round_trip, flat_colours_table, write_flat_colours
+    from ..hardware import checked_device
     from ..model import OneVAE
-    from .commands import checked_device
 
     if args.max_frames is not None and args.max_frames < 1:
         raise OneVAEError(f"--max-frames must be at least 1, got {args.max_frames}")
