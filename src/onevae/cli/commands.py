@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import OneVAEError
 from ..hardware import checked_device
 from ..io.atomic import output_directory
-from ..io.paths import existing_file, writable_output
+from ..io.paths import directory_output, existing_file, new_output_dir, writable_output
 
 if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
     from ..model import OneVAE
@@ -128,7 +128,6 @@ def run_export(args: argparse.Namespace) -> int:
 def model_output_dir(args: argparse.Namespace):
     """``-o DIR`` of export and convert, checked before any work: never the shipped model, and an existing model
     directory only with ``--overwrite``."""
-    from ..io.paths import new_output_dir
     from ..model_dir import default_model_dir
 
     return new_output_dir(args.output, overwrite=args.overwrite, protected=[default_model_dir()])
@@ -183,15 +182,15 @@ def add_encode(sub) -> None:
     p.set_defaults(func=run_encode)
 
 
-def _encode_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+def _encode_targets(args: argparse.Namespace, directory: Path | None) -> list[tuple[Path, Path]]:
+    """(video, output file) pairs: ``-o`` itself for one video, else NAME.tokens/latents.safetensors in ``directory``."""
     videos = [existing_file(v, "video file") for v in args.videos]
-    out = Path(args.output)
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
-    if len(videos) == 1 and not out.is_dir():
-        return [(videos[0], writable_output(out, (ENCODED_OUTPUT,), inputs=videos))]
+    if directory is None:
+        return [(videos[0], writable_output(args.output, (ENCODED_OUTPUT,), inputs=videos))]
     targets: dict[Path, Path] = {}
     for video in videos:
-        target = writable_output(out / (_clip_name(video) + suffix), inputs=videos)
+        target = writable_output(directory / (_clip_name(video) + suffix), inputs=videos)
         if target in targets:
             raise OneVAEError(f"{targets[target]} and {video} would both be written to {target}; encode them into separate directories")
         targets[target] = video
@@ -209,27 +208,18 @@ def run_encode(args: argparse.Namespace) -> int:
         raise OneVAEError("--normalize-latents applies to continuous latents: add --continuous")
     if args.latent_dtype and not args.continuous:
         raise OneVAEError("--latent-dtype applies to continuous latents: add --continuous")
-    with output_directory(encode_directory(args)):  # removed again if nothing was written into it
-        return _encode(args)
+    directory = directory_output(args.output, len(args.videos), "several videos need")
+    with output_directory(directory):  # created if needed; removed again if nothing was written into it
+        return _encode(args, directory)
 
 
-def encode_directory(args: argparse.Namespace) -> Path | None:
-    """-o as the directory that several videos are encoded into (created if needed), or None for one file."""
-    out = Path(args.output)
-    if len(args.videos) == 1 and not out.is_dir():
-        return None
-    if out.exists() and not out.is_dir():
-        raise OneVAEError(f"several videos need -o to be a directory, got the file {out}")
-    return out
-
-
-def _encode(args: argparse.Namespace) -> int:
+def _encode(args: argparse.Namespace, directory: Path | None) -> int:
     import torch
 
     from ..model_dir import model_fingerprint
     from ..pipeline import encode_file, write_encoded
 
-    targets = _encode_targets(args)
+    targets = _encode_targets(args, directory)
     model = load_model_from_args(args)
     kind = "latents" if args.continuous else "tokens"
     options = fit_options(args)

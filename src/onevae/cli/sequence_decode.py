@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import OneVAEError
 from ..io.atomic import output_directory
-from ..io.paths import writable_output
+from ..io.paths import directory_output, writable_output
 
 SEQUENCE_SUFFIXES = (".npy", ".pt", ".pth")
 
@@ -47,21 +47,11 @@ def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
     return t, h, w
 
 
-def _directory(output: str, batch: int) -> Path | None:
-    """-o as the directory a batch of clips is written into (created if needed), or None for one video file."""
-    out = Path(output)
-    if batch == 1 and not out.is_dir():
-        return None
-    if out.exists() and not out.is_dir():
-        raise OneVAEError(f"a batch of {batch} sequences needs -o to be a directory, got the file {out}")
-    return out
-
-
-def _outputs(output: str, batch: int, source: str, suffixes) -> list[Path]:
-    out = Path(output)
-    if batch == 1 and not out.is_dir():
-        return [writable_output(out, suffixes, inputs=[source])]
-    return [writable_output(out / f"clip-{i:05d}.mp4", suffixes, inputs=[source]) for i in range(batch)]
+def _outputs(output: str, directory: Path | None, batch: int, source: str, suffixes) -> list[Path]:
+    """The video files to write: ``-o`` itself for one clip, else clip-NNNNN.mp4 in ``directory``."""
+    if directory is None:
+        return [writable_output(output, suffixes, inputs=[source])]
+    return [writable_output(directory / f"clip-{i:05d}.mp4", suffixes, inputs=[source]) for i in range(batch)]
 
 
 def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
@@ -69,16 +59,19 @@ def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse
     from ..sequences import load_token_sequence
 
     sequence = load_token_sequence(args.tokens)
-    with output_directory(_directory(args.output, sequence.shape[0])):  # removed again if nothing was written
-        return _decode_sequence(args, sequence, load_model, video_suffixes)
+    batch = sequence.shape[0]
+    directory = directory_output(args.output, batch, f"a batch of {batch} sequences needs")
+    with output_directory(directory):  # created if needed; removed again if nothing was written into it
+        return _decode_sequence(args, sequence, directory, load_model, video_suffixes)
 
 
-def _decode_sequence(args: argparse.Namespace, sequence, load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
+def _decode_sequence(args: argparse.Namespace, sequence, directory: Path | None,
+                     load_model: Callable[[argparse.Namespace], Any], video_suffixes) -> int:
     from ..model_dir import model_fingerprint
     from ..sequences import require_tokens, sequence_grid, sequence_to_grids, write_sequence_videos
 
     size, grid_arg = _parse_size(args.size), _parse_grid(args.grid)
-    outputs = _outputs(args.output, sequence.shape[0], args.tokens, video_suffixes)
+    outputs = _outputs(args.output, directory, sequence.shape[0], args.tokens, video_suffixes)
     model = load_model(args)
     require_tokens(model)
     grid = sequence_grid(model.config, args.frames, size, grid_arg)

@@ -52,6 +52,18 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def directory_output(output: str | os.PathLike, count: int, several: str) -> Path | None:
+    """``-o`` as the directory that ``count`` outputs are written into, or None when one output is the file ``-o``
+    (an existing directory takes even one); a file given for several outputs is refused (``several`` names them:
+    "several videos need")."""
+    out = Path(output)
+    if count == 1 and not out.is_dir():
+        return None
+    if out.exists() and not out.is_dir():
+        raise OneVAEError(f"{several} -o to be a directory, got the file {out}")
+    return out
+
+
 def new_output_dir(path: str | os.PathLike, overwrite: bool = False, protected: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, before any work, a directory output that would replace something: an existing file, a directory
     that already holds files (unless ``overwrite``), or one of ``protected`` (e.g. the shipped model), ever."""
