@@ -177,3 +177,22 @@ def test_broken_model_directories(tmp_path):
         OneVAE.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match="onevae-888 is a preset .* without weights"):
         OneVAE.from_pretrained("onevae-888")
+
+
+def test_a_config_that_leaves_architecture_keys_unset_says_which(tmp_path):
+    """A hand-written config.json without ``dim`` (or ``z_dim``) builds the defaults' network: the error names
+    the keys the file left unset, not only the mismatch they cause."""
+    model = tiny_model("888")
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["dim"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"does not fit .*the file does not set dim, so the defaults were used: dim=96"):
+        OneVAE.from_pretrained(tmp_path / "m")
+
+    config = {**json.loads(json.dumps(model.config.to_dict())), "latents_mean": [0.0] * model.config.z_dim,
+              "latents_std": [1.0] * model.config.z_dim}
+    del config["z_dim"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"need z_dim=256 values each.*does not set z_dim, so the defaults were used: z_dim=256"):
+        OneVAE.from_pretrained(tmp_path / "m")

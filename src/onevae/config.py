@@ -182,25 +182,47 @@ class OneVAEConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> OneVAEConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: no such config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path}: not a valid JSON config ({exc})") from None
-        except RecursionError:
-            raise CheckpointError(f"{path}: not a valid JSON config (nested too deeply)") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path}: a config must be a JSON object")
-        if isinstance(data.get("config"), dict):  # a file that wraps the config (e.g. the conformance fixtures)
-            data = data["config"]
+        data = read_config_json(path)
         try:
             return cls.from_dict(data)
         except CheckpointError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
+            raise CheckpointError(f"{path}: {exc}{unset_keys_note(data)}") from None
 
     def replace(self, **changes: Any) -> OneVAEConfig:
         return dataclasses.replace(self, **changes)
+
+
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """The config mapping of a ``config.json`` (unwrapped when the file nests it under ``config``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such config file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a valid JSON config ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a valid JSON config (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: a config must be a JSON object")
+    if isinstance(data.get("config"), dict):  # a file that wraps the config (e.g. the conformance fixtures)
+        data = data["config"]
+    return data
+
+
+def unset_keys_note(data: dict[str, Any]) -> str:
+    """For an error about a config file: the architecture keys it leaves to their defaults (a hand-written or
+    truncated ``config.json`` without ``dim`` builds a 96-wide network, and the mismatch alone is a puzzle)."""
+    given = {_ALIASES.get(k, k) for k in data}
+    skipped = set(OPTIONAL_FIELD_DEFAULTS) | {"name"}
+    unset = [f for f in dataclasses.fields(OneVAEConfig) if f.name not in given and f.name not in skipped]
+    if not unset:
+        return ""
+    defaults = ", ".join(f"{f.name}={_field_default(f)!r}" for f in unset)
+    return f"; the file does not set {', '.join(f.name for f in unset)}, so the defaults were used: {defaults}"
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 # The fields of OneVAEConfig that describe the weights' latents rather than the architecture.

@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from .config import OneVAEConfig, preset
+from .config import OneVAEConfig, preset, read_config_json, unset_keys_note
 from .errors import InputError
 from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
@@ -367,7 +367,8 @@ class OneVAE(nn.Module):
         config, state, directory = read_model_dir(path, subfolder)
         model = cls(config)
         report = copy_matching(model, state, LoadReport(source=str(directory / WEIGHTS_NAME)))
-        require_complete(report, f"the config in {directory / CONFIG_NAME} ({config.name})")
+        unset = unset_keys_note(read_config_json(directory / CONFIG_NAME))
+        require_complete(report, f"the config in {directory / CONFIG_NAME} ({config.name}{unset})")
         model.source_dir = directory
         model.stored_fingerprint = weights_fingerprint(config, state)
         model.to(device=device).eval()
