@@ -410,3 +410,20 @@ def test_validation_on_the_held_out_set(tmp_path, capsys):
     bad = tiny_config(tmp_path / "bad", val={"sources": ["heldout", "clip.mp4"]})
     assert cli_main(["train", "--config", str(write_config(tmp_path, "bad", bad))]) == 2
     assert "cannot be mixed" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_a_run_says_what_it_trains_and_where_its_weights_come_from(tmp_path):
+    """A config without ``model:`` trains the default preset: the run's first line says so, with the size."""
+    from onevae.train.checkpointing import ResumePoint
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import model_line
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run")}))
+    config = load_train_config(bare)
+    assert model_line(config, OneVAE(config.model_config()), None) == (
+        "[onevae] model: onevae-small (11.68 M parameters, 4x8x8), randomly initialised")
+    config = load_train_config(bare, ["model.config={dim: 8}", "model.init_from=some/export"])
+    assert model_line(config, OneVAE(config.model_config()), None).endswith("with dim=8 (1.98 M parameters, 4x8x8), initialised from some/export")
+    point = ResumePoint(path="run/checkpoints/last.ckpt", step=40)
+    assert model_line(config, OneVAE(config.model_config()), point).endswith("resumed from run/checkpoints/last.ckpt (step 40)")

@@ -13,7 +13,7 @@ import torch
 from ..hardware import auto_precision, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
-from .checkpointing import AtomicModelCheckpoint, ExportCallback, SafeCheckpointIO, find_resume_checkpoint
+from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig
 from .data import OneVAEDataModule, held_out_names
 from .initialise import initialise_model
@@ -163,9 +163,25 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
                 with atomic_path(out / "init_report.json") as tmp:
                     tmp.write_text(json.dumps(report.to_dict(), indent=1))
                 print(report.summary(), file=sys.stderr)
+            print(model_line(config, module.vae, point), file=sys.stderr)
             print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
         _fit(trainer, module, OneVAEDataModule(config), point.path if point else None)
     return out / "export"
+
+
+def model_line(config: TrainConfig, model: OneVAE, point: ResumePoint | None) -> str:
+    """What a run trains, said once at its start: the architecture (preset and overrides), its size and
+    compression, and where its weights come from (a config without ``model:`` trains the default preset)."""
+    section, c = config.model, model.config
+    architecture = section.preset or "custom"
+    if section.config:
+        architecture += " with " + ", ".join(f"{k}={v}" for k, v in section.config.items())
+    if point is not None:
+        start = f"resumed from {point.path} (step {point.step})"
+    else:
+        start = f"initialised from {section.init_from}" if section.init_from else "randomly initialised"
+    size = f"{model.num_parameters() / 1e6:.2f} M parameters, {c.temporal_factor}x{c.spatial_factor}x{c.spatial_factor}"
+    return f"[onevae] model: {architecture} ({size}), {start}"
 
 
 def _precision(precision: str, accelerator: str) -> str:
