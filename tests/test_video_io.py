@@ -168,6 +168,45 @@ def test_alpha_input_is_read_as_rgb_alpha_dropped(tmp_path, codec, pix_fmt, name
     assert (frames[0] == [200, 0, 50]).all()  # the stored colour is kept where transparent
 
 
+def quadrants(h: int, w: int) -> np.ndarray:
+    """A picture whose four quadrants have distinct colours (to tell every turn and flip apart)."""
+    picture = np.empty((h, w, 3), np.uint8)
+    picture[: h // 2, : w // 2], picture[: h // 2, w // 2 :] = (220, 30, 30), (30, 220, 30)
+    picture[h // 2 :, : w // 2], picture[h // 2 :, w // 2 :] = (30, 30, 220), (230, 230, 230)
+    return picture
+
+
+@pytest.mark.parametrize(
+    "rotation, hflip, shown",
+    [
+        (90, False, lambda a: np.rot90(a, 1)),  # a portrait phone video stored landscape
+        (-90, False, lambda a: np.rot90(a, -1)),
+        (180, False, lambda a: a[::-1, ::-1]),
+        (0, True, lambda a: a[:, ::-1]),
+        (90, True, lambda a: a.transpose(1, 0, 2)[::-1, ::-1]),  # FFmpeg's autorotate: transpose=clock_flip
+    ],
+)
+@pytest.mark.parametrize("ext", [".mp4", ".mov"])
+def test_display_matrix_is_applied_as_players_show_it(tmp_path, rotation, hflip, shown, ext):
+    stored = quadrants(32, 48)
+    path = make_clip(tmp_path / f"phone{ext}", [stored] * 12, fps=10, pix_fmt="yuv444p", options={"qp": "0"},
+                     rotation=rotation, hflip=hflip)
+    expected = shown(stored).astype(int)
+    info = probe_video(path)
+    assert (info.height, info.width) == expected.shape[:2]
+    for count, frames in [(12, list(iter_video_frames(path))), (4, list(iter_video_frames(path, fps=5, start_s=0.5)))]:
+        assert len(frames) == count and all(np.abs(f.astype(int) - expected).max() <= 2 for f in frames)
+
+
+def test_display_matrix_at_another_angle_is_not_applied_and_warned(tmp_path):
+    stored = quadrants(32, 48)
+    path = make_clip(tmp_path / "tilted.mp4", [stored] * 2, pix_fmt="yuv444p", options={"qp": "0"}, rotation=30)
+    with pytest.warns(VideoReadWarning, match="330 degrees clockwise, not a multiple of 90"):
+        info = probe_video(path)
+    assert (info.height, info.width) == (32, 48)
+    assert np.abs(next(iter_video_frames(path)).astype(int) - stored).max() <= 2
+
+
 def test_images_are_one_frame_clips(tmp_path):
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 1], rgba[..., 3] = 150, 255

@@ -12,6 +12,12 @@ Pixel formats
     channels. **Alpha is dropped** (the stored colour is kept, even where a pixel is transparent), as
     ``ffmpeg`` and PIL's ``convert("RGB")`` do.
 
+Orientation
+    A video whose display matrix turns or flips the picture (a phone video shot in portrait and stored
+    landscape, tagged ``rotate=90``) is read as players show it: upright, the width and height swapped for a
+    quarter turn, as FFmpeg's autorotate does. A rotation by another angle than a multiple of 90 degrees is not
+    applied (a warning says so). Images are turned by their EXIF orientation.
+
 Frame rate (``fps=``)
     Output frame *k* is shown at ``t0 + k / fps`` (``t0`` = the first frame's timestamp, or the requested start);
     it is the source frame whose timestamp (pts) is nearest to that time (ties go to the earlier frame). This
@@ -49,6 +55,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import ColorRange
 
 from ..errors import InputError
@@ -119,10 +126,11 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
         else:
             num_frames, exact = (max(1, round(duration * fps)) if fps else 1), False
         fmt = first_frame.format
+        width, height = _display_orientation(first_frame, path).display_size(first_frame.width, first_frame.height)
         return VideoInfo(
             path=path,
-            width=first_frame.width,
-            height=first_frame.height,
+            width=width,
+            height=height,
             num_frames=num_frames,
             fps=fps,
             duration_s=duration or (num_frames / fps if fps else 0.0),
@@ -421,9 +429,12 @@ def _select_frames(path: Path, fps: float | None, start_s: float) -> Iterator[np
         frames, start, step = _timed_frames(container, stream, path, start_s)
         picked = _frames_from(frames, start) if fps is None else _resample_nearest(frames, fps, start, step)
         last: tuple[av.VideoFrame, np.ndarray] | None = None
+        orientation: _Orientation | None = None
         for frame in picked:
             if last is None or last[0] is not frame:  # convert each source frame once
-                last = (frame, _frame_to_rgb(frame, size))
+                if orientation is None:  # the first frame's, kept: one frame size throughout
+                    orientation = _display_orientation(frame)
+                last = (frame, _frame_to_rgb(frame, size, orientation))
             yield last[1]
 
 
@@ -565,13 +576,65 @@ def _frame_duration(frame: av.VideoFrame) -> float | None:
     return None
 
 
-def _frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB at the stream's size, honouring the frame's colour tags; alpha dropped."""
+def _frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int], orientation: _Orientation) -> np.ndarray:
+    """(H, W, 3) uint8 RGB at the stream's (stored) size, honouring the frame's colour tags, turned upright by
+    ``orientation``; alpha dropped."""
     width, height = size if size[0] and size[1] else (frame.width, frame.height)
     full_range = frame.color_range == ColorRange.JPEG
-    return frame.to_ndarray(
+    rgb = frame.to_ndarray(
         format="rgb24", width=width, height=height, src_color_range=ColorRange.JPEG if full_range else None
     )
+    return orientation.apply(rgb)
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How a stored picture is shown: transposed first (a quarter turn), then its rows and/or columns reversed."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """The (H, W, C) picture as shown (contiguous)."""
+        if self == _UPRIGHT:
+            return rgb
+        out = rgb.transpose(1, 0, 2) if self.transpose else rgb
+        out = out[::-1] if self.flip_rows else out
+        out = out[:, ::-1] if self.flip_cols else out
+        return np.ascontiguousarray(out)
+
+    def display_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) as shown, from the stored size."""
+        return (height, width) if self.transpose else (width, height)
+
+
+_UPRIGHT = _Orientation()
+
+
+def _display_orientation(frame: av.VideoFrame, path: Path | None = None) -> _Orientation:
+    """The turn and flips of the frame's display matrix (phone videos' ``rotate`` tag), decided as FFmpeg's
+    autorotate does; upright when there is none. Another angle than a multiple of 90 degrees is not applied
+    (warned when ``path`` is given)."""
+    side_data = frame.side_data.get(SideDataType.DISPLAYMATRIX)
+    if side_data is None:
+        return _UPRIGHT
+    m = np.frombuffer(bytes(side_data), dtype=np.int32).astype(np.float64)
+    if not (math.hypot(m[0], m[3]) and math.hypot(m[1], m[4])):
+        return _UPRIGHT  # a degenerate matrix: nothing to turn by
+    theta = round(math.degrees(math.atan2(m[1] / math.hypot(m[1], m[4]), m[0] / math.hypot(m[0], m[3])))) % 360
+    if theta == 90:  # FFmpeg: transpose=clock, or cclock_flip when mirrored
+        return _Orientation(transpose=True) if m[3] > 0 else _Orientation(transpose=True, flip_cols=True)
+    if theta == 270:  # FFmpeg: transpose=cclock, or clock_flip when mirrored
+        return _Orientation(transpose=True, flip_rows=True, flip_cols=True) if m[3] < 0 else _Orientation(transpose=True, flip_rows=True)
+    if theta == 180:  # FFmpeg: hflip and/or vflip
+        return _Orientation(flip_rows=bool(m[4] < 0), flip_cols=bool(m[0] < 0))
+    if theta == 0:
+        return _Orientation(flip_rows=bool(m[4] < 0))
+    if path is not None:
+        warnings.warn(f"{path}: its display matrix rotates the picture by {theta} degrees clockwise, not a multiple of 90; "
+                      "it is read as stored, not rotated", VideoReadWarning, stacklevel=3)
+    return _UPRIGHT
 
 
 # ============================================================================================ tensors
