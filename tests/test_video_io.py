@@ -207,6 +207,16 @@ def test_display_matrix_at_another_angle_is_not_applied_and_warned(tmp_path):
     assert np.abs(next(iter_video_frames(path)).astype(int) - stored).max() <= 2
 
 
+def test_duration_is_the_frames_span_not_the_containers(tmp_path):
+    """A cut whose first frame is at 5 s (Matroska counts its duration from 0: 5.5 s): resampling and corpus
+    planning (duration x fps) count 5 frames, not 55."""
+    frames = flat_frames([40 * i for i in range(5)])
+    path = make_clip(tmp_path / "cut.mkv", frames, fps=10, codec="ffv1", pix_fmt="yuv444p", pts_ms=[5000 + 100 * i for i in range(5)])
+    info = probe_video(path)
+    assert info.num_frames == 5 and info.duration_s == pytest.approx(0.5)
+    assert len(list(iter_video_frames(path, fps=info.fps))) == 5
+
+
 def test_images_are_one_frame_clips(tmp_path):
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 1], rgba[..., 3] = 150, 255

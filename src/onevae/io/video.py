@@ -117,7 +117,10 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
         header_frames = int(stream.frames or 0)
         count_all = count_frames or _file_size(path) <= _COUNT_FRAMES_MAX_BYTES
         first_frame, pts, timeline = _scan_packets(container, stream, path, count_all)
-        fps, duration = _stream_fps(stream), _stream_duration(container, stream)
+        fps = _stream_fps(stream)
+        # the frames' own span when demuxed to the end: a container's duration may count from time 0 (a cut from a
+        # longer stream whose first frame is at 5 s) or include its other streams (audio running longer)
+        duration = (timeline.seconds() if timeline is not None else 0.0) or _stream_duration(container, stream)
         variable = True if _has_gaps(timeline, fps) else _looks_variable_rate(pts)
         if timeline is not None:
             num_frames, exact = (timeline.frames(fps) if variable else timeline.count), True
