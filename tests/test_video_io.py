@@ -230,6 +230,21 @@ def test_images_are_one_frame_clips(tmp_path):
     assert info.is_grayscale and video.shape == (3, 1, 20, 30)
 
 
+def test_animated_png_is_read_as_a_video_and_animated_webp_is_refused(tmp_path):
+    pictures = [Image.fromarray(frame) for frame in flat_frames([40 * i for i in range(4)], 16, 24)]
+    pictures[0].save(tmp_path / "anim.png", save_all=True, append_images=pictures[1:], duration=[100, 100, 300, 100])
+    info = probe_video(tmp_path / "anim.png")
+    assert not info.is_image and info.variable_frame_rate and info.duration_s == pytest.approx(0.6)
+    assert index_of(iter_video_frames(tmp_path / "anim.png"), step=40) == [0, 1, 2, 3]
+    assert index_of(iter_video_frames(tmp_path / "anim.png", fps=10), step=40) == [0, 1, 2, 2, 3, 3]  # nearest in time
+    pictures[0].save(tmp_path / "anim.webp", save_all=True, append_images=pictures[1:], duration=100, lossless=True)
+    for read in (probe_video, lambda path: list(iter_video_frames(path))):
+        with pytest.raises(InputError, match="is an animated WEBP image \\(4 frames\\)"):
+            read(tmp_path / "anim.webp")
+    pictures[0].save(tmp_path / "still.webp", lossless=True)  # one frame: still an image
+    assert probe_video(tmp_path / "still.webp").is_image
+
+
 def test_gzip_compressed_video(tmp_path):
     path = make_clip(tmp_path / "box.mp4", smooth_frames(5, 32, 32), fps=10)
     gz = tmp_path / "box.mp4.gz"

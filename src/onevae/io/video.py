@@ -4,7 +4,9 @@ Reading
     :func:`probe_video` describes a file; :func:`iter_video_frames` streams (H, W, 3) uint8 RGB frames;
     :func:`iter_video_windows` streams (3, t, H, W) float windows in [-1, 1]; :func:`read_video` reads a small
     clip at once. Any container/codec FFmpeg reads works; ``.png/.jpg/.jpeg/.webp/.bmp/.tif`` are read with PIL
-    as one-frame clips; a ``.gz`` file (e.g. ``box.mp4.gz``) is decompressed in memory.
+    as one-frame clips, except an animated PNG (read by FFmpeg, frame by frame) and other animated images
+    (an animated WebP, a multi-page TIFF: refused, rather than read as their first frame); a ``.gz`` file (e.g.
+    ``box.mp4.gz``) is decompressed in memory.
 
 Pixel formats
     Every pixel format is converted to rgb24 by swscale, honouring the colour matrix and range the file is
@@ -305,7 +307,20 @@ def _inner_suffix(path: Path) -> str:
 
 
 def _is_image(path: Path) -> bool:
-    return _inner_suffix(path) in IMAGE_EXTENSIONS
+    """Whether PIL reads the file as a still image: an image extension, but not an animated PNG (FFmpeg's apng
+    demuxer reads its frames and their times)."""
+    return _inner_suffix(path) in IMAGE_EXTENSIONS and not (_inner_suffix(path) == ".png" and _is_animated(path))
+
+
+def _is_animated(path: Path) -> bool:
+    """Whether PIL sees several frames in the image file (False when it cannot read it: reading says why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(_gunzip_to_memory(path) if _is_gzip(path) else path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def _gunzip_to_memory(path: Path) -> io.BytesIO:
@@ -368,11 +383,16 @@ def _open_image(path: Path) -> PIL.Image.Image:  # noqa: F821
     try:
         image = Image.open(source)
         image.load()
-        return ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise InputError(f"{path}: the image is too large to read (more than {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path} is not a readable image ({error})") from None
+    if getattr(image, "is_animated", False):  # its first frame alone would be a silently wrong clip
+        kind, frames = image.format, image.n_frames
+        image.close()
+        raise InputError(f"{path} is an animated {kind} image ({frames} frames), which is not read (only videos and "
+                         "still images are): convert it to a video (.mp4, .gif) first")
+    return ImageOps.exif_transpose(image)
 
 
 def _image_to_rgb(image: PIL.Image.Image) -> np.ndarray:  # noqa: F821
