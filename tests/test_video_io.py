@@ -16,6 +16,7 @@ from PIL import Image
 from onevae.errors import InputError, OneVAEError
 from onevae.io import (
     OutputSizeWarning,
+    VideoDisplayWarning,
     VideoReadWarning,
     VideoWriter,
     fit_size,
@@ -201,7 +202,7 @@ def test_display_matrix_is_applied_as_players_show_it(tmp_path, rotation, hflip,
 def test_display_matrix_at_another_angle_is_not_applied_and_warned(tmp_path):
     stored = quadrants(32, 48)
     path = make_clip(tmp_path / "tilted.mp4", [stored] * 2, pix_fmt="yuv444p", options={"qp": "0"}, rotation=30)
-    with pytest.warns(VideoReadWarning, match="330 degrees clockwise, not a multiple of 90"):
+    with pytest.warns(VideoDisplayWarning, match="330 degrees clockwise, not a multiple of 90"):
         info = probe_video(path)
     assert (info.height, info.width) == (32, 48)
     assert np.abs(next(iter_video_frames(path)).astype(int) - stored).max() <= 2

@@ -77,6 +77,11 @@ class VideoReadWarning(UserWarning):
     """A video was only partly readable (truncated or corrupt data); reading stopped at the last good frame."""
 
 
+class VideoDisplayWarning(UserWarning):
+    """A video is read as stored although players show it otherwise (its display matrix rotates it by an angle
+    other than a multiple of 90 degrees); all its frames are read."""
+
+
 # ============================================================================================ probing
 
 
@@ -656,7 +661,7 @@ def _display_orientation(frame: av.VideoFrame, path: Path | None = None) -> _Ori
         return _Orientation(flip_rows=bool(m[4] < 0))
     if path is not None:
         warnings.warn(f"{path}: its display matrix rotates the picture by {theta} degrees clockwise, not a multiple of 90; "
-                      "it is read as stored, not rotated", VideoReadWarning, stacklevel=3)
+                      "it is read as stored, not rotated", VideoDisplayWarning, stacklevel=3)
     return _UPRIGHT
 
 
