@@ -21,12 +21,17 @@ def make_clip(
     pts_ms: Sequence[int] | None = None,
     options: dict | None = None,
     container_options: dict | None = None,
+    rotation: float | None = None,
+    hflip: bool = False,
 ) -> Path:
-    """Encode RGB(A) uint8 frames with PyAV exactly as given (no project code)."""
+    """Encode RGB(A) uint8 frames with PyAV exactly as given (no project code); ``rotation`` (degrees
+    counter-clockwise) and ``hflip`` tag the stream with a display matrix, as phones do."""
     with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = pix_fmt
+        if rotation is not None or hflip:
+            stream.set_display_rotation(rotation or 0, hflip=hflip)
         if options:
             stream.options = options
         if pts_ms is not None:

@@ -17,6 +17,7 @@ from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae import OneVAE, OneVAEConfig
 from onevae.errors import InputError
 from onevae.io.samples import sample_video_path
+from onevae.io.tokens import load_token_file
 from onevae.io.video import probe_video, read_video
 from onevae.pipeline import plan_tiling
 
@@ -145,6 +146,21 @@ def test_grayscale_alpha_and_variable_frame_rate_inputs_work(model_dir, tmp_path
     # resampled to a constant 30 fps over its 0.933 s (nearest source frame at each output time)
     resampled = probe_video(tmp_path / "vfr.out.mp4", count_frames=True)
     assert resampled.num_frames == 28 and resampled.fps == pytest.approx(30)
+
+
+def test_portrait_phone_video_stored_landscape_is_encoded_and_decoded_upright(model_dir, tmp_path):
+    stored = np.zeros((32, 48, 3), np.uint8)
+    stored[:, :24] = 200  # left half bright: the top half once turned 90 degrees clockwise
+    phone = make_clip(tmp_path / "phone.mov", [stored] * 5, pix_fmt="yuv444p", options={"qp": "0"}, rotation=-90)
+    tokens = tmp_path / "phone.tokens.safetensors"
+    result = run_cli("encode", str(phone), "-o", str(tokens), "--model", str(model_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    _, meta = load_token_file(tokens)
+    assert (meta.source["width"], meta.source["height"]) == (32, 48) and meta.grid_shapes[0][2:4] == [6, 4]
+    out = tmp_path / "phone.mp4"
+    result = run_cli("decode", str(tokens), "-o", str(out), "--model", str(model_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (probe_video(out).width, probe_video(out).height) == (32, 48)
 
 
 def test_truncated_avi_is_one_warning_line_and_its_counts_agree(model_dir, tmp_path):

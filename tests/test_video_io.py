@@ -16,6 +16,7 @@ from PIL import Image
 from onevae.errors import InputError, OneVAEError
 from onevae.io import (
     OutputSizeWarning,
+    VideoDisplayWarning,
     VideoReadWarning,
     VideoWriter,
     fit_size,
@@ -168,6 +169,55 @@ def test_alpha_input_is_read_as_rgb_alpha_dropped(tmp_path, codec, pix_fmt, name
     assert (frames[0] == [200, 0, 50]).all()  # the stored colour is kept where transparent
 
 
+def quadrants(h: int, w: int) -> np.ndarray:
+    """A picture whose four quadrants have distinct colours (to tell every turn and flip apart)."""
+    picture = np.empty((h, w, 3), np.uint8)
+    picture[: h // 2, : w // 2], picture[: h // 2, w // 2 :] = (220, 30, 30), (30, 220, 30)
+    picture[h // 2 :, : w // 2], picture[h // 2 :, w // 2 :] = (30, 30, 220), (230, 230, 230)
+    return picture
+
+
+@pytest.mark.parametrize(
+    "rotation, hflip, shown",
+    [
+        (90, False, lambda a: np.rot90(a, 1)),  # a portrait phone video stored landscape
+        (-90, False, lambda a: np.rot90(a, -1)),
+        (180, False, lambda a: a[::-1, ::-1]),
+        (0, True, lambda a: a[:, ::-1]),
+        (90, True, lambda a: a.transpose(1, 0, 2)[::-1, ::-1]),  # FFmpeg's autorotate: transpose=clock_flip
+    ],
+)
+@pytest.mark.parametrize("ext", [".mp4", ".mov"])
+def test_display_matrix_is_applied_as_players_show_it(tmp_path, rotation, hflip, shown, ext):
+    stored = quadrants(32, 48)
+    path = make_clip(tmp_path / f"phone{ext}", [stored] * 12, fps=10, pix_fmt="yuv444p", options={"qp": "0"},
+                     rotation=rotation, hflip=hflip)
+    expected = shown(stored).astype(int)
+    info = probe_video(path)
+    assert (info.height, info.width) == expected.shape[:2]
+    for count, frames in [(12, list(iter_video_frames(path))), (4, list(iter_video_frames(path, fps=5, start_s=0.5)))]:
+        assert len(frames) == count and all(np.abs(f.astype(int) - expected).max() <= 2 for f in frames)
+
+
+def test_display_matrix_at_another_angle_is_not_applied_and_warned(tmp_path):
+    stored = quadrants(32, 48)
+    path = make_clip(tmp_path / "tilted.mp4", [stored] * 2, pix_fmt="yuv444p", options={"qp": "0"}, rotation=30)
+    with pytest.warns(VideoDisplayWarning, match="330 degrees clockwise, not a multiple of 90"):
+        info = probe_video(path)
+    assert (info.height, info.width) == (32, 48)
+    assert np.abs(next(iter_video_frames(path)).astype(int) - stored).max() <= 2
+
+
+def test_duration_is_the_frames_span_not_the_containers(tmp_path):
+    """A cut whose first frame is at 5 s (Matroska counts its duration from 0: 5.5 s): resampling and corpus
+    planning (duration x fps) count 5 frames, not 55."""
+    frames = flat_frames([40 * i for i in range(5)])
+    path = make_clip(tmp_path / "cut.mkv", frames, fps=10, codec="ffv1", pix_fmt="yuv444p", pts_ms=[5000 + 100 * i for i in range(5)])
+    info = probe_video(path)
+    assert info.num_frames == 5 and info.duration_s == pytest.approx(0.5)
+    assert len(list(iter_video_frames(path, fps=info.fps))) == 5
+
+
 def test_images_are_one_frame_clips(tmp_path):
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 1], rgba[..., 3] = 150, 255
@@ -179,6 +229,21 @@ def test_images_are_one_frame_clips(tmp_path):
     assert len(frames) == 1 and (frames[0] == [0, 150, 0]).all()
     video, info = read_video(tmp_path / "g.jpg")
     assert info.is_grayscale and video.shape == (3, 1, 20, 30)
+
+
+def test_animated_png_is_read_as_a_video_and_animated_webp_is_refused(tmp_path):
+    pictures = [Image.fromarray(frame) for frame in flat_frames([40 * i for i in range(4)], 16, 24)]
+    pictures[0].save(tmp_path / "anim.png", save_all=True, append_images=pictures[1:], duration=[100, 100, 300, 100])
+    info = probe_video(tmp_path / "anim.png")
+    assert not info.is_image and info.variable_frame_rate and info.duration_s == pytest.approx(0.6)
+    assert index_of(iter_video_frames(tmp_path / "anim.png"), step=40) == [0, 1, 2, 3]
+    assert index_of(iter_video_frames(tmp_path / "anim.png", fps=10), step=40) == [0, 1, 2, 2, 3, 3]  # nearest in time
+    pictures[0].save(tmp_path / "anim.webp", save_all=True, append_images=pictures[1:], duration=100, lossless=True)
+    for read in (probe_video, lambda path: list(iter_video_frames(path))):
+        with pytest.raises(InputError, match="is an animated WEBP image \\(4 frames\\)"):
+            read(tmp_path / "anim.webp")
+    pictures[0].save(tmp_path / "still.webp", lossless=True)  # one frame: still an image
+    assert probe_video(tmp_path / "still.webp").is_image
 
 
 def test_gzip_compressed_video(tmp_path):

@@ -5,6 +5,7 @@ from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_vide
 from .video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    VideoDisplayWarning,
     VideoInfo,
     VideoReadWarning,
     frames_to_tensor,
@@ -24,6 +25,7 @@ __all__ = [
     "Geometry",
     "OutputSizeWarning",
     "VideoInfo",
+    "VideoDisplayWarning",
     "VideoReadWarning",
     "VideoWriter",
     "fit_size",

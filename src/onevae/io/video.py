@@ -4,13 +4,21 @@ Reading
     :func:`probe_video` describes a file; :func:`iter_video_frames` streams (H, W, 3) uint8 RGB frames;
     :func:`iter_video_windows` streams (3, t, H, W) float windows in [-1, 1]; :func:`read_video` reads a small
     clip at once. Any container/codec FFmpeg reads works; ``.png/.jpg/.jpeg/.webp/.bmp/.tif`` are read with PIL
-    as one-frame clips; a ``.gz`` file (e.g. ``box.mp4.gz``) is decompressed in memory.
+    as one-frame clips, except an animated PNG (read by FFmpeg, frame by frame) and other animated images
+    (an animated WebP, a multi-page TIFF: refused, rather than read as their first frame); a ``.gz`` file (e.g.
+    ``box.mp4.gz``) is decompressed in memory.
 
 Pixel formats
     Every pixel format is converted to rgb24 by swscale, honouring the colour matrix and range the file is
     tagged with (untagged files: BT.601 limited range, as FFmpeg does). Grey frames are replicated to three
     channels. **Alpha is dropped** (the stored colour is kept, even where a pixel is transparent), as
     ``ffmpeg`` and PIL's ``convert("RGB")`` do.
+
+Orientation
+    A video whose display matrix turns or flips the picture (a phone video shot in portrait and stored
+    landscape, tagged ``rotate=90``) is read as players show it: upright, the width and height swapped for a
+    quarter turn, as FFmpeg's autorotate does. A rotation by another angle than a multiple of 90 degrees is not
+    applied (a warning says so). Images are turned by their EXIF orientation.
 
 Frame rate (``fps=``)
     Output frame *k* is shown at ``t0 + k / fps`` (``t0`` = the first frame's timestamp, or the requested start);
@@ -49,6 +57,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import ColorRange
 
 from ..errors import InputError
@@ -66,6 +75,11 @@ _COUNT_FRAMES_MAX_BYTES = 64 * 2**20  # probe_video counts packets itself for fi
 
 class VideoReadWarning(UserWarning):
     """A video was only partly readable (truncated or corrupt data); reading stopped at the last good frame."""
+
+
+class VideoDisplayWarning(UserWarning):
+    """A video is read as stored although players show it otherwise (its display matrix rotates it by an angle
+    other than a multiple of 90 degrees); all its frames are read."""
 
 
 # ============================================================================================ probing
@@ -110,7 +124,10 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
         header_frames = int(stream.frames or 0)
         count_all = count_frames or _file_size(path) <= _COUNT_FRAMES_MAX_BYTES
         first_frame, pts, timeline = _scan_packets(container, stream, path, count_all)
-        fps, duration = _stream_fps(stream), _stream_duration(container, stream)
+        fps = _stream_fps(stream)
+        # the frames' own span when demuxed to the end: a container's duration may count from time 0 (a cut from a
+        # longer stream whose first frame is at 5 s) or include its other streams (audio running longer)
+        duration = (timeline.seconds() if timeline is not None else 0.0) or _stream_duration(container, stream)
         variable = True if _has_gaps(timeline, fps) else _looks_variable_rate(pts)
         if timeline is not None:
             num_frames, exact = (timeline.frames(fps) if variable else timeline.count), True
@@ -119,10 +136,11 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
         else:
             num_frames, exact = (max(1, round(duration * fps)) if fps else 1), False
         fmt = first_frame.format
+        width, height = _display_orientation(first_frame, path).display_size(first_frame.width, first_frame.height)
         return VideoInfo(
             path=path,
-            width=first_frame.width,
-            height=first_frame.height,
+            width=width,
+            height=height,
             num_frames=num_frames,
             fps=fps,
             duration_s=duration or (num_frames / fps if fps else 0.0),
@@ -294,7 +312,20 @@ def _inner_suffix(path: Path) -> str:
 
 
 def _is_image(path: Path) -> bool:
-    return _inner_suffix(path) in IMAGE_EXTENSIONS
+    """Whether PIL reads the file as a still image: an image extension, but not an animated PNG (FFmpeg's apng
+    demuxer reads its frames and their times)."""
+    return _inner_suffix(path) in IMAGE_EXTENSIONS and not (_inner_suffix(path) == ".png" and _is_animated(path))
+
+
+def _is_animated(path: Path) -> bool:
+    """Whether PIL sees several frames in the image file (False when it cannot read it: reading says why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(_gunzip_to_memory(path) if _is_gzip(path) else path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def _gunzip_to_memory(path: Path) -> io.BytesIO:
@@ -357,11 +388,16 @@ def _open_image(path: Path) -> PIL.Image.Image:  # noqa: F821
     try:
         image = Image.open(source)
         image.load()
-        return ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise InputError(f"{path}: the image is too large to read (more than {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path} is not a readable image ({error})") from None
+    if getattr(image, "is_animated", False):  # its first frame alone would be a silently wrong clip
+        kind, frames = image.format, image.n_frames
+        image.close()
+        raise InputError(f"{path} is an animated {kind} image ({frames} frames), which is not read (only videos and "
+                         "still images are): convert it to a video (.mp4, .gif) first")
+    return ImageOps.exif_transpose(image)
 
 
 def _image_to_rgb(image: PIL.Image.Image) -> np.ndarray:  # noqa: F821
@@ -421,9 +457,12 @@ def _select_frames(path: Path, fps: float | None, start_s: float) -> Iterator[np
         frames, start, step = _timed_frames(container, stream, path, start_s)
         picked = _frames_from(frames, start) if fps is None else _resample_nearest(frames, fps, start, step)
         last: tuple[av.VideoFrame, np.ndarray] | None = None
+        orientation: _Orientation | None = None
         for frame in picked:
             if last is None or last[0] is not frame:  # convert each source frame once
-                last = (frame, _frame_to_rgb(frame, size))
+                if orientation is None:  # the first frame's, kept: one frame size throughout
+                    orientation = _display_orientation(frame)
+                last = (frame, _frame_to_rgb(frame, size, orientation))
             yield last[1]
 
 
@@ -565,13 +604,65 @@ def _frame_duration(frame: av.VideoFrame) -> float | None:
     return None
 
 
-def _frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB at the stream's size, honouring the frame's colour tags; alpha dropped."""
+def _frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int], orientation: _Orientation) -> np.ndarray:
+    """(H, W, 3) uint8 RGB at the stream's (stored) size, honouring the frame's colour tags, turned upright by
+    ``orientation``; alpha dropped."""
     width, height = size if size[0] and size[1] else (frame.width, frame.height)
     full_range = frame.color_range == ColorRange.JPEG
-    return frame.to_ndarray(
+    rgb = frame.to_ndarray(
         format="rgb24", width=width, height=height, src_color_range=ColorRange.JPEG if full_range else None
     )
+    return orientation.apply(rgb)
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How a stored picture is shown: transposed first (a quarter turn), then its rows and/or columns reversed."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """The (H, W, C) picture as shown (contiguous)."""
+        if self == _UPRIGHT:
+            return rgb
+        out = rgb.transpose(1, 0, 2) if self.transpose else rgb
+        out = out[::-1] if self.flip_rows else out
+        out = out[:, ::-1] if self.flip_cols else out
+        return np.ascontiguousarray(out)
+
+    def display_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) as shown, from the stored size."""
+        return (height, width) if self.transpose else (width, height)
+
+
+_UPRIGHT = _Orientation()
+
+
+def _display_orientation(frame: av.VideoFrame, path: Path | None = None) -> _Orientation:
+    """The turn and flips of the frame's display matrix (phone videos' ``rotate`` tag), decided as FFmpeg's
+    autorotate does; upright when there is none. Another angle than a multiple of 90 degrees is not applied
+    (warned when ``path`` is given)."""
+    side_data = frame.side_data.get(SideDataType.DISPLAYMATRIX)
+    if side_data is None:
+        return _UPRIGHT
+    m = np.frombuffer(bytes(side_data), dtype=np.int32).astype(np.float64)
+    if not (math.hypot(m[0], m[3]) and math.hypot(m[1], m[4])):
+        return _UPRIGHT  # a degenerate matrix: nothing to turn by
+    theta = round(math.degrees(math.atan2(m[1] / math.hypot(m[1], m[4]), m[0] / math.hypot(m[0], m[3])))) % 360
+    if theta == 90:  # FFmpeg: transpose=clock, or cclock_flip when mirrored
+        return _Orientation(transpose=True) if m[3] > 0 else _Orientation(transpose=True, flip_cols=True)
+    if theta == 270:  # FFmpeg: transpose=cclock, or clock_flip when mirrored
+        return _Orientation(transpose=True, flip_rows=True, flip_cols=True) if m[3] < 0 else _Orientation(transpose=True, flip_rows=True)
+    if theta == 180:  # FFmpeg: hflip and/or vflip
+        return _Orientation(flip_rows=bool(m[4] < 0), flip_cols=bool(m[0] < 0))
+    if theta == 0:
+        return _Orientation(flip_rows=bool(m[4] < 0))
+    if path is not None:
+        warnings.warn(f"{path}: its display matrix rotates the picture by {theta} degrees clockwise, not a multiple of 90; "
+                      "it is read as stored, not rotated", VideoDisplayWarning, stacklevel=3)
+    return _UPRIGHT
 
 
 # ============================================================================================ tensors
