@@ -218,6 +218,17 @@ def test_tokenize_then_token_shards_then_decode_equals_encode_then_decode(model,
     assert (a - b).abs().mean() < 2e-3
 
 
+def test_decode_to_video_refuses_a_shard_clip_of_another_model(model, baseline, tmp_path):
+    sample = next(iter(TokenShards(baseline)))
+    grids, meta = sample_token_grids(sample["tokens"], sample["meta"])
+    torch.manual_seed(1)
+    other = OneVAE(OneVAEConfig(**TINY)).eval()  # the same architecture, other weights: the ids mean other things
+    with pytest.raises(OneVAEError, match=r"clip0.mp4 was encoded by model 'tiny-corpus' \(fingerprint [0-9a-f]{16}\), not by"):
+        decode_to_video(other, grids, meta, tmp_path / "other.mp4")
+    assert not (tmp_path / "other.mp4").exists()
+    assert decode_to_video(model, grids, meta, tmp_path / "same.mp4") == 5
+
+
 def test_token_shards_split_across_ranks_and_workers(baseline):
     from torch.utils.data import DataLoader
 
