@@ -144,6 +144,48 @@ def test_kill_and_resume_equals_an_uninterrupted_run(model_dir, corpus, baseline
     assert output_bytes(out) == output_bytes(baseline)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process that nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_reader_processes_end_when_tokenize_is_killed(model_dir, corpus, tmp_path):
+    """SIGKILL gives the readers no None task: they must notice the parent is gone instead of idling forever."""
+    args = [sys.executable, "-m", "onevae.cli.main", "tokenize", str(corpus), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+            "--workers", "2", "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    readers: list[int] = []
+    while len(readers) < 2 and process.poll() is None and time.time() < deadline:  # (the resource tracker, + 2 readers)
+        time.sleep(0.05)
+        readers = [p for p in _children(process.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(readers) == 2, "the reader processes did not start"
+    process.kill()
+    process.wait()
+    deadline = time.time() + 20
+    while any(map(_running, readers)) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in readers if _running(p)]
+    assert not alive, f"reader processes {alive} outlived the killed tokenizeoutlived the killed tokenize"
+
+
 # ------------------------------------------------------------------------------------------------ sources
 def test_bad_files_end_in_errors_jsonl_and_the_rest_is_tokenized(model, corpus, tmp_path):
     (tmp_path / "bad_inputs").mkdir()
