@@ -388,6 +388,23 @@ def test_disk_full_leaves_no_half_shard(model, corpus, tmp_path, monkeypatch):
     assert not list((tmp_path / "out").glob("shard-*")) and not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_disk_full_after_the_shards_names_the_file_and_a_rerun_completes(model, corpus, baseline, tmp_path, monkeypatch):
+    import errno
+
+    import onevae.corpus.finalize as finalize
+
+    def full_disk(array):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(finalize, "npy_bytes", full_disk)
+        with pytest.raises(OneVAEError, match=r"disk full while writing .*token_counts.npy \(nothing half-written"):
+            tokenize_corpus(model, [str(corpus)], tmp_path / "out", clip_options())
+    assert not (tmp_path / "out" / "token_counts.npy").exists() and not list((tmp_path / "out").glob(".*.tmp"))
+    result = tokenize_corpus(model, [str(corpus)], tmp_path / "out", clip_options())
+    assert result.shards_written == 0 and output_bytes(tmp_path / "out") == output_bytes(baseline)
+
+
 def test_sources_folders_globs_lists_csv_and_parquet_manifests(corpus, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

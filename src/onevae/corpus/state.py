@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, OneVAEError
-from ..io.atomic import atomic_path
 from .plan import SegmentPlan
-from .shards import shard_name
+from .shards import output_file, shard_name
 
 STATE_DIR = ".onevae-tokenize"
 RUN_FORMAT = "onevae-corpus"
@@ -124,7 +123,7 @@ class OutputDir:
             return [SegmentPlan.from_dict(json.loads(line)) for line in f if line.strip()]
 
     def save_plan(self, plans: list[SegmentPlan]) -> None:
-        with atomic_path(self.state / "plan.jsonl") as tmp:
+        with output_file(self.state / "plan.jsonl") as tmp:
             with open(tmp, "w") as f:
                 for plan in plans:
                     f.write(json.dumps(plan.to_dict(), sort_keys=True) + "\n")
@@ -157,7 +156,7 @@ def _check_same_run(root: Path, previous: dict[str, Any], run: dict[str, Any]) -
 
 
 def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
+    with output_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
