@@ -241,6 +241,11 @@ def test_adapter_matches_autoencoderklwan_on_the_same_weights(diffusers_dir, ref
     vae.enable_slicing()
     vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=96, tile_sample_stride_height=48)
     assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (64, 16)
+    vae.enable_tiling()  # docs/interop.md: our defaults, not AutoencoderKLWan's 256/192 ...
+    assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (384, 96)
+    vae.enable_tiling(tile_sample_min_height=256, tile_sample_stride_height=192)  # ... which map to 256/64
+    assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (256, 64)
+    vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=96, tile_sample_stride_height=48)
     torch.testing.assert_close(vae.encode(video).latent_dist.mean, ours.mean, atol=1e-5, rtol=0)  # smaller than a tile
     wide = random_video(5, 16, 96, seed=10)
     with pytest.warns(UserWarning, match="posterior mean only"):
