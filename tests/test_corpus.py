@@ -125,6 +125,25 @@ def test_rerun_skips_complete_shards_and_redoes_missing_ones(model, corpus, base
     assert output_bytes(out) == output_bytes(baseline)
 
 
+def test_resume_takes_the_same_sources_spelled_otherwise_but_not_from_another_directory(model, corpus, baseline, tmp_path,
+                                                                                         monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.chdir(corpus.parent)
+    tokenize_corpus(model, [corpus.name], out, clip_options())  # a relative SOURCE
+    (out / "shard-000001.tar").unlink()
+    (out / "dataset.json").unlink()
+    result = tokenize_corpus(model, [f"./{corpus.name}/"], out, clip_options())  # the same folder (tab completion)
+    assert result.shards_written == 1 and result.summary["sources"] == [corpus.name]
+    assert json.loads((out / "dataset.json").read_text())["sources"] == [corpus.name]
+    (tmp_path / corpus.name).mkdir()  # the same relative name elsewhere: other files, refused
+    (tmp_path / corpus.name / "clip0.mp4").write_bytes((corpus / "clip2.mp4").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OneVAEError, match=r"holds a run with other working directory \(.*; its SOURCEs are relative paths\)"):
+        tokenize_corpus(model, [corpus.name], out, clip_options())
+    with pytest.raises(OneVAEError, match="holds a run with other sources"):
+        tokenize_corpus(model, [str(corpus / "sub")], out, clip_options())
+
+
 @pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(model_dir, corpus, baseline, tmp_path):
     out = tmp_path / "killed"

@@ -148,11 +148,24 @@ def _check_same_run(root: Path, previous: dict[str, Any], run: dict[str, Any]) -
                      if previous.get("options", {}).get(k) != run["options"].get(k))
     if previous.get("dtype") != run.get("dtype"):
         changed.append("dtype")
-    if previous.get("sources") != run["sources"]:
-        changed.append("sources")
+    changed += _changed_sources(previous, run)
     if changed:
         raise InputError(f"{root} holds a run with other {', '.join(changed)}; resume with the same command, "
                          "or use another folder or --overwrite")
+
+
+def _changed_sources(previous: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """What differs in where the clips come from: the SOURCEs as paths ('videos/' is 'videos'), and for relative
+    ones the working directory that the recorded plan's paths are relative to. A resumed run keeps the recorded
+    spelling (``run["sources"]`` is set to it), so that dataset.json is byte for byte an uninterrupted run's."""
+    old, new = previous.get("sources") or [], run["sources"]
+    if [os.path.normpath(s) for s in old] != [os.path.normpath(s) for s in new]:
+        return ["sources"]
+    relative = any(not os.path.isabs(s) for s in new)
+    if relative and previous.get("cwd") not in (None, run.get("cwd")):
+        return [f"working directory ({previous['cwd']}; its SOURCEs are relative paths)"]
+    run["sources"] = old
+    return []
 
 
 def _write_json(path: Path, data: Any) -> None:
