@@ -125,6 +125,25 @@ def test_rerun_skips_complete_shards_and_redoes_missing_ones(model, corpus, base
     assert output_bytes(out) == output_bytes(baseline)
 
 
+def test_resume_takes_the_same_sources_spelled_otherwise_but_not_from_another_directory(model, corpus, baseline, tmp_path,
+                                                                                         monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.chdir(corpus.parent)
+    tokenize_corpus(model, [corpus.name], out, clip_options())  # a relative SOURCE
+    (out / "shard-000001.tar").unlink()
+    (out / "dataset.json").unlink()
+    result = tokenize_corpus(model, [f"./{corpus.name}/"], out, clip_options())  # the same folder (tab completion)
+    assert result.shards_written == 1 and result.summary["sources"] == [corpus.name]
+    assert json.loads((out / "dataset.json").read_text())["sources"] == [corpus.name]
+    (tmp_path / corpus.name).mkdir()  # the same relative name elsewhere: other files, refused
+    (tmp_path / corpus.name / "clip0.mp4").write_bytes((corpus / "clip2.mp4").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OneVAEError, match=r"holds a run with other working directory \(.*; its SOURCEs are relative paths\)"):
+        tokenize_corpus(model, [corpus.name], out, clip_options())
+    with pytest.raises(OneVAEError, match="holds a run with other sources"):
+        tokenize_corpus(model, [str(corpus / "sub")], out, clip_options())
+
+
 @pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(model_dir, corpus, baseline, tmp_path):
     out = tmp_path / "killed"
@@ -142,6 +161,48 @@ def test_kill_and_resume_equals_an_uninterrupted_run(model_dir, corpus, baseline
     resumed = run_cli(*args[3:])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert output_bytes(out) == output_bytes(baseline)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process that nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_reader_processes_end_when_tokenize_is_killed(model_dir, corpus, tmp_path):
+    """SIGKILL gives the readers no None task: they must notice the parent is gone instead of idling forever."""
+    args = [sys.executable, "-m", "onevae.cli.main", "tokenize", str(corpus), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+            "--workers", "2", "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    readers: list[int] = []
+    while len(readers) < 2 and process.poll() is None and time.time() < deadline:  # (the resource tracker, + 2 readers)
+        time.sleep(0.05)
+        readers = [p for p in _children(process.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(readers) == 2, "the reader processes did not start"
+    process.kill()
+    process.wait()
+    deadline = time.time() + 20
+    while any(map(_running, readers)) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in readers if _running(p)]
+    assert not alive, f"reader processes {alive} outlived the killed tokenizeoutlived the killed tokenize"
 
 
 # ------------------------------------------------------------------------------------------------ sources
@@ -216,6 +277,17 @@ def test_tokenize_then_token_shards_then_decode_equals_encode_then_decode(model,
     # the decoded tensors are equal (above); threaded libx264 (onevae.io.writer) does not always give the same
     # bytes for the same frames, so the files are compared to codec rounding
     assert (a - b).abs().mean() < 2e-3
+
+
+def test_decode_to_video_refuses_a_shard_clip_of_another_model(model, baseline, tmp_path):
+    sample = next(iter(TokenShards(baseline)))
+    grids, meta = sample_token_grids(sample["tokens"], sample["meta"])
+    torch.manual_seed(1)
+    other = OneVAE(OneVAEConfig(**TINY)).eval()  # the same architecture, other weights: the ids mean other things
+    with pytest.raises(OneVAEError, match=r"clip0.mp4 was encoded by model 'tiny-corpus' \(fingerprint [0-9a-f]{16}\), not by"):
+        decode_to_video(other, grids, meta, tmp_path / "other.mp4")
+    assert not (tmp_path / "other.mp4").exists()
+    assert decode_to_video(model, grids, meta, tmp_path / "same.mp4") == 5
 
 
 def test_token_shards_split_across_ranks_and_workers(baseline):
@@ -333,6 +405,23 @@ def test_disk_full_leaves_no_half_shard(model, corpus, tmp_path, monkeypatch):
     with pytest.raises(OneVAEError, match="disk full while writing .*shard-000000.tar"):
         tokenize_corpus(model, [str(corpus / "clip0.mp4")], tmp_path / "out", TokenizeOptions(workers=0))
     assert not list((tmp_path / "out").glob("shard-*")) and not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_disk_full_after_the_shards_names_the_file_and_a_rerun_completes(model, corpus, baseline, tmp_path, monkeypatch):
+    import errno
+
+    import onevae.corpus.finalize as finalize
+
+    def full_disk(array):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(finalize, "npy_bytes", full_disk)
+        with pytest.raises(OneVAEError, match=r"disk full while writing .*token_counts.npy \(nothing half-written"):
+            tokenize_corpus(model, [str(corpus)], tmp_path / "out", clip_options())
+    assert not (tmp_path / "out" / "token_counts.npy").exists() and not list((tmp_path / "out").glob(".*.tmp"))
+    result = tokenize_corpus(model, [str(corpus)], tmp_path / "out", clip_options())
+    assert result.shards_written == 0 and output_bytes(tmp_path / "out") == output_bytes(baseline)
 
 
 def test_sources_folders_globs_lists_csv_and_parquet_manifests(corpus, tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 diffusers = pytest.importorskip("diffusers")
 from diffusers import AutoencoderKLWan  # noqa: E402
@@ -195,6 +196,16 @@ def test_bad_diffusers_folders_are_one_line_errors(diffusers_dir, tmp_path, caps
     assert_one_line_error(*cli(capsys, "convert", str(no_weights), "-o", out), "the weights are missing")
     wrong_size = _folder_like(diffusers_dir, tmp_path / "wrongsize", base_dim=24)
     assert_one_line_error(*cli(capsys, "convert", str(wrong_size), "-o", out), "tensors of another shape")
+    state = load_file(str(diffusers_dir / "diffusion_pytorch_model.safetensors"))
+    name = "decoder.mid_block.attentions.0.proj.bias"
+    for case, tensors, message in (
+        ("missing", {k: v for k, v in state.items() if k != name}, "1 missing, 0 unknown (first missing: model.decoder.middle.1.proj.bias)"),
+        ("extra", {**state, "encoder.extra.weight": torch.zeros(3)}, "0 missing, 1 unknown (first unknown: diffusers:encoder.extra.weight)"),
+        ("shape", {**state, name: torch.zeros(2, 2)}, "1 tensors of another shape, 0 missing, 0 unknown (first mismatch: model.decoder.middle.1.proj.bias file[2, 2]"),
+    ):
+        folder = _folder_like(diffusers_dir, tmp_path / case)
+        save_file(tensors, str(folder / "diffusion_pytorch_model.safetensors"))
+        assert_one_line_error(*cli(capsys, "convert", str(folder), "-o", out), message)
     wan22 = _folder_like(diffusers_dir, tmp_path / "wan22", is_residual=True, patch_size=2)
     assert_one_line_error(*cli(capsys, "convert", str(wan22), "-o", out), "the Wan2.2 VAE")
     not_diffusers = tmp_path / "plain"
@@ -230,6 +241,11 @@ def test_adapter_matches_autoencoderklwan_on_the_same_weights(diffusers_dir, ref
     vae.enable_slicing()
     vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=96, tile_sample_stride_height=48)
     assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (64, 16)
+    vae.enable_tiling()  # docs/interop.md: our defaults, not AutoencoderKLWan's 256/192 ...
+    assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (384, 96)
+    vae.enable_tiling(tile_sample_min_height=256, tile_sample_stride_height=192)  # ... which map to 256/64
+    assert (vae.model.tiling.tile, vae.model.tiling.overlap) == (256, 64)
+    vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=96, tile_sample_stride_height=48)
     torch.testing.assert_close(vae.encode(video).latent_dist.mean, ours.mean, atol=1e-5, rtol=0)  # smaller than a tile
     wide = random_video(5, 16, 96, seed=10)
     with pytest.warns(UserWarning, match="posterior mean only"):

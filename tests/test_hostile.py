@@ -113,6 +113,7 @@ def test_d2_non_finite_frames_stop_decoding(model_dir, token_file, tmp_path):
     from onevae.pipeline import decode_to_video, load_token_file
 
     grids, meta = load_token_file(token_file)
+    meta.model_fingerprint = ""  # no recorded model: the NaN model's own weights are what this test is about
     with pytest.raises(InputError, match="non-finite frames"):
         decode_to_video(nan_model("decoder"), grids, meta, tmp_path / "o.mp4")
     assert list(tmp_path.iterdir()) == []

@@ -153,6 +153,22 @@ def test_encode_normalized_latents_round_trip(model_dir, clip, tmp_path, capsys)
     torch.testing.assert_close(videos[0], videos[1], atol=2 / 255, rtol=0)  # the same video, to codec rounding
 
 
+def test_a_file_encoded_before_the_statistics_were_measured_still_decodes(model_dir, clip, tmp_path, capsys):
+    """Statistics are left out of the fingerprint, so measuring them must not orphan the files already written."""
+    encoded = tmp_path / "before.latents.safetensors"
+    code, _, err = cli(capsys, "encode", str(clip), "-o", str(encoded), "--model", str(model_dir), "--continuous", "--quiet")
+    assert code == 0, err
+    code, _, err = cli(capsys, "stats", str(clip), "--model", str(model_dir), "--save", "--quiet")
+    assert code == 0, err
+    code, _, err = cli(capsys, "decode", str(encoded), "-o", str(tmp_path / "after.mp4"), "--model", str(model_dir), "--quiet")
+    assert code == 0, err
+    assert _read(tmp_path / "after.mp4").shape == (1, 3, 9, 32, 32)
+    other = tmp_path / "other"
+    tiny_model("wan", seed=6).save_pretrained(other)  # other weights: still refused
+    code, _, err = cli(capsys, "decode", str(encoded), "-o", str(tmp_path / "other.mp4"), "--model", str(other), "--quiet")
+    assert code == 2 and "was encoded by model" in err and not (tmp_path / "other.mp4").exists()
+
+
 def test_normalize_latents_bad_uses_are_one_line_errors(model_dir, clip, tmp_path, capsys):
     out = str(tmp_path / "x.safetensors")
     code, _, err = cli(capsys, "encode", str(clip), "-o", out, "--model", str(model_dir), "--normalize-latents")

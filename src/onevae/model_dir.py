@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .config import LATENT_STATS_FIELDS, PRESETS, OneVAEConfig
+from .config import PRESETS, OneVAEConfig, architecture_fields
 from .errors import CheckpointError
 from .guards import first_nonfinite
 from .io.atomic import atomic_path, write_safetensors
@@ -139,7 +139,7 @@ def weights_fingerprint(config: OneVAEConfig, state) -> str:
     Every weight is widened to float32 first (exact for float16/bfloat16/float32 files), which keeps the
     fingerprints of float32 models what they always were. The latent statistics are left out: measuring them
     later does not orphan the files already written (a file of normalised latents records the statistics it used)."""
-    architecture = {k: v for k, v in config.to_dict().items() if k not in LATENT_STATS_FIELDS}
+    architecture = architecture_fields(config.to_dict())
     digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
     for key, value in sorted(state.items()):
         digest.update(key.encode())

@@ -315,9 +315,16 @@ class FrameSink:
 
 
 @torch.no_grad()
-def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: PathLike, size_mode_undo: bool = True, progress: bool = False, chunk_latents: int = 2) -> int:
-    """Decode grids to an mp4 at the recorded fps; returns the number of frames written."""
+def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: PathLike, size_mode_undo: bool = True,
+                    progress: bool = False, chunk_latents: int = 2, fingerprint: str | None = None) -> int:
+    """Decode grids to an mp4 at the recorded fps; returns the number of frames written. Grids whose metadata
+    names another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
+    computed when not given."""
     out = Path(out)
+    if meta.model_fingerprint:
+        from .model_dir import model_fingerprint
+
+        check_same_model(meta, model, fingerprint or model_fingerprint(model), meta.source.get("path") or "these grids")
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None

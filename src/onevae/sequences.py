@@ -147,5 +147,6 @@ def write_sequence_videos(model, sequence: torch.Tensor, grid: SequenceGrid, out
     for i, out in enumerate(outputs):
         meta = token_meta_for(model, "tokens", fps, fingerprint, frames=grid.frames)
         meta.grid_shapes = [list(g[i : i + 1].shape) for g in grids]
-        written = decode_to_video(model, [g[i : i + 1] for g in grids], meta, out, size_mode_undo=False, progress=progress)
+        written = decode_to_video(model, [g[i : i + 1] for g in grids], meta, out, size_mode_undo=False, progress=progress,
+                                  fingerprint=fingerprint)
     return written

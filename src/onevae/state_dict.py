@@ -88,5 +88,6 @@ def require_complete(report: LoadReport, what: str) -> None:
         f"{len(report.initialised)} missing, {len(report.dropped)} unknown"
         + (f" (first mismatch: {report.mismatched[0][0]} file{list(report.mismatched[0][1])} vs model{list(report.mismatched[0][2])})" if report.mismatched else "")
         + (f" (first missing: {report.initialised[0]})" if report.initialised and not report.mismatched else "")
+        + (f" (first unknown: {report.dropped[0]})" if report.dropped and not (report.mismatched or report.initialised) else "")
         + ". Is it a checkpoint of another variant? Pick the matching --variant/preset, or load it as a prior (non-strict)."
     )

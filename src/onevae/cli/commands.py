@@ -261,8 +261,9 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.chunk < 1:
         raise OneVAEError("--chunk must be >= 1")
     model = load_model_from_args(args)
-    grids, meta = load_encoded_for(model, source, model_fingerprint(model))
-    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk)
+    fingerprint = model_fingerprint(model)
+    grids, meta = load_encoded_for(model, source, fingerprint)
+    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk, fingerprint=fingerprint)
     print_err(f"[onevae] {source} -> {out}: {frames} frames at {meta.fps:g} fps")
     return 0
 

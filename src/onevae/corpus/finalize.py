@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..data.webdataset_source import iter_tar_samples
-from ..io.atomic import atomic_path
 from .plan import SegmentPlan, plan_errors
 from .samples import npy_bytes, read_tokens
-from .shards import shard_name, write_json_lines
+from .shards import output_file, shard_name, write_json_lines
 from .state import OutputDir, write_json
 
 
@@ -41,7 +40,7 @@ def finalize(out: OutputDir, plans: list[SegmentPlan], num_shards: int, run: dic
     write_json_lines(out.root / "errors.jsonl", errors)
     index_name = _write_index(out.root, rows)
     if counts is not None and lengths:
-        with atomic_path(out.root / "token_counts.npy") as tmp:
+        with output_file(out.root / "token_counts.npy") as tmp:
             tmp.write_bytes(npy_bytes(counts))
     summary = {
         "format": "onevae-corpus", "version": 1,
@@ -80,7 +79,7 @@ def _write_index(root: Path, rows: list[dict[str, Any]]) -> str:
     except ImportError:
         write_json_lines(root / "index.jsonl", rows)
         return "index.jsonl"
-    with atomic_path(root / "index.parquet") as tmp:
+    with output_file(root / "index.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({"key": pa.array([], pa.string())}), tmp)
     return "index.parquet"
 

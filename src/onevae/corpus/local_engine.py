@@ -4,7 +4,7 @@
 planned clips and send them as parts through a bounded queue; this process encodes them on its device as they
 arrive and hands the results to the shard writer. With ``workers=0`` everything runs in this process (no
 overlap; for debugging). A reader process that dies (a crashing decoder) fails what it was working on and is
-replaced.
+replaced; a reader whose parent is killed (SIGKILL) ends by itself.
 """
 
 from __future__ import annotations
@@ -27,32 +27,67 @@ _POLL_S = 1.0
 _IDLE_POLLS_LOST = 10  # polls with every reader idle, no task queued and work unfinished: that work was lost
 
 
+class _Orphaned(Exception):
+    """The process that started this reader is gone (killed): nobody will read what the reader sends."""
+
+
+def _parent_alive() -> bool:
+    parent = mp.parent_process()
+    return parent is None or parent.is_alive()
+
+
+def _get(tasks):
+    """The next task (None: stop); _Orphaned once the parent process is gone."""
+    while True:
+        try:
+            return tasks.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not _parent_alive():
+                raise _Orphaned from None
+
+
+def _put(results, message) -> None:
+    """Send a message, waiting while the queue is full, unless the parent process is gone."""
+    while True:
+        try:
+            results.put(message, timeout=_POLL_S)
+            return
+        except queue.Full:
+            if not _parent_alive():
+                raise _Orphaned from None
+
+
 def _reader_main(worker: int, settings: ClipSettings, tasks, results) -> None:
+    """A reader process's loop; it ends on the None task, or by itself once the parent is killed (SIGKILL
+    leaves no chance to send the None)."""
     import torch
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     scratch = Path(tempfile.mkdtemp(prefix="onevae-reader-"))
     try:
-        while True:
-            task = tasks.get()
-            if task is None:
-                break
-            kind, payload = task
-            if kind == "plan":
-                segment = Segment.from_dict(payload)
-                results.put(("start", worker, segment.index))
-                results.put(("planned", worker, plan_segment(segment, settings).to_dict()))
-                continue
-            plan, wanted = SegmentPlan.from_dict(payload[0]), set(payload[1])
-            results.put(("start", worker, plan.segment.index))
-            for message in read_clips(plan, settings, wanted, scratch):
-                results.put(("message", worker, message))
-            results.put(("done", worker, plan.segment.index))
+        _serve(worker, settings, tasks, results, scratch)
+    except _Orphaned:
+        results.cancel_join_thread()  # what is still buffered has no reader: do not wait to flush it at exit
     finally:
         for path in scratch.glob("*"):
             path.unlink(missing_ok=True)
         scratch.rmdir()
+
+
+def _serve(worker: int, settings: ClipSettings, tasks, results, scratch: Path) -> None:
+    while (task := _get(tasks)) is not None:
+        kind, payload = task
+        if kind == "plan":
+            segment = Segment.from_dict(payload)
+            _put(results, ("start", worker, segment.index))
+            _put(results, ("planned", worker, plan_segment(segment, settings).to_dict()))
+            continue
+        plan, wanted = SegmentPlan.from_dict(payload[0]), set(payload[1])
+        _put(results, ("start", worker, plan.segment.index))
+        for message in read_clips(plan, settings, wanted, scratch):
+            _put(results, ("message", worker, message))
+        _put(results, ("done", worker, plan.segment.index))
 
 
 class ReaderPool:

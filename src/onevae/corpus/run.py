@@ -105,7 +105,8 @@ def tokenize_corpus(model, sources: list[str | Path], out_dir: str | Path,
     segments = expand_sources(sources, options.columns)
     run = {"format": RUN_FORMAT, "version": RUN_VERSION,
            "model": {"name": model.config.name, "fingerprint": fingerprint, "config": model.config.to_dict()},
-           "dtype": compute_dtype(model), "options": options.output_options(), "sources": sources}
+           "dtype": compute_dtype(model), "options": options.output_options(), "sources": sources,
+           "cwd": os.getcwd()}  # relative SOURCEs (and the plan's paths) are relative to it
     ray_started = False
     with OutputDir.prepare(Path(out_dir), run, options.overwrite) as out, _readers(options, settings) as readers:
         try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +24,33 @@ def shard_name(number: int) -> str:
     return SHARD_PATTERN.format(number)
 
 
+@contextmanager
+def output_file(path: Path) -> Iterator[Path]:
+    """:class:`atomic_path` for the files of a tokenize output, its I/O failures as one line (OneVAEError) that
+    names the file; a full disk says that nothing half-written is left and that a rerun resumes."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as error:
+        if error.errno == errno.ENOSPC or "No space left" in str(error):
+            raise OneVAEError(f"disk full while writing {path} (nothing half-written was left; free space and rerun "
+                              "to resume)") from None
+        raise OneVAEError(f"cannot write {path}: {error.strerror or error}") from None
+
+
 def write_shard(path: Path, samples: list[tuple[int, dict[str, bytes]]]) -> None:
     """A webdataset tar of ``samples`` (clip id, members), atomically."""
     import webdataset as wds
 
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-            with wds.TarWriter(stream, user="onevae", group="onevae", mode=0o444, encoder=False, mtime=0.0) as writer:
-                for clip_id, members in sorted(samples, key=lambda s: s[0]):
-                    writer.write({"__key__": clip_key(clip_id), **members})
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise OneVAEError(f"disk full while writing {path} (no partial shard was left; free space and rerun to resume)") from None
-        raise OneVAEError(f"cannot write {path}: {error.strerror or error}") from None
+    with output_file(path) as tmp, open(tmp, "wb") as stream:
+        with wds.TarWriter(stream, user="onevae", group="onevae", mode=0o444, encoder=False, mtime=0.0) as writer:
+            for clip_id, members in sorted(samples, key=lambda s: s[0]):
+                writer.write({"__key__": clip_key(clip_id), **members})
 
 
 def write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-    except OSError as error:
-        reason = "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-        raise OneVAEError(f"cannot write {path}: {reason}") from None
+    with output_file(path) as tmp:
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
 class ShardAssembler:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, OneVAEError
-from ..io.atomic import atomic_path
 from .plan import SegmentPlan
-from .shards import shard_name
+from .shards import output_file, shard_name
 
 STATE_DIR = ".onevae-tokenize"
 RUN_FORMAT = "onevae-corpus"
@@ -124,7 +123,7 @@ class OutputDir:
             return [SegmentPlan.from_dict(json.loads(line)) for line in f if line.strip()]
 
     def save_plan(self, plans: list[SegmentPlan]) -> None:
-        with atomic_path(self.state / "plan.jsonl") as tmp:
+        with output_file(self.state / "plan.jsonl") as tmp:
             with open(tmp, "w") as f:
                 for plan in plans:
                     f.write(json.dumps(plan.to_dict(), sort_keys=True) + "\n")
@@ -149,15 +148,28 @@ def _check_same_run(root: Path, previous: dict[str, Any], run: dict[str, Any]) -
                      if previous.get("options", {}).get(k) != run["options"].get(k))
     if previous.get("dtype") != run.get("dtype"):
         changed.append("dtype")
-    if previous.get("sources") != run["sources"]:
-        changed.append("sources")
+    changed += _changed_sources(previous, run)
     if changed:
         raise InputError(f"{root} holds a run with other {', '.join(changed)}; resume with the same command, "
                          "or use another folder or --overwrite")
 
 
+def _changed_sources(previous: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """What differs in where the clips come from: the SOURCEs as paths ('videos/' is 'videos'), and for relative
+    ones the working directory that the recorded plan's paths are relative to. A resumed run keeps the recorded
+    spelling (``run["sources"]`` is set to it), so that dataset.json is byte for byte an uninterrupted run's."""
+    old, new = previous.get("sources") or [], run["sources"]
+    if [os.path.normpath(s) for s in old] != [os.path.normpath(s) for s in new]:
+        return ["sources"]
+    relative = any(not os.path.isabs(s) for s in new)
+    if relative and previous.get("cwd") not in (None, run.get("cwd")):
+        return [f"working directory ({previous['cwd']}; its SOURCEs are relative paths)"]
+    run["sources"] = old
+    return []
+
+
 def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
+    with output_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 
+from ..config import architecture_fields
 from ..configtools import NON_NEGATIVE, Range, build_dataclass
 from ..errors import CheckpointError, InputError, OneVAEError
 from ..latents import Grids
@@ -240,8 +241,11 @@ def undone_size(fit: dict[str, Any]) -> tuple[int, int]:
 
 
 def check_same_model(meta: TokenFileMeta, model, fingerprint: str, source: str) -> None:
-    """Refuse to decode a file with a model other than the one that wrote it."""
-    if meta.model_fingerprint != fingerprint or meta.model_config != model.config.to_dict():
+    """Refuse to decode a file with a model other than the one that wrote it. Latent statistics measured since
+    (``onevae stats --save``) do not count: they are not part of the fingerprint either. A config not recorded
+    (``{}``, a tokenized shard's clip) leaves the fingerprint alone to decide."""
+    recorded = architecture_fields(meta.model_config)
+    if meta.model_fingerprint != fingerprint or (recorded and recorded != architecture_fields(model.config.to_dict())):
         raise CheckpointError(
             f"{source} was encoded by model {meta.model_name!r} (fingerprint {meta.model_fingerprint}), "
             f"not by the model given ({model.config.name!r}, fingerprint {fingerprint}); decode it with --model pointing at that model"
