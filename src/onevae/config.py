@@ -228,12 +228,12 @@ def _field_default(f: dataclasses.Field) -> Any:
 # The fields of OneVAEConfig that describe the weights' latents rather than the architecture.
 LATENT_STATS_FIELDS = ("latents_mean", "latents_std")
 
+OPTIONAL_FIELD_DEFAULTS = {"latents_mean": None, "latents_std": None, "quantizer": "fsq", "codebook_size": None, "codebook_dim": None}
+
 
 def architecture_fields(config: dict[str, Any]) -> dict[str, Any]:
     """A config dict (``OneVAEConfig.to_dict()``, or one recorded in a file) without its latent statistics."""
     return {k: v for k, v in config.items() if k not in LATENT_STATS_FIELDS}
-
-OPTIONAL_FIELD_DEFAULTS = {"latents_mean": None, "latents_std": None, "quantizer": "fsq", "codebook_size": None, "codebook_dim": None}
 
 # ------------------------------------------------------------------------------------------------ presets
 _OFFICIAL_BASE = dict(dim=96, z_dim=256, num_res_blocks=2, fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2)
