@@ -235,6 +235,7 @@ def architecture_fields(config: dict[str, Any]) -> dict[str, Any]:
     """A config dict (``OneVAEConfig.to_dict()``, or one recorded in a file) without its latent statistics."""
     return {k: v for k, v in config.items() if k not in LATENT_STATS_FIELDS}
 
+
 # ------------------------------------------------------------------------------------------------ presets
 _OFFICIAL_BASE = dict(dim=96, z_dim=256, num_res_blocks=2, fsq_levels=[8, 8, 8, 5, 5, 5], num_codebooks=2)
 
