@@ -192,6 +192,10 @@ def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(mod
     bad = write_sequences(tmp_path / "bad.npy", 2, high=10**9)  # ids out of range: refused before anything is written
     assert main(["decode", str(bad), "-o", str(tmp_path / "other" / "samples"), *args]) == 2
     assert "error" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    # a file name for a batch is a slip: refused, no folder named like a video is made
+    assert main(["decode", str(good), "-o", str(tmp_path / "x.mp4"), *args]) == 2
+    assert "a batch of 2 sequences needs -o to be a directory" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_encode_into_a_new_directory_creates_it(model_dir, encoded, tmp_path):

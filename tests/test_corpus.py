@@ -450,6 +450,23 @@ def test_sources_folders_globs_lists_csv_and_parquet_manifests(corpus, tmp_path)
         expand_sources([str(tmp_path / "bad.csv")])
 
 
+
+def test_a_segment_listed_twice_is_warned_of_once(corpus, tmp_path):
+    """The same file twice (a folder and a list naming one of its files) is tokenized twice, with one warning;
+    the same range with other columns (a second caption) is not a repeat."""
+    import warnings
+
+    from onevae.corpus import expand_sources
+
+    (tmp_path / "list.txt").write_text(f"{corpus / 'clip2.mp4'}\n")
+    with pytest.warns(UserWarning, match=r"1 segment\(s\) are listed more than once .*clip2.mp4.*each copy is tokenized again"):
+        assert len(expand_sources([str(corpus), str(tmp_path / "list.txt")])) == 6
+    (tmp_path / "m.csv").write_text(f"path,caption\n{corpus / 'clip2.mp4'},a cat\n{corpus / 'clip2.mp4'},a small cat\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [s.columns for s in expand_sources([str(tmp_path / "m.csv")])] == [{"caption": "a cat"}, {"caption": "a small cat"}]
+
+
 def test_an_output_path_that_is_a_file_is_refused(model, corpus, tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(OneVAEError, match="cannot create the output folder"):

@@ -202,6 +202,7 @@ def test_bad_diffusers_folders_are_one_line_errors(diffusers_dir, tmp_path, caps
         ("missing", {k: v for k, v in state.items() if k != name}, "1 missing, 0 unknown (first missing: model.decoder.middle.1.proj.bias)"),
         ("extra", {**state, "encoder.extra.weight": torch.zeros(3)}, "0 missing, 1 unknown (first unknown: diffusers:encoder.extra.weight)"),
         ("shape", {**state, name: torch.zeros(2, 2)}, "1 tensors of another shape, 0 missing, 0 unknown (first mismatch: model.decoder.middle.1.proj.bias file[2, 2]"),
+        ("nan", {**state, name: torch.full_like(state[name], float("nan"))}, "weight model.decoder.middle.1.proj.bias holds NaN or inf; the model is broken"),
     ):
         folder = _folder_like(diffusers_dir, tmp_path / case)
         save_file(tensors, str(folder / "diffusion_pytorch_model.safetensors"))

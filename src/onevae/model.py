@@ -200,7 +200,8 @@ class OneVAE(nn.Module):
         if problems:
             raise InputError(
                 f"{self.config.name} cannot take this clip: {'; '.join(problems)}. "
-                "Pass pad=True to pad it (last frame repeated, bottom/right edge replicated) and crop back after decoding."
+                "Pad it to a valid size first (encode_latents(..., pad=True), or video, padding = model.pad_video(video) "
+                "and padding.crop(...) after decoding: last frame repeated, bottom/right edge replicated)."
             )
 
     def pad_video(self, video: torch.Tensor) -> tuple[torch.Tensor, Padding]:

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError
+from .guards import first_nonfinite
 
 
 @dataclass
@@ -64,7 +65,11 @@ def _preview(keys: list[str], max_keys: int) -> str:
 
 
 def copy_matching(model: nn.Module, state: Mapping[str, torch.Tensor], report: LoadReport) -> LoadReport:
-    """Copy every tensor of ``state`` whose name and shape match a key of ``model``; record the rest."""
+    """Copy every tensor of ``state`` whose name and shape match a key of ``model``; record the rest. Weights
+    holding NaN or inf are refused, whatever the file's format: they would decode black frames later."""
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise CheckpointError(f"{report.source or 'the weights'}: weight {bad} holds NaN or inf; the model is broken (retrain or re-export it)")
     own = model.state_dict()
     with torch.no_grad():
         for key, value in state.items():

@@ -16,6 +16,7 @@ import glob
 import json
 import math
 import tarfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,7 +77,23 @@ def expand_sources(sources: list[str], columns: ManifestColumns = ManifestColumn
         segments.extend(found)
     for index, segment in enumerate(segments):
         segment.index = index
+    _warn_of_repeats(segments)
     return segments
+
+
+def _warn_of_repeats(segments: list[Segment]) -> None:
+    """One warning when SOURCEs list the very same segment (same file, range and columns) more than once: each
+    copy is tokenized again. The same range with other columns (several captions of a clip) is not a repeat."""
+    seen: set[str] = set()
+    repeats = []
+    for segment in segments:
+        key = json.dumps([segment.path, segment.member, segment.start_s, segment.end_s, segment.columns], sort_keys=True, default=str)
+        if key in seen:
+            repeats.append(segment)
+        seen.add(key)
+    if repeats:
+        warnings.warn(f"{len(repeats)} segment(s) are listed more than once with the same columns (first: {repeats[0].label}"
+                      f"{', ' + repeats[0].origin if repeats[0].origin else ''}); each copy is tokenized again", UserWarning, stacklevel=3)
 
 
 def _expand_one(source: str, columns: ManifestColumns) -> Iterator[Segment]:

@@ -129,7 +129,7 @@ def fit_size(
     if out_h == 0 or out_w == 0:
         raise InputError(
             f"a {h}x{w} frame is smaller than the size multiple {multiple}: it cannot be cropped; "
-            "use size mode 'pad' or 'resize'"
+            "use size mode 'pad' or 'resize' (--pad or --resize on the command line)"
         )
     return Geometry(
         resized_height=h, resized_width=w, height=out_h, width=out_w,

@@ -61,6 +61,9 @@ def directory_output(output: str | os.PathLike, count: int, several: str) -> Pat
         return None
     if out.exists() and not out.is_dir():
         raise OneVAEError(f"{several} -o to be a directory, got the file {out}")
+    if not out.exists() and out.suffix:  # 'clip.mp4' for a batch is a slip, not a folder to create by that name
+        raise OneVAEError(f"{several} -o to be a directory, got {out}, a file name; give a directory (make it first if "
+                          "its name really has a suffix)")
     return out
 
 

@@ -51,7 +51,7 @@ def _grow(model: OneVAE, source_config: OneVAEConfig, state: dict, report: LoadR
     """Initialise ``model`` from the weights of a narrower model directory (same architecture, smaller dim)."""
     check_widening(source_config, model.config)
     narrow = OneVAE(source_config)
-    copy_matching(narrow, state, LoadReport())
+    copy_matching(narrow, state, LoadReport(source=report.source))
     grown = widen_into(model, narrow, noise=noise)
     report.copied = [key for key in model.state_dict() if key in state]
     report.initialised = []
