@@ -34,6 +34,15 @@ def _ray():
     return ray
 
 
+# A local cluster turns token authentication on by default (what we want) and says so at every start.
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _not_the_auth_notice(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Ray's "Token authentication is enabled for this Ray cluster" notice only."""
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+
 def start_ray(address: str | None, num_cpus: int | None) -> bool:
     """Connect to ``address`` or start a local Ray; True when this call started it (and must shut it down)."""
     ray = _ray()
@@ -44,6 +53,7 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
         if address:
             ray.init(address=address, **kwargs)
         else:
+            logging.getLogger(_RAY_AUTH_LOGGER).addFilter(_not_the_auth_notice)
             ray.init(num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise OneVAEError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {error}") from None
@@ -51,6 +61,7 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours are on
     return True
 
 
