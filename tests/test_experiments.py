@@ -262,6 +262,28 @@ def test_speedup_can_count_the_prior_steps():
     assert verdict.effect.startswith("2.0 ± 0.0 x") and verdict.status == "confirmed"
 
 
+@pytest.mark.parametrize("a, b, c, status", [
+    ([20.5, 20.6, 20.4], [20.0, 20.1, 20.0], [19.0] * 3, "clear"),
+    ([20.05, 20.1, 20.0], [20.0, 20.0, 20.05], [19.0] * 3, "no clear best (the lead is within the 0.1 dB margin)"),
+    ([20.5, 20.5, 19.9], [20.0, 20.0, 20.0], [19.0] * 3, "best on average, not on every seed"),
+])
+def test_best_verdict_needs_a_lead_beyond_the_margin(a, b, c, status):
+    from onevae.experiments.verdict import judge
+
+    spec = verdict_spec([{"claim": "best", "kind": "best", "arms": ["a", "b", "c"]}])
+    verdict = judge(spec, spec.checks[0], rows({"a": a, "b": b, "c": c}), [])
+    assert verdict.status == status and verdict.effect.startswith("a, ahead of b by")
+
+
+def test_the_report_warns_when_load_not_the_arm_sets_the_seconds_per_step():
+    from onevae.experiments.report import _load_note
+
+    steady = [{"arm": "a", "seed": str(s), "steps": "100", "seconds": str(v)} for s, v in enumerate([50, 55, 60])]
+    assert _load_note(steady) == ""
+    loaded = steady + [{"arm": "b", "seed": str(s), "steps": "100", "seconds": str(v)} for s, v in enumerate([40, 300, 50])]
+    assert "up to 7.5x between the seeds of one arm" in _load_note(loaded)
+
+
 def test_a_run_that_stops_itself_is_recorded_as_failed(tmp_path):
     """A diverging run (here: non-finite losses from an absurd learning rate, trainer.nonfinite stop) gets a
     'failed' row and summary; the experiment goes on with the next arm; the verdict says so."""
@@ -330,9 +352,9 @@ def test_a_folder_scale_note_replaces_the_cpu_scale_paragraph(tmp_path):
     out = tmp_path / "docs" / "results_gpu.md"
     args = ["experiment", "report", "--runs", str(tmp_path / "none"), "--experiments", str(folder), "--out", str(out)]
     assert cli_main(args) == 0
-    assert "Everything here is tiny" in out.read_text() and "docs/results_gpu/" in out.read_text()
+    assert "**Scale.** Not stated" in out.read_text() and "docs/results_gpu/" in out.read_text()
     (folder / "scale.md").write_text("**Scale.** One GPU, nine runs at once.\n")
     assert cli_main(args) == 0
     text = out.read_text()
-    assert "**Scale.** One GPU, nine runs at once." in text and "Everything here is tiny" not in text
+    assert "**Scale.** One GPU, nine runs at once." in text and "Not stated" not in text
     assert [s.name for s in find_experiments(folder)] == ["mini"]  # scale.md is no experiment

@@ -140,7 +140,7 @@ def write_report(args: argparse.Namespace) -> int:
     from ..experiments import find_experiments, write_results
 
     folder = Path(args.experiments)
-    note = folder / "scale.md"  # where and how a folder's runs were made, when not the CPU default
+    note = folder / "scale.md"  # where, on what and when the folder's runs were made
     out = write_results(find_experiments(folder), Path(args.runs), Path(args.out), note.read_text().strip() if note.is_file() else None)
     print(f"[experiment] wrote {out}")
     return 0

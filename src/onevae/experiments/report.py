@@ -8,7 +8,6 @@ finished are shown as pending; nothing is filled in.
 from __future__ import annotations
 
 import datetime
-import platform
 import shutil
 from pathlib import Path
 from typing import Any
@@ -135,6 +134,19 @@ def _stage_steps(results: list[dict[str, Any]], arm: str) -> int:
     return int(rows[0]["total_steps"]) - int(rows[0]["steps"]) if rows else 0
 
 
+def _load_note(results: list[dict[str, Any]]) -> str:
+    """A warning when the seeds of one arm differ in s/step by 1.5x or more: the machine's load, not the arms' cost."""
+    by_arm: dict[str, list[float]] = {}
+    for r in results:
+        if r.get("seconds") not in (None, "") and int(r["steps"]) > 0:
+            by_arm.setdefault(r["arm"], []).append(float(r["seconds"]) / int(r["steps"]))
+    ratio = max((max(v) / min(v) for v in by_arm.values() if min(v) > 0), default=1.0)
+    if ratio < 1.5:
+        return ""
+    return (f" Here it differs up to {ratio:.1f}x between the seeds of one arm (same config, different load), so "
+            "its differences between arms do not measure their cost.")
+
+
 def experiment_section(spec: ExperimentSpec, results: list[dict[str, Any]], curves: list[dict[str, Any]], verdicts: list[Verdict], plot: str) -> list[str]:
     lines = [f"## {spec.title}", ""]
     if spec.question:
@@ -150,7 +162,8 @@ def experiment_section(spec: ExperimentSpec, results: list[dict[str, Any]], curv
               "(wall time of each run on the shared machine the scale note names; runs an arm starts from, such as a "
               "prior, not included).", ""]
     lines += ["Mean ± standard deviation over the finished seeds; PSNR/SSIM are means over the evaluation windows at the "
-              "last step. s/step is wall time per training step on that shared machine (evaluation excluded).", ""]
+              "last step. s/step is wall time per training step on that shared machine (evaluation excluded)."
+              + _load_note(results), ""]
     if plot:
         lines += [f"![{spec.name} curves]({plot})", ""]
     if verdicts:
@@ -165,35 +178,17 @@ def experiment_section(spec: ExperimentSpec, results: list[dict[str, Any]], curv
     return lines
 
 
-def _machine() -> str:
-    """The CPU of the machine writing the report (the runs are made on the same one with `make science`)."""
-    model = ""
-    try:
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
-    except OSError:
-        pass
-    import os
-
-    return f"{os.cpu_count()}-core {model or platform.machine()} ({platform.system()}), one torch thread per run, shared with other jobs"
-
-
 RULES = ("Rules: a claim is *confirmed* when every seed shows the effect beyond the stated margin (0.1 dB unless said), "
          "*not confirmed* when no seed does, *inconclusive* when the seeds disagree, *pending* while seeds are missing.")
 
 
-def default_scale() -> str:
-    """The scale paragraph of the CPU experiments (configs/experiments/*.yaml, `make science`); a folder of
-    experiments made elsewhere says its own in a ``scale.md`` beside them (configs/experiments/gpu/scale.md)."""
-    return (f"**Scale.** The runs' s/step are wall times on {_machine()}. Everything here is tiny: models of 0.5-2 M "
-            "parameters, 17-frame clips of 32x32 to 48x48 pixels, a few hundred steps per run, trained at one thread on a "
-            "shared 2-core CPU, with the L2 loss only (no perceptual or adversarial term). The evaluation is on held-out "
-            "real clips at native scale (never trained on). A verdict is about this scale only: it says what these runs "
-            "show, not what the paper's models do.")
+NO_SCALE = ("**Scale.** Not stated: a `scale.md` beside the experiment files says where, on what and when the runs "
+            "were made (configs/experiments/scale.md, configs/experiments/gpu/scale.md).")
 
 
 def write_results(specs: list[ExperimentSpec], runs_root: Path, out: Path, scale: str | None = None) -> Path:
-    """Write the report and its folder (CSVs, plots) from whatever rows exist; ``scale`` replaces the CPU
-    experiments' scale paragraph (where and how the runs were made)."""
+    """Write the report and its folder (CSVs, plots) from whatever rows exist; ``scale`` is the paragraph saying
+    where, on what and when the runs were made (the folder's scale.md)."""
     results_dir = out.parent / out.stem
     sections, summary = [], ["| experiment | claim | verdict | effect | seeds |", "|---|---|---|---|---|"]
     for spec in specs:
@@ -213,7 +208,7 @@ def write_results(specs: list[ExperimentSpec], runs_root: Path, out: Path, scale
         f"`docs/{results_dir.name}/` (written by `onevae experiment run`); do not edit by hand. Regenerated "
         f"{datetime.date.today().isoformat()}.",
         "",
-        scale or default_scale(),
+        scale or NO_SCALE,
         "",
         RULES,
         "",

@@ -10,7 +10,8 @@ Rules (paired by seed; every seed of the experiment must be finished, otherwise 
   reach it (from the evaluation curves, discrete path). Confirmed when every seed's factor is at least
   ``min_speedup``, not confirmed when none is.
 * ``best``: the ranking of the arms by their mean; the best arm is "clear" when it beats every other arm on
-  every seed.
+  every seed by more than ``min_effect``, and there is "no clear best" when its mean lead over the runner-up is
+  no more than ``min_effect``.
 """
 
 from __future__ import annotations
@@ -177,6 +178,11 @@ def _judge_best(spec: ExperimentSpec, check: CheckSpec, results: list[dict[str, 
     gaps = {arm: [complete[best][s] - complete[arm][s] for s in spec.seeds] for arm in others}
     runner_up = means[1][1]
     effect = f"{spec.label(best)}, ahead of {spec.label(runner_up)} by " + format_mean_std(gaps[runner_up], "dB", signed=True)
-    clear = all(g > 0 for arm in others for g in gaps[arm])
-    status = "clear" if clear else "best on average, not on every seed"
+    tol = check.min_effect
+    if statistics.fmean(gaps[runner_up]) <= tol:
+        status = f"no clear best (the lead is within the {tol:g} dB margin)"
+    elif all(g > tol for arm in others for g in gaps[arm]):
+        status = "clear"
+    else:
+        status = "best on average, not on every seed"
     return Verdict(check.claim, status, effect, len(spec.seeds), details)
