@@ -240,3 +240,22 @@ def test_files_too_large_for_every_tiles_caches_are_decoded_tile_by_tile_through
         pieces = list(_decoded_tile_by_tile(TiledDecoder(model, Tiling(64, 32), 12, 16), latents, 1, out))
     assert [p.shape[2] for p in pieces] == [8, 1] and torch.equal(torch.cat(pieces, dim=2), expected)
     assert list(tmp_path.iterdir()) == []  # the canvas file is gone
+
+
+def test_frame_by_frame_planning_counts_every_tiles_caches_overlaps_included(monkeypatch):
+    """Frame by frame, overlapping tiles keep caches for about 2x the frame's area (1080p in 256/64 tiles:
+    1.9x); the planner counted the frame's area only, so it chose frame-by-frame runs that need twice the memory
+    it planned. With a budget between the two, it now goes tile by tile."""
+    from onevae.pipeline import _cache_bytes_per_pixel, _chunk_bytes, plan_streaming, plan_tiling
+
+    assert Tiling(256, 64).covered_area(1080, 1920) == 6 * 256 * 10 * 256
+    assert Tiling(64, 32).covered_area(96, 128) == 2 * 64 * 3 * 64 and Tiling(384, 96).covered_area(96, 128) == 96 * 128
+    model = tiny_model("888")
+    model.enable_tiling(64, 32)
+    frame_and_chunk = _cache_bytes_per_pixel(model) * 96 * 128 + _chunk_bytes(model, 64, 64, 8)
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(int(1.3 * frame_and_chunk / 0.8)))  # below the tiles' 2x
+    with pytest.raises(InputError, match="GiB even in tiles"):
+        plan_tiling(model, 96, 128, 8)
+    assert plan_streaming(lambda tbt: plan_tiling(model, 96, 128, 8, tbt), 96, 128) == (Tiling(64, 32), True)
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(int(2.2 * frame_and_chunk / 0.8)))
+    assert plan_streaming(lambda tbt: plan_tiling(model, 96, 128, 8, tbt), 96, 128) == (Tiling(64, 32), False)

@@ -32,7 +32,17 @@ from .latent_stats import denormalize as denormalize_latents
 from .latent_stats import normalize as normalize_latents
 from .latents import Grids, Latents
 from .model import OneVAE
-from .streaming import MIN_TILE_POSITIONS, StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling, decoder_for, encoder_for
+from .streaming import (
+    MIN_TILE_POSITIONS,
+    StreamingDecoder,
+    StreamingEncoder,
+    TiledDecoder,
+    TiledEncoder,
+    Tiling,
+    decoder_for,
+    default_overlap,
+    encoder_for,
+)
 
 # Rough activation memory of one streamed chunk, in units of (dim channels x frames x H x W x 4 bytes).
 _ACTIVATION_FACTOR = 10
@@ -99,24 +109,26 @@ def plan_tiling(model: OneVAE, height: int, width: int, chunk_frames: int, tile_
     """The tiling to stream frames of (height, width) with: the model's own (``enable_tiling``), else none if a
     whole frame fits in memory, else the largest tile that fits (overlap a quarter of it). ``tile_by_tile``: the
     tiles will run one after the other over the whole clip (:meth:`TiledEncoder.encode_rereading`), so only one
-    tile's causal caches are alive; otherwise every tile keeps its caches, and a frame whose caches alone would
-    not fit is refused."""
+    tile's causal caches are alive; otherwise every tile keeps its caches (overlaps included: up to 2x the
+    frame's), and a frame whose tiles' caches would not fit is refused."""
     budget = available_memory(model.device)
     if budget is None:
         return model.tiling
     budget = int(budget * _MEMORY_SHARE)
-    frame_caches = _cache_bytes(model, height, width)
-    if model.tiling is None and _chunk_bytes(model, height, width, chunk_frames) + frame_caches <= budget:
+    if model.tiling is None and _chunk_bytes(model, height, width, chunk_frames) + _cache_bytes(model, height, width) <= budget:
         return None
 
-    def need(tile: int) -> int:
-        return _chunk_bytes(model, tile, tile, chunk_frames) + (_cache_bytes(model, tile, tile) if tile_by_tile else frame_caches)
+    def need(tiling: Tiling) -> int:
+        tile = min(tiling.tile, max(height, width))
+        caches = _cache_bytes(model, tile, tile) if tile_by_tile else _cache_bytes_per_pixel(model) * tiling.covered_area(height, width)
+        return int(_chunk_bytes(model, tile, tile, chunk_frames) + caches)
 
     tiling = model.tiling or _largest_tiling(model, need, budget, max(height, width))
-    tile = min(tiling.tile, max(height, width)) if tiling is not None else MIN_TILE_POSITIONS * model.config.spatial_factor
-    if tiling is None or need(tile) > budget:
+    smallest = MIN_TILE_POSITIONS * model.config.spatial_factor
+    reported = tiling or Tiling(smallest, default_overlap(smallest, model.config.spatial_factor))
+    if tiling is None or need(tiling) > budget:
         raise InputError(
-            f"a {height}x{width} (HxW) video needs about {need(tile) / 2**30:.1f} GiB even in tiles, more than the "
+            f"a {height}x{width} (HxW) video needs about {need(reported) / 2**30:.1f} GiB even in tiles, more than the "
             f"{budget / 2**30:.1f} GiB available; downscale it with --max-side (e.g. --max-side 1280) or lower --chunk"
         )
     return tiling
@@ -151,15 +163,14 @@ def plan_streaming(plan: Callable[[bool], Tiling | None], height: int, width: in
         return tiling, True
 
 
-def _largest_tiling(model: OneVAE, need: Callable[[int], int], budget: int, largest: int) -> Tiling | None:
-    """The largest tile (a multiple of the spatial factor, at most ``largest``) whose ``need(tile)`` fits."""
+def _largest_tiling(model: OneVAE, need: Callable[[Tiling], int], budget: int, largest: int) -> Tiling | None:
+    """The largest tile (a multiple of the spatial factor, at most ``largest``; overlap a quarter of it) whose
+    ``need(tiling)`` fits."""
     sf = model.config.spatial_factor
-    side = largest // sf * sf
-    while side >= MIN_TILE_POSITIONS * sf and need(side) > budget:
-        side -= sf
-    if side < MIN_TILE_POSITIONS * sf:
-        return None
-    return Tiling(side, side // 4 // sf * sf)
+    for side in range(largest // sf * sf, MIN_TILE_POSITIONS * sf - 1, -sf):
+        if need(tiling := Tiling(side, default_overlap(side, sf))) <= budget:
+            return tiling
+    return None
 
 
 def available_memory(device: torch.device) -> int | None:

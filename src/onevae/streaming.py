@@ -163,6 +163,17 @@ class Tiling:
         """True when a frame of this size needs more than one tile."""
         return height > self.tile or width > self.tile
 
+    def covered_area(self, height: int, width: int) -> int:
+        """Pixels that the tiles of a (height, width) frame hold together, overlaps counted once per tile (up to
+        about 2x the frame's area): what the causal caches of every tile, kept frame by frame, scale with."""
+        rows = len(tile_starts(height, self.tile, self.overlap)) * min(self.tile, height)
+        return rows * len(tile_starts(width, self.tile, self.overlap)) * min(self.tile, width)
+
+
+def default_overlap(tile: int, spatial_factor: int) -> int:
+    """The overlap used when none is given: a quarter of the tile, rounded down to the spatial factor."""
+    return tile // 4 // spatial_factor * spatial_factor
+
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles covering ``size`` (all in the same unit); the last tile ends at ``size``."""

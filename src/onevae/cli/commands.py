@@ -40,7 +40,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="run the 3-D convolutions channels-last (channels_last_3d; faster with cuDNN in bfloat16, not on CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder (the first clip of each size compiles, slowly)")
     parser.add_argument("--tile", type=int, default=None, help="encode/decode frames larger than this many pixels as overlapping tiles "
-                        "(memory bounded by the tile; default: only when a whole frame would not fit in memory)")
+                        "(encode: memory bounded by the tile; decode/reconstruct: every tile keeps its caches, about 2x an "
+                        "untiled frame's, unless they would not fit; default: only when a whole frame would not fit in memory)")
     parser.add_argument("--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default: a quarter of --tile)")
 
 
@@ -65,7 +66,9 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
     if args.compile:
         model.compile()
     if args.tile is not None:
-        overlap = args.tile_overlap if args.tile_overlap is not None else args.tile // 4 // model.config.spatial_factor * model.config.spatial_factor
+        from ..streaming import default_overlap
+
+        overlap = args.tile_overlap if args.tile_overlap is not None else default_overlap(args.tile, model.config.spatial_factor)
         model.enable_tiling(args.tile, overlap)
     elif args.tile_overlap is not None:
         raise OneVAEError("--tile-overlap needs --tile")
