@@ -15,10 +15,10 @@ Pixel formats
     ``ffmpeg`` and PIL's ``convert("RGB")`` do.
 
 Orientation
-    A video whose display matrix turns or flips the picture (a phone video shot in portrait and stored
-    landscape, tagged ``rotate=90``) is read as players show it: upright, the width and height swapped for a
-    quarter turn, as FFmpeg's autorotate does. A rotation by another angle than a multiple of 90 degrees is not
-    applied (a warning says so). Images are turned by their EXIF orientation.
+    A video whose display matrix turns the picture (a phone video shot in portrait and stored landscape,
+    tagged ``rotate=90``) is read as players show it: upright, the width and height swapped for a quarter turn,
+    as FFmpeg's autorotate does. A rotation by another angle than a multiple of 90 degrees is not applied (a
+    warning says so); a mirrored matrix is read by its rotation only. Images follow their EXIF orientation.
 
 Frame rate (``fps=``)
     Output frame *k* is shown at ``t0 + k / fps`` (``t0`` = the first frame's timestamp, or the requested start);
@@ -57,7 +57,6 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import ColorRange
 
 from ..errors import InputError
@@ -641,28 +640,31 @@ _UPRIGHT = _Orientation()
 
 
 def _display_orientation(frame: av.VideoFrame, path: Path | None = None) -> _Orientation:
-    """The turn and flips of the frame's display matrix (phone videos' ``rotate`` tag), decided as FFmpeg's
-    autorotate does; upright when there is none. Another angle than a multiple of 90 degrees is not applied
-    (warned when ``path`` is given)."""
-    side_data = frame.side_data.get(SideDataType.DISPLAYMATRIX)
-    if side_data is None:
-        return _UPRIGHT
-    m = np.frombuffer(bytes(side_data), dtype=np.int32).astype(np.float64)
-    if not (math.hypot(m[0], m[3]) and math.hypot(m[1], m[4])):
-        return _UPRIGHT  # a degenerate matrix: nothing to turn by
-    theta = round(math.degrees(math.atan2(m[1] / math.hypot(m[1], m[4]), m[0] / math.hypot(m[0], m[3])))) % 360
-    if theta == 90:  # FFmpeg: transpose=clock, or cclock_flip when mirrored
-        return _Orientation(transpose=True) if m[3] > 0 else _Orientation(transpose=True, flip_cols=True)
-    if theta == 270:  # FFmpeg: transpose=cclock, or clock_flip when mirrored
-        return _Orientation(transpose=True, flip_rows=True, flip_cols=True) if m[3] < 0 else _Orientation(transpose=True, flip_rows=True)
-    if theta == 180:  # FFmpeg: hflip and/or vflip
-        return _Orientation(flip_rows=bool(m[4] < 0), flip_cols=bool(m[0] < 0))
-    if theta == 0:
-        return _Orientation(flip_rows=bool(m[4] < 0))
+    """The quarter turn of the frame's display matrix (phone videos' ``rotate`` tag), as FFmpeg's autorotate
+    applies it; upright when there is none. Another angle than a multiple of 90 degrees is not applied (warned
+    when ``path`` is given).
+
+    The angle comes from PyAV's ``frame.rotation`` (counter-clockwise degrees), not from ``frame.side_data``: in
+    PyAV 18 reading that container ties the frame and its side-data wrappers in a reference cycle whose collection
+    corrupted the heap (forked DataLoader workers then crashed). So a mirrored matrix is seen by its rotation part
+    only; FFmpeg's extra flips are not applied."""
+    ccw = frame.rotation % 360
+    quarters = round(ccw / 90)
+    if abs(ccw - 90 * quarters) <= 1:  # av_display_rotation_get is a float, truncated to an int by PyAV
+        return _QUARTER_TURNS[quarters % 4]
     if path is not None:
-        warnings.warn(f"{path}: its display matrix rotates the picture by {theta} degrees clockwise, not a multiple of 90; "
-                      "it is read as stored, not rotated", VideoDisplayWarning, stacklevel=3)
+        warnings.warn(f"{path}: its display matrix rotates the picture by {ccw} degrees counter-clockwise, not a multiple "
+                      "of 90; it is read as stored, not rotated", VideoDisplayWarning, stacklevel=3)
     return _UPRIGHT
+
+
+# counter-clockwise quarter turns 0-3: np.rot90(a, k) as a transpose and flips
+_QUARTER_TURNS = (
+    _UPRIGHT,
+    _Orientation(transpose=True, flip_rows=True),
+    _Orientation(flip_rows=True, flip_cols=True),
+    _Orientation(transpose=True, flip_cols=True),
+)
 
 
 # ============================================================================================ tensors
