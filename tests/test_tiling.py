@@ -229,7 +229,7 @@ def test_corpus_clips_too_large_for_every_tiles_caches_are_encoded_tile_by_tile(
 
 
 def test_files_too_large_for_every_tiles_caches_are_decoded_tile_by_tile_through_a_disk_canvas(tmp_path):
-    from onevae.pipeline import _decoded_tile_by_tile
+    from onevae.pipeline import _canvas_chunks, _decoded_canvas
     from onevae.streaming import TiledDecoder
 
     model = tiny_model("888")
@@ -237,7 +237,9 @@ def test_files_too_large_for_every_tiles_caches_are_decoded_tile_by_tile_through
         latents = model.encode_latents(random_video(9, 96, 128, seed=7))
         expected = TiledDecoder(model, Tiling(64, 32), 12, 16).decode(latents, 1)
         out = tmp_path / "o.mp4"
-        pieces = list(_decoded_tile_by_tile(TiledDecoder(model, Tiling(64, 32), 12, 16), latents, 1, out))
+        with _decoded_canvas(TiledDecoder(model, Tiling(64, 32), 12, 16), latents, 1, out) as canvas:
+            assert [p.name for p in tmp_path.iterdir()] == [".o.mp4.canvas"]
+            pieces = list(_canvas_chunks(canvas, 8))
     assert [p.shape[2] for p in pieces] == [8, 1] and torch.equal(torch.cat(pieces, dim=2), expected)
     assert list(tmp_path.iterdir()) == []  # the canvas file is gone
 

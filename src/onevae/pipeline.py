@@ -6,6 +6,7 @@ written as they come, so a long or large video never has to fit in memory (only 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ from .latent_stats import denormalize as denormalize_latents
 from .latent_stats import normalize as normalize_latents
 from .latents import Grids, Latents
 from .model import OneVAE
+from .progress import FrameProgress
 from .streaming import (
     MIN_TILE_POSITIONS,
     StreamingDecoder,
@@ -196,10 +198,21 @@ def _windows(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, opt
         yield window.unsqueeze(0).to(model.device, model.encode_dtype)  # (1, 3, t, H, W)
 
 
-def _progress(total: int | None, desc: str, enabled: bool):
-    from tqdm.auto import tqdm  # tqdm.auto probes for notebooks: only when a bar is shown
+def _tile_reads(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, options: FitOptions, bar: FrameProgress,
+                tiles: int, name: str | None = None) -> Callable[[], Iterator[torch.Tensor]]:
+    """``read`` for :meth:`TiledEncoder.encode_rereading` over a file (once per tile), counted on ``bar`` as a pass
+    of ``tiles`` tiles (``name``: the pass's name): each frame once it has gone through the tile's encoder."""
+    bar.start_pass(name, tiles)
+    passes = itertools.count()
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
+    def read() -> Iterator[torch.Tensor]:
+        tile = next(passes)
+        bar.advance(0, tile)
+        for window in _windows(path, model, info, geometry, options):
+            yield window
+            bar.advance(window.shape[2], tile)
+
+    return read
 
 
 def _expected_frames(info: VideoInfo, options: FitOptions) -> int | None:
@@ -242,20 +255,13 @@ def encode_file(
             grids = normalize_latents(grids.to(torch.float32), *stats)
         return grids.to("cpu", store)
 
-    expected = _expected_frames(info, options)
-    if isinstance(encoder, TiledEncoder):  # tile by tile, reading the file once per tile (one tile's caches alive)
-        tiles = len(encoder.boxes)
-        with _progress(expected * tiles if expected else None, f"encode {path.name} ({tiles} tiles)", progress) as bar:
-            def read() -> Iterator[torch.Tensor]:
-                for window in _windows(path, model, info, geometry, options):
-                    bar.update(window.shape[2])
-                    yield window
-
+    with FrameProgress(_expected_frames(info, options), f"encode {path.name}", progress) as bar:
+        if isinstance(encoder, TiledEncoder):  # tile by tile, reading the file once per tile (one tile's caches alive)
+            read = _tile_reads(path, model, info, geometry, options, bar, len(encoder.boxes))
             latents, frames, added = encoder.encode_rereading(read)
-        grids = stored(latents) if frames else None
-    else:
-        grids, frames, added = _encode_frame_by_frame(encoder, _windows(path, model, info, geometry, options), stored,
-                                                      _progress(expected, f"encode {path.name}", progress))
+            grids = stored(latents) if frames else None
+        else:
+            grids, frames, added = _encode_frame_by_frame(encoder, _windows(path, model, info, geometry, options), stored, bar)
     if frames == 0:
         raise InputError(f"{path}: no frame could be read")
     meta = token_meta_for(
@@ -281,17 +287,17 @@ def latent_stats_of_files(
     return accumulator
 
 
-def _encode_frame_by_frame(encoder: StreamingEncoder, windows: Iterator[torch.Tensor], stored: Callable[[Latents], Grids], bar) -> tuple[Grids | None, int, int]:
+def _encode_frame_by_frame(encoder: StreamingEncoder, windows: Iterator[torch.Tensor], stored: Callable[[Latents], Grids],
+                           bar: FrameProgress) -> tuple[Grids | None, int, int]:
     """Stream windows through the encoder, keeping only the stored grids; (grids, frames read, frames added)."""
     parts: list[Grids] = []
     frames = 0
-    with bar:
-        for window in windows:
-            piece = encoder.push(window)
-            if piece is not None:
-                parts.append(stored(piece))
-            frames += window.shape[2]
-            bar.update(window.shape[2])
+    for window in windows:
+        piece = encoder.push(window)
+        if piece is not None:
+            parts.append(stored(piece))
+        frames += window.shape[2]
+        bar.advance(window.shape[2])
     if frames == 0:
         return None, 0, 0
     tail, added = encoder.finish()
@@ -348,36 +354,55 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, grids, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
-    with VideoWriter(out, fps=meta.fps) as writer, _progress(meta.frames, f"decode {out.name}", progress) as bar:
+    with (VideoWriter(out, fps=meta.fps) as writer, FrameProgress(meta.frames, f"decode {out.name}", progress) as bar,
+          contextlib.ExitStack() as stack):
         sink = FrameSink(geometry, meta.frames, writer)
-        pieces = (_decoded_tile_by_tile(decoder, grids, chunk_latents, out) if tile_by_tile
-                  else (decoder.push(piece) for piece in grids.chunks(chunk_latents)))
+        if tile_by_tile:  # a pass decoding the tiles into the canvas, then one writing its frames
+            canvas = stack.enter_context(_decoded_canvas(decoder, grids, chunk_latents, out, bar, meta.frames))
+            bar.start_pass("write")
+            pieces = _canvas_chunks(canvas, chunk_latents * model.config.temporal_factor)
+        else:
+            pieces = (decoder.push(piece) for piece in grids.chunks(chunk_latents))
         for frames in pieces:
             n = sink.push(check_finite(frames, "frames", model)).shape[1]
             written += n
-            bar.update(n)
+            bar.advance(n)
     return written
 
 
-def _decoded_tile_by_tile(decoder: TiledDecoder, grids: Grids, chunk_latents: int, out: Path) -> Iterator[torch.Tensor]:
+@contextlib.contextmanager
+def _decoded_canvas(decoder: TiledDecoder, grids: Grids, chunk_latents: int, out: Path, bar: FrameProgress | None = None,
+                    frames: int | None = None, name: str | None = None) -> Iterator[torch.Tensor]:
     """Decode tile by tile (one tile's caches alive) into a float32 canvas memory-mapped from a temporary file
-    beside ``out``, then yield its frames a chunk at a time; the file is removed whatever happens."""
+    beside ``out``: the decoded (B, 3, T, H, W) frames, the file removed on leaving, whatever happens. ``bar``:
+    counts a pass (``name``) of the tiles over the first ``frames`` frames (the video's; the rest pad the last
+    latent frame)."""
     shape = decoder.output_shape(grids)
     need = int(np.prod(shape)) * 4
     free = shutil.disk_usage(out.parent).free
     if need > free:
         raise InputError(f"decoding this {shape[4]}x{shape[3]} video tile by tile needs {need / 2**30:.1f} GiB of disk beside "
                          f"{out} ({free / 2**30:.1f} GiB free); write the output elsewhere or downscale it")
+    keep = shape[2] if frames is None else frames
+
+    def on_piece(tile: int, start: int, n: int) -> None:
+        bar.advance(max(0, min(start + n, keep) - start), tile)
+
+    if bar is not None:
+        bar.start_pass(name, len(decoder.boxes))
     path = out.with_name(f".{out.name}.canvas")
     try:
         canvas = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)  # zeros
-        frames = decoder.decode(grids, chunk_latents, canvas=torch.from_numpy(canvas))
-        step = chunk_latents * decoder.model.config.temporal_factor
-        for start in range(0, shape[2], step):
-            yield frames[:, :, start : start + step].clone()
-        del frames, canvas
+        yield decoder.decode(grids, chunk_latents, canvas=torch.from_numpy(canvas), on_piece=on_piece if bar else None)
+        del canvas
     finally:
         path.unlink(missing_ok=True)
+
+
+def _canvas_chunks(frames: torch.Tensor, step: int) -> Iterator[torch.Tensor]:
+    """(B, 3, T, H, W) frames (a canvas on disk) copied into memory ``step`` frames at a time."""
+    for start in range(0, frames.shape[2], step):
+        yield frames[:, :, start : start + step].clone()
 
 
 def load_encoded_for(model: OneVAE, path: PathLike, fingerprint: str) -> tuple[Grids, TokenFileMeta]:
@@ -438,27 +463,28 @@ def reconstruct_file(
     chunk = options.chunk_latents * model.config.temporal_factor
     h, w = geometry.height, geometry.width
     tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(model, h, w, chunk, tbt), h, w)
+    bar = FrameProgress(_expected_frames(info, options), f"reconstruct {path.name}", progress)
     if tile_by_tile:
         canvas_beside = out if out is not None else Path(tempfile.gettempdir()) / f"onevae-reconstruct-{os.getpid()}"
-        pairs = _reconstructed_tile_by_tile(model, path, info, geometry, options, tiling, paths, canvas_beside, progress)
+        pairs = _reconstructed_tile_by_tile(model, path, info, geometry, options, tiling, paths, canvas_beside, bar)
     else:
         pairs = _reconstructed_frame_by_frame(model, path, info, geometry, options, tiling, paths)
     per_frame = {p: {"psnr": [], "ssim": []} for p in paths}
     fps = output_fps(info, options)
-    writer = VideoWriter(out, fps=fps) if out is not None else None
+    writer = None
     frames_total = 0
     try:
-        with _progress(_expected_frames(info, options), f"reconstruct {path.name}", progress) as bar:
-            for inputs, recons in pairs:  # (3, n, H, W) and path -> (3, n, H, W)
-                for p in paths:
-                    per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()
-                    per_frame[p]["ssim"] += ssim_per_frame(inputs, recons[p]).tolist()
-                if writer is not None:
-                    writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry))
-                if on_frames is not None:
-                    on_frames(inputs, recons)
-                frames_total += inputs.shape[1]
-                bar.update(inputs.shape[1])
+        writer = VideoWriter(out, fps=fps) if out is not None else None
+        for inputs, recons in pairs:  # (3, n, H, W) and path -> (3, n, H, W)
+            for p in paths:
+                per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()
+                per_frame[p]["ssim"] += ssim_per_frame(inputs, recons[p]).tolist()
+            if writer is not None:
+                writer.write(_compose(inputs, recons, paths, output_path, side_by_side, geometry))
+            if on_frames is not None:
+                on_frames(inputs, recons)
+            frames_total += inputs.shape[1]
+            bar.advance(inputs.shape[1])
         if frames_total == 0:
             raise InputError(f"{path}: no frame could be read")
         if writer is not None:
@@ -469,6 +495,7 @@ def reconstruct_file(
         raise
     finally:
         pairs.close()  # a tile-by-tile canvas is removed whatever happened
+        bar.close()
     return Reconstruction(fps, frames_total, per_frame, geometry, info)
 
 
@@ -502,33 +529,28 @@ def _reconstructed_frame_by_frame(
 
 def _reconstructed_tile_by_tile(
     model: OneVAE, path: Path, info: VideoInfo, geometry: Geometry, options: FitOptions, tiling: Tiling, paths: list[str],
-    canvas_beside: Path, progress: bool,
+    canvas_beside: Path, bar: FrameProgress,
 ) -> Pairs:
     """Encode tile by tile (the file read once per tile), decode each path tile by tile into a canvas on disk,
-    then read the file once more and pair its frames with the canvases'."""
+    then read the file once more and pair its frames with the canvases'. Each is a pass counted on ``bar``:
+    ``encode``, ``decode tokens``, ``decode latents``, then ``compare`` (the pairs, counted by the caller)."""
     h, w, step = geometry.height, geometry.width, options.chunk_latents * model.config.temporal_factor
     encoder = encoder_for(model, h, w, step, tiling=tiling)
-    expected = _expected_frames(info, options)
-    with _progress(expected * len(encoder.boxes) if expected else None, f"encode {path.name} ({len(encoder.boxes)} tiles)", progress) as bar:
-        def read() -> Iterator[torch.Tensor]:
-            for window in _windows(path, model, info, geometry, options):
-                bar.update(window.shape[2])
-                yield window
-
-        latents, frames, _ = encoder.encode_rereading(read)
+    latents, frames, _ = encoder.encode_rereading(_tile_reads(path, model, info, geometry, options, bar, len(encoder.boxes), "encode"))
     if not frames:
         return
     check_finite(latents.to_list(), "latents", model)
-    streams = {p: _decoded_tile_by_tile(decoder_for(model, h, w, tiling=tiling), model.latents_to_tokens(latents) if p == "tokens" else latents,
-                                        options.chunk_latents, canvas_beside.with_name(f"{canvas_beside.name}.{p}")) for p in paths}
-    try:
-        recons = {p: _frames_of(check_finite(f, "frames", model)[0].float().clamp(-1, 1).cpu() for f in stream) for p, stream in streams.items()}
+    with contextlib.ExitStack() as stack:
+        recons = {}
+        for p in paths:
+            grids = model.latents_to_tokens(latents) if p == "tokens" else latents
+            canvas = stack.enter_context(_decoded_canvas(decoder_for(model, h, w, tiling=tiling), grids, options.chunk_latents,
+                                                         canvas_beside.with_name(f"{canvas_beside.name}.{p}"), bar, frames, f"decode {p}"))
+            recons[p] = _frames_of(check_finite(f, "frames", model)[0].float().clamp(-1, 1).cpu() for f in _canvas_chunks(canvas, step))
+        bar.start_pass("compare")
         source = _frames_of(window[0].float().cpu() for window in _windows(path, model, info, geometry, options))
         while inputs := list(itertools.islice(source, step)):
             yield torch.stack(inputs, dim=1), {p: torch.stack(list(itertools.islice(recons[p], len(inputs))), dim=1) for p in paths}
-    finally:
-        for stream in streams.values():
-            stream.close()
 
 
 def _frames_of(chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:

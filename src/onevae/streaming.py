@@ -367,21 +367,24 @@ class TiledDecoder:
         return (latents.rest.shape[0], 3, frames, self.latent_height * self.sf, self.latent_width * self.sf)
 
     @torch.no_grad()
-    def decode(self, latents: Grids, chunk_latents: int = 1, canvas: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, latents: Grids, chunk_latents: int = 1, canvas: torch.Tensor | None = None,
+               on_piece: Callable[[int, int, int], None] | None = None) -> torch.Tensor:
         """The whole clip (B, 3, T, H, W), tile by tile: each tile decodes every latent frame with its own
         decoder, whose caches are dropped before the next tile, and is blended into the output; memory holds
         the output, one tile's frames and one tile's caches, whatever the frame size. ``canvas``: a float32
         (B, 3, T, H, W) tensor to blend into instead (memory-mapped from a file for clips too long to hold),
-        returned normalised."""
+        returned normalised. ``on_piece(tile, first frame, frames)`` is told of each piece blended (progress)."""
         sf = self.sf
         given = canvas is not None
         if not given:
             canvas = torch.zeros(self.output_shape(latents), device=self.model.device)
         blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap, canvas)
-        for b in self.boxes:
+        for index, b in enumerate(self.boxes):
             start = 0
             for piece in StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
                 blender.add(piece, b.top * sf, b.left * sf, start_frame=start)  # piece: (B, 3, t, h*sf, w*sf)
+                if on_piece is not None:
+                    on_piece(index, start, piece.shape[2])
                 start += piece.shape[2]
         blended = blender.normalise_in_place()
         return blended if given else blended.to(self.model.decode_dtype)
