@@ -263,6 +263,29 @@ def test_d6_a_signal_saves_a_checkpoint_and_ends_with_its_own_code(tmp_path, sig
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
+@pytest.mark.parametrize("signum, every", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])
+def test_d6_the_stopped_step_is_logged_and_the_resumed_log_goes_on_without_gap_or_duplicate(tmp_path, signum, every):
+    """The step a signal stops on is in the checkpoint: on a logging step its row is in logs/metrics.csv (it was
+    missing: Lightning logs after on_train_batch_end, where the run stops), so the resumed run, which starts
+    after it, leaves no gap; one header, every logging step once."""
+    from onevae.errors import Preempted
+
+    out = tmp_path / "run"
+
+    def logging_steps(below: int) -> list[int]:
+        return [s for s in range(below) if (s + 1) % every == 0]
+
+    with pytest.raises(Preempted):
+        train_steps(out, callbacks=[SendSignal(signum, 1)], max_steps=50, log_every_n_steps=every)
+    stopped = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert logging_steps(stopped)[-1] == stopped - 1  # the step stopped on was a logging step
+    assert logged_steps(out) == logging_steps(stopped)
+    train_steps(out, resume="auto", max_steps=stopped + 2, log_every_n_steps=every)
+    assert logged_steps(out) == logging_steps(stopped + 2)
+    lines = (out / "logs" / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,") and not any(line.startswith("epoch,") for line in lines[1:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("to_group", [False, True], ids=["to-process", "to-group-with-loader-workers"])
 def test_d6_sigterm_to_the_command_line_exits_75(tmp_path, to_group):

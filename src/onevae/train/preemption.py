@@ -40,6 +40,7 @@ class PreemptionCallback(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.signum is not None:
+            log_this_step(trainer)
             name = signal.Signals(self.signum).name
             raise Preempted(
                 self.signum,
@@ -59,3 +60,12 @@ class PreemptionCallback(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def log_this_step(trainer: L.Trainer) -> None:
+    """Send this step's logged values to the loggers (``logs/metrics.csv``) now, as Lightning would right after
+    ``on_train_batch_end`` (on a logging step only), since stopping there skips it: the checkpoint holds this
+    step, so a resumed run starts after it and would never log it (a gap in the CSV)."""
+    connector = trainer._logger_connector  # no public hook runs between this one and Lightning's logging
+    connector.on_batch_end()
+    connector.update_train_step_metrics()
