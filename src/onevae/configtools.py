@@ -9,6 +9,7 @@ before anything is allocated or trained.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - names)
     if unknown:
-        raise OneVAEError(f"unknown config key(s) in {where or 'root'}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        raise OneVAEError(unknown_keys_message(unknown, names, where))
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
@@ -80,6 +81,16 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
         if isinstance(exc, OneVAEError):
             raise
         raise OneVAEError(f"config {where or 'root'}: {exc}") from None
+
+
+def unknown_keys_message(unknown: list[str], names: set[str], where: str, prefix: str | None = None) -> str:
+    """One line naming the unknown keys of section ``where``, each with the known key it most resembles (a
+    typo), else the section's known keys; ``prefix`` goes before each key (default: the section's path)."""
+    prefix = (f"{where}." if where else "") if prefix is None else prefix
+    guesses = {key: difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6) for key in unknown}
+    listed = ", ".join(f"{prefix}{key}" + (f" (did you mean {prefix}{guesses[key][0]}?)" if guesses[key] else "") for key in unknown)
+    known = "" if all(guesses.values()) else f" (known in {where or 'root'}: {', '.join(sorted(names))})"
+    return f"unknown config key(s) in {where or 'root'}: {listed}{known}"
 
 
 def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:

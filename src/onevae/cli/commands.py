@@ -101,7 +101,8 @@ def run_train(args: argparse.Namespace) -> int:
         if args.config is not None:
             raise
         raise OneVAEError(f"{exc} (no --config given: pass --config FILE, see configs/)") from exc
-    print_err(f"[onevae] exported the trained model to {export}")
+    if export is not None:  # None in the other processes of a DDP run
+        print_err(f"[onevae] exported the trained model to {export}")
     return 0
 
 
