@@ -40,6 +40,9 @@ class PreemptionCallback(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.signum is not None:
+            # the step's row for logs/metrics.csv: Lightning logs it after this hook, which the stop skips (the
+            # loggers are then saved by Lightning's exception handling)
+            trainer._logger_connector.update_train_step_metrics()
             name = signal.Signals(self.signum).name
             raise Preempted(
                 self.signum,
