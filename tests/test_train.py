@@ -314,8 +314,8 @@ def test_several_devices_train_with_ddp_that_allows_unused_parameters(tmp_path):
 def test_resume_with_a_changed_config_says_so_and_trains_with_the_new_values(tmp_path, capsys):
     out = tmp_path / "run"
     path = write_config(tmp_path, "c", tiny_config(out, "discrete", trainer={"max_steps": 4, "checkpoint_every_n_steps": 4}))
-    assert cli_main(["train", "--config", str(path)]) == 0
-    capsys.readouterr()
+    assert cli_main(["train", "--config", str(path), "--resume", "auto"]) == 0
+    assert f"[onevae] --resume auto: no checkpoint in {out / 'checkpoints'} yet; starting a new run" in capsys.readouterr().err
     # init_from is not read again on resume (the weights come from the checkpoint): a file gone since is fine
     assert cli_main(["train", "--config", str(path), "--resume", "auto", "optim.lr=5e-4", "trainer.max_steps=6",
                      "model.init_from=gone/export"]) == 0
@@ -508,6 +508,7 @@ def test_stills_mixed_with_videos_in_batches_are_refused_before_the_first_step(t
     assert err[-1].startswith("onevae train: error: data.sources holds 1 still image(s) and 1 video(s)")
     assert "data.simulate_motion: true" in err[-1] and not out.exists()
     assert cli_main(["train", "--config", str(path), "data.simulate_motion=true"]) == 0
+    assert "[onevae] validation on synthetic clips (val.sources is empty)" in capsys.readouterr().err
 
 
 def test_a_folder_without_usable_video_is_one_clear_line(tmp_path, capsys):
