@@ -87,7 +87,8 @@ def _expand_source(source: Path) -> list[Path]:
         return _read_list_file(source)
     if source.exists() or is_media_file(source):
         return [source]  # a missing media file is reported (skipped) at indexing
-    raise InputError(f"data source {source} does not exist")
+    where = "" if source.is_absolute() else f" (relative paths are read from the current directory, {Path.cwd()})"
+    raise InputError(f"data source {source} does not exist{where}")
 
 
 def _read_list_file(path: Path) -> list[Path]:
