@@ -525,3 +525,18 @@ def test_a_folder_without_usable_video_is_one_clear_line(tmp_path, capsys):
     path = write_config(tmp_path, "val", tiny_config(tmp_path / "run", val=val, trainer={"max_steps": 1}))
     assert cli_main(["train", "--config", str(path)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onevae train: error: val.sources: no usable video")
+
+
+def test_a_preempted_ddp_process_other_than_the_first_exits_75_silently(monkeypatch, capsys):
+    import signal
+
+    from onevae.cli import commands
+    from onevae.errors import Preempted
+
+    for quiet, said in ((True, ""), (False, "onevae train: stopped by SIGTERM after step 3\n")):
+        def stopped(args, quiet=quiet):
+            raise Preempted(signal.SIGTERM, "stopped by SIGTERM after step 3", quiet=quiet)
+
+        monkeypatch.setattr(commands, "run_train", stopped)
+        assert cli_main(["train", "--config", "x.yaml"]) == 75
+        assert capsys.readouterr().err == said
