@@ -540,3 +540,20 @@ def test_a_preempted_ddp_process_other_than_the_first_exits_75_silently(monkeypa
         monkeypatch.setattr(commands, "run_train", stopped)
         assert cli_main(["train", "--config", "x.yaml"]) == 75
         assert capsys.readouterr().err == said
+
+
+def test_validation_records_follow_resume_and_overwrite(tmp_path):
+    def rows(out: Path) -> list[int]:
+        return [json.loads(line)["step"] for line in (out / "validation.jsonl").read_text().splitlines()]
+
+    out = tmp_path / "run"
+    config = tiny_config(out, val={"every_n_steps": 2, "save_media": True}, trainer={"max_steps": 4, "checkpoint_every_n_steps": 2})
+    path = write_config(tmp_path, "c", config)
+    assert cli_main(["train", "--config", str(path)]) == 0
+    assert rows(out) == [2, 4] and sorted(p.name for p in (out / "media").iterdir()) == ["step0000002", "step0000004"]
+    for name in ("last.ckpt", "step=0000004.ckpt"):  # back to step 2: steps 3-4 are trained and validated again
+        (out / "checkpoints" / name).unlink()
+    assert cli_main(["train", "--config", str(path), "--resume", "auto"]) == 0
+    assert rows(out) == [2, 4]
+    assert cli_main(["train", "--config", str(path), "--overwrite", "trainer.max_steps=2"]) == 0
+    assert rows(out) == [2] and [p.name for p in (out / "media").iterdir()] == ["step0000002"]

@@ -22,6 +22,7 @@ from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
 from .preemption import PreemptionCallback
 from .rundir import RunDirectory
+from .validation import keep_validation_rows_up_to
 
 
 def build_module(config: TrainConfig, initialise: bool = True) -> tuple[OneVAETrainingModule, LoadReport | None]:
@@ -178,6 +179,8 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
         _report_precision(trainer, config.trainer.precision, config.trainer.accelerator)
         if trainer.is_global_zero:
             config.save(out / "config.yaml")
+            if point is not None:
+                keep_validation_rows_up_to(out, point.step)
             if report is not None:
                 with atomic_path(out / "init_report.json") as tmp:
                     tmp.write_text(json.dumps(report.to_dict(), indent=1))
