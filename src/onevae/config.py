@@ -167,7 +167,7 @@ class OneVAEConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise CheckpointError(unknown_keys_message(unknown, known, "model config", prefix=""))
+            raise CheckpointError(unknown_keys_message(unknown, known, "model config"))
         try:
             config = build_dataclass(cls, data)
         except OneVAEError as exc:

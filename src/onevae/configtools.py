@@ -83,13 +83,12 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
         raise OneVAEError(f"config {where or 'root'}: {exc}") from None
 
 
-def unknown_keys_message(unknown: list[str], names: set[str], where: str, prefix: str | None = None) -> str:
+def unknown_keys_message(unknown: list[str], names: set[str], where: str) -> str:
     """One line naming the unknown keys of section ``where``, each with the known key it most resembles (a
-    typo), else the section's known keys; ``prefix`` goes before each key (default: the section's path)."""
-    prefix = (f"{where}." if where else "") if prefix is None else prefix
+    typo), else the section's known keys."""
     guesses = {key: difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6) for key in unknown}
-    listed = ", ".join(f"{prefix}{key}" + (f" (did you mean {prefix}{guesses[key][0]}?)" if guesses[key] else "") for key in unknown)
-    known = "" if all(guesses.values()) else f" (known in {where or 'root'}: {', '.join(sorted(names))})"
+    listed = ", ".join(key + (f" (did you mean {guesses[key][0]}?)" if guesses[key] else "") for key in unknown)
+    known = "" if all(guesses.values()) else f" (known: {', '.join(sorted(names))})"
     return f"unknown config key(s) in {where or 'root'}: {listed}{known}"
 
 
