@@ -269,6 +269,10 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
     assert "unknown config key(s) in data: batchsize (did you mean batch_size?)" in capsys.readouterr().err
     assert cli_main(["train", "--config", str(good), "model.config.dimm=8"]) == 2
     assert "model config: dimm (did you mean dim?)" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(good), "data.sources=videos/"]) == 2
+    assert "config key data.sources must be a list, got 'videos/' (one item: [videos/])" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(good), "--resume", str(tmp_path)]) == 2
+    assert f"--resume {tmp_path} is a directory: give a training checkpoint (.ckpt)" in capsys.readouterr().err
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert cli_main(["train", "--config", str(path), "trainer.max_steps=abc"]) == 2
     capsys.readouterr()

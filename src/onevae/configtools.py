@@ -123,7 +123,8 @@ def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
         raise OneVAEError(errors[0] if len(errors) == 1 else f"config key {key}: {value!r} does not fit {_type_name(hint)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise OneVAEError(f"config key {key} must be a list, got {value!r}")
+            one = f" (one item: [{value}])" if isinstance(value, str) else ""
+            raise OneVAEError(f"config key {key} must be a list, got {value!r}{one}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise OneVAEError(f"config key {key} must hold {len(args)} values, got {len(value)}")

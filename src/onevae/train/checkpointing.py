@@ -83,6 +83,9 @@ def find_resume_checkpoint(output_dir: Path, resume: str | None, model_config: O
             raise CheckpointError(f"--resume auto: no readable checkpoint in {output_dir / 'checkpoints'} (all {len(candidates)} are damaged)")
     else:
         path = Path(resume)
+        if path.is_dir():
+            raise OneVAEError(f"--resume {resume} is a directory: give a training checkpoint (.ckpt), or --resume auto with "
+                              "output_dir set to the run; a model directory starts a new run with model.init_from")
         if not path.is_file():
             raise OneVAEError(f"--resume {resume}: no such checkpoint file")
         checkpoint = read_resumable(path)
