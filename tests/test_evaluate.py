@@ -7,6 +7,7 @@ import colorsys
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -239,3 +240,11 @@ def test_eval_command_line_writes_the_flat_colours(tmp_path, monkeypatch, capsys
     tokens = [c for c in saved["colours"] if c["path"] == "tokens"]
     assert saved["summary"]["tokens"]["off"] == [c["name"] for c in tokens if max(c["clip_error"]) > 6]
     assert (tmp_path / "o" / "flat_colours.md").read_text() in out
+
+
+def test_eval_writes_each_training_run_to_its_own_folder(tmp_path):
+    from onevae.cli.eval_command import default_out
+
+    assert default_out(str(tmp_path / "runs" / "mine" / "export"), False) == Path("eval/mine")
+    assert default_out(str(tmp_path / "my-tokenizer"), False) == Path("eval/my-tokenizer")
+    assert default_out("default", True) == Path("eval/onevae-small")

@@ -257,10 +257,12 @@ def test_d6_a_signal_saves_a_checkpoint_and_ends_with_its_own_code(tmp_path, sig
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert step in (1, 2) and f"after step {step}" in str(stopped.value)
     assert not (out / "export").exists()  # not finished: nothing exported
+    assert logged_steps(out) == list(range(step))  # the metrics row of the step the signal stopped after, too
     assert exit_code(stopped.value) == (EXIT_PREEMPTED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
     assert EXIT_PREEMPTED == 75
     train_steps(out, resume="auto", max_steps=3)  # and it continues from there
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert logged_steps(out) == [0, 1, 2]
 
 
 @pytest.mark.parametrize("signum, every", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])

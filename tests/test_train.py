@@ -262,7 +262,17 @@ def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
 def test_bad_configs_are_clear_errors(tmp_path, capsys):
     path = write_config(tmp_path, "bad", {"stage": "continuous", "trainer": {"max_stepz": 3}})
     assert cli_main(["train", "--config", str(path)]) == 2
-    assert "unknown config key(s) in trainer: max_stepz" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown config key(s) in trainer: max_stepz (did you mean max_steps?)" in err and len(err.splitlines()) == 1
+    good = write_config(tmp_path, "good", {"stage": "continuous", "output_dir": str(tmp_path / "run")})
+    assert cli_main(["train", "--config", str(good), "data.batchsize=2"]) == 2
+    assert "unknown config key(s) in data: batchsize (did you mean batch_size?)" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(good), "model.config.dimm=8"]) == 2
+    assert "model config: dimm (did you mean dim?)" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(good), "data.sources=videos/"]) == 2
+    assert "config key data.sources must be a list, got 'videos/' (one item: [videos/])" in capsys.readouterr().err
+    assert cli_main(["train", "--config", str(good), "--resume", str(tmp_path)]) == 2
+    assert f"--resume {tmp_path} is a directory: give a training checkpoint (.ckpt)" in capsys.readouterr().err
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert cli_main(["train", "--config", str(path), "trainer.max_steps=abc"]) == 2
     capsys.readouterr()
@@ -275,7 +285,9 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
     out = tmp_path / "ddp"
-    config = tiny_config(out, "discrete", trainer={"max_steps": 3, "devices": 2, "strategy": "ddp", "accelerator": "cpu",
+    # no trainer.strategy: two devices make Lightning's "auto" a DDP run, which must take the parameters a step
+    # leaves without gradients (it failed at the second step with DDP's unused-parameters error)
+    config = tiny_config(out, "discrete", trainer={"max_steps": 3, "devices": 2, "accelerator": "cpu",
                                                     "progress_bar": False, "checkpoint_every_n_steps": 3})
     path = write_config(tmp_path, "ddp", config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -285,6 +297,60 @@ def test_two_process_ddp_on_cpu(tmp_path):
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 3
     assert (out / "export" / "model.safetensors").is_file()
+    assert result.stderr.count("[onevae] exported the trained model") == 1  # said by the first process only
+
+
+def test_several_devices_train_with_ddp_that_allows_unused_parameters(tmp_path):
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import _strategy
+
+    path = write_config(tmp_path, "c", tiny_config(tmp_path / "run"))
+    for overrides in (["trainer.devices=2"], ["trainer.devices=2", "trainer.strategy=ddp"], ["trainer.devices='0,1'"],
+                      ["trainer.num_nodes=2"]):
+        strategy = _strategy(load_train_config(path, overrides + ["trainer.accelerator=cpu"]))
+        assert isinstance(strategy, DDPStrategy) and strategy._ddp_kwargs["find_unused_parameters"], overrides
+    for overrides in ([], ["trainer.devices=1"], ["trainer.devices='1,'"], ["trainer.devices=-1", "trainer.accelerator=cpu"]):
+        assert _strategy(load_train_config(path, overrides)) == "auto", overrides
+
+
+def test_resume_with_a_changed_config_says_so_and_trains_with_the_new_values(tmp_path, capsys):
+    out = tmp_path / "run"
+    path = write_config(tmp_path, "c", tiny_config(out, "discrete", trainer={"max_steps": 4, "checkpoint_every_n_steps": 4}))
+    assert cli_main(["train", "--config", str(path), "--resume", "auto"]) == 0
+    assert f"[onevae] --resume auto: no checkpoint in {out / 'checkpoints'} yet; starting a new run" in capsys.readouterr().err
+    # init_from is not read again on resume (the weights come from the checkpoint): a file gone since is fine
+    assert cli_main(["train", "--config", str(path), "--resume", "auto", "optim.lr=5e-4", "trainer.max_steps=6",
+                     "model.init_from=gone/export"]) == 0
+    err = capsys.readouterr().err
+    changes = [line for line in err.splitlines() if "changed config" in line]
+    assert changes == ["[onevae] resuming with a changed config (from the checkpoint's step on): optim.lr 0.002 -> 0.0005, "
+                       "trainer.max_steps 4 -> 6"]
+    assert "load report" not in err and not (out / "init_report.json").exists()
+    rates = losses(out, "train/lr")
+    assert rates[:4] == pytest.approx([2e-3] * 4) and rates[4:] == pytest.approx([5e-4] * 2)  # the new rate, not the restored one
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["lr"] == 5e-4
+    for override, says in (("ema.enabled=false", "ema.enabled False (the checkpoint has EMA weights)"),
+                           ("loss.g_loss_weight=0", "loss.g_loss_weight 0 (the checkpoint has a discriminator"),
+                           ("loss.discriminator.num_layers=3", "another discriminator (loss.discriminator.num_layers)"),
+                           ("trainer.freeze=[model.encoder]", "another trainer.freeze")):
+        assert cli_main(["train", "--config", str(path), "--resume", "auto", "trainer.max_steps=8", override]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot be resumed with {says}" in err and len(err.splitlines()) == 1, err
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_init_from_default_is_the_shipped_model(tmp_path):
+    from onevae.model_dir import default_model_dir
+    from onevae.train.initialise import init_source
+
+    assert init_source("default") == init_source("onevae-small") == default_model_dir()
+    assert init_source(str(tmp_path)) == tmp_path
+    with pytest.raises(OneVAEError, match=r"model.init_from missing/export: no such file or directory \('default' names"):
+        init_source("missing/export")
+    with pytest.raises(OneVAEError, match="onevae-888 is a preset"):
+        init_source("onevae-888")
 
 
 def test_channels_last_and_compile_train_the_same_weights(tmp_path):
@@ -427,3 +493,71 @@ def test_a_run_says_what_it_trains_and_where_its_weights_come_from(tmp_path):
     assert model_line(config, OneVAE(config.model_config()), None).endswith("with dim=8 (1.98 M parameters, 4x8x8), initialised from some/export")
     point = ResumePoint(path="run/checkpoints/last.ckpt", step=40)
     assert model_line(config, OneVAE(config.model_config()), point).endswith("resumed from run/checkpoints/last.ckpt (step 40)")
+
+
+def test_stills_mixed_with_videos_in_batches_are_refused_before_the_first_step(tmp_path, capsys):
+    from PIL import Image
+
+    from media import make_clip, smooth_frames
+
+    media = tmp_path / "my videos"
+    media.mkdir()
+    make_clip(media / "clip.mp4", smooth_frames(9, 32, 32))
+    Image.fromarray(smooth_frames(1, 40, 40)[0]).save(media / "still.png")
+    data = {"kind": "files", "sources": [str(media)], "num_frames": 5, "height": 32, "width": 32, "batch_size": 2}
+    out = tmp_path / "run"
+    path = write_config(tmp_path, "c", tiny_config(out, data=data, trainer={"max_steps": 1}))
+    assert cli_main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("onevae train: error: data.sources holds 1 still image(s) and 1 video(s)")
+    assert "data.simulate_motion: true" in err[-1] and not out.exists()
+    assert cli_main(["train", "--config", str(path), "data.simulate_motion=true"]) == 0
+    assert "[onevae] validation on synthetic clips (val.sources is empty)" in capsys.readouterr().err
+
+
+def test_a_folder_without_usable_video_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.mp4").write_bytes(b"\0" * 100)
+    for folder, says in (("empty", "(no video or image file found)"), ("broken", "(1 file(s), all skipped)")):
+        data = {"kind": "files", "sources": [str(tmp_path / folder)], "num_frames": 5, "height": 32, "width": 32}
+        path = write_config(tmp_path, folder, tiny_config(tmp_path / "run", data=data))
+        assert cli_main(["train", "--config", str(path)]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"onevae train: error: no usable video or image in {tmp_path / folder} {says}")
+    val = {"sources": [str(tmp_path / "empty")], "every_n_steps": 1}
+    path = write_config(tmp_path, "val", tiny_config(tmp_path / "run", val=val, trainer={"max_steps": 1}))
+    assert cli_main(["train", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onevae train: error: val.sources: no usable video")
+
+
+def test_a_preempted_ddp_process_other_than_the_first_exits_75_silently(monkeypatch, capsys):
+    import signal
+
+    from onevae.cli import commands
+    from onevae.errors import Preempted
+
+    for quiet, said in ((True, ""), (False, "onevae train: stopped by SIGTERM after step 3\n")):
+        def stopped(args, quiet=quiet):
+            raise Preempted(signal.SIGTERM, "stopped by SIGTERM after step 3", quiet=quiet)
+
+        monkeypatch.setattr(commands, "run_train", stopped)
+        assert cli_main(["train", "--config", "x.yaml"]) == 75
+        assert capsys.readouterr().err == said
+
+
+def test_validation_records_follow_resume_and_overwrite(tmp_path):
+    def rows(out: Path) -> list[int]:
+        return [json.loads(line)["step"] for line in (out / "validation.jsonl").read_text().splitlines()]
+
+    out = tmp_path / "run"
+    config = tiny_config(out, val={"every_n_steps": 2, "save_media": True}, trainer={"max_steps": 4, "checkpoint_every_n_steps": 2})
+    path = write_config(tmp_path, "c", config)
+    assert cli_main(["train", "--config", str(path)]) == 0
+    assert rows(out) == [2, 4] and sorted(p.name for p in (out / "media").iterdir()) == ["step0000002", "step0000004"]
+    for name in ("last.ckpt", "step=0000004.ckpt"):  # back to step 2: steps 3-4 are trained and validated again
+        (out / "checkpoints" / name).unlink()
+    assert cli_main(["train", "--config", str(path), "--resume", "auto"]) == 0
+    assert rows(out) == [2, 4]
+    assert cli_main(["train", "--config", str(path), "--overwrite", "trainer.max_steps=2"]) == 0
+    assert rows(out) == [2] and [p.name for p in (out / "media").iterdir()] == ["step0000002"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from .configtools import POSITIVE, Range, build_dataclass
+from .configtools import POSITIVE, Range, build_dataclass, unknown_keys_message
 from .errors import CheckpointError, InputError, OneVAEError
 
 # Spellings used by the official release and by Wan2.1 for the same constructor arguments.
@@ -167,7 +167,7 @@ class OneVAEConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise CheckpointError(f"unknown model config keys: {', '.join(unknown)}")
+            raise CheckpointError(unknown_keys_message(unknown, known, "model config"))
         try:
             config = build_dataclass(cls, data)
         except OneVAEError as exc:

@@ -9,6 +9,7 @@ before anything is allocated or trained.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - names)
     if unknown:
-        raise OneVAEError(f"unknown config key(s) in {where or 'root'}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        raise OneVAEError(unknown_keys_message(unknown, names, where))
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
@@ -80,6 +81,15 @@ def _build(cls: type, data: dict[str, Any], where: str, strict: bool = False) ->
         if isinstance(exc, OneVAEError):
             raise
         raise OneVAEError(f"config {where or 'root'}: {exc}") from None
+
+
+def unknown_keys_message(unknown: list[str], names: set[str], where: str) -> str:
+    """One line naming the unknown keys of section ``where``, each with the known key it most resembles (a
+    typo), else the section's known keys."""
+    guesses = {key: difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6) for key in unknown}
+    listed = ", ".join(key + (f" (did you mean {guesses[key][0]}?)" if guesses[key] else "") for key in unknown)
+    known = "" if all(guesses.values()) else f" (known: {', '.join(sorted(names))})"
+    return f"unknown config key(s) in {where or 'root'}: {listed}{known}"
 
 
 def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
@@ -113,7 +123,8 @@ def _coerce(value: Any, hint: Any, key: str, strict: bool = False) -> Any:
         raise OneVAEError(errors[0] if len(errors) == 1 else f"config key {key}: {value!r} does not fit {_type_name(hint)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise OneVAEError(f"config key {key} must be a list, got {value!r}")
+            one = f" (one item: [{value}])" if isinstance(value, str) else ""
+            raise OneVAEError(f"config key {key} must be a list, got {value!r}{one}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise OneVAEError(f"config key {key} must hold {len(args)} values, got {len(value)}")

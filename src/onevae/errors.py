@@ -23,9 +23,10 @@ class Preempted(Exception):
 
     Not an error: ``onevae train --resume auto`` continues exactly where it stopped."""
 
-    def __init__(self, signum: int, message: str) -> None:
+    def __init__(self, signum: int, message: str, quiet: bool = False) -> None:
         super().__init__(message)
         self.signum = signum
+        self.quiet = quiet  # another process of the same run (DDP) says it: the command line stays silent
 
 
 class Terminated(BaseException):

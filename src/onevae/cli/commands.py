@@ -85,7 +85,7 @@ def add_train(sub) -> None:
                        description="Train with PyTorch Lightning. Overrides: key.path=value (YAML values), e.g. trainer.max_steps=100.")
     p.add_argument("--config", default=None, help="YAML config (see configs/)")
     p.add_argument("--resume", default=None, help="'auto' (the run's newest valid checkpoint, if any) or a checkpoint path")
-    p.add_argument("--overwrite", action="store_true", help="start over in an output_dir that holds a previous run (its checkpoints and export are replaced)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an output_dir that holds a previous run (its checkpoints, export, logs, validation records and media are deleted)")
     p.add_argument("overrides", nargs="*", help="key.path=value overrides")
     p.set_defaults(func=run_train)
 
@@ -101,7 +101,8 @@ def run_train(args: argparse.Namespace) -> int:
         if args.config is not None:
             raise
         raise OneVAEError(f"{exc} (no --config given: pass --config FILE, see configs/)") from exc
-    print_err(f"[onevae] exported the trained model to {export}")
+    if export is not None:  # None in the other processes of a DDP run
+        print_err(f"[onevae] exported the trained model to {export}")
     return 0
 
 

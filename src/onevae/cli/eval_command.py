@@ -14,7 +14,7 @@ def add_eval(sub) -> None:
                        "and flat_colours.{json,md} to --out.")
     p.add_argument("model", help="model directory, or 'default' / 'onevae-small' for the shipped tokenizer")
     p.add_argument("clips", nargs="*", help="held-out clip names or video files (default: the whole held-out set)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME; for a training run's export/, eval/RUN_NAME)")
     p.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder of scripts/fetch_opencv_clips.sh (default data/opencv)")
     p.add_argument("--max-frames", type=int, default=None, help="cut every clip to this many frames")
     p.add_argument("--no-x264", action="store_true", help="skip the x264 baseline")
@@ -37,7 +37,7 @@ def run_eval(args: argparse.Namespace) -> int:
     shipped = args.model in ("default", "onevae-small")
     model = OneVAE.from_pretrained(args.model, device=checked_device(args.device)).eval()
     clips = resolve_clips(args.clips, args.opencv, args.max_frames)
-    out = args.out or Path("eval") / ("onevae-small" if shipped else Path(args.model).name)
+    out = args.out or default_out(args.model, shipped)
     results = evaluate(model, clips, out, EvalOptions(x264=not args.no_x264, png=not args.no_png), args.baselines)
     print(results_table(results))
     written = [out / "results.json", out / "results.md"] + ([] if args.no_png else [f"{out / 'side_by_side'}/"])
@@ -48,3 +48,12 @@ def run_eval(args: argparse.Namespace) -> int:
         written += [out / "flat_colours.json", out / "flat_colours.md"]
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def default_out(model: str, shipped: bool) -> Path:
+    """``eval/NAME``: the model folder's name, or the run's for a training run's ``export/`` (so that two runs'
+    exports are not both written to ``eval/export``)."""
+    if shipped:
+        return Path("eval") / "onevae-small"
+    path = Path(model).expanduser().resolve()
+    return Path("eval") / (path.parent.name if path.name == "export" and path.parent.name else path.name)

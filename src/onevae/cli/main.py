@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code(exc)
         if code is None or os.environ.get("ONEVAE_DEBUG"):
             raise  # a bug, not the user's doing: keep the traceback
-        print(f"onevae {args.command}: {describe_failure(exc)}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # a preempted DDP run: its first process alone says so
+            print(f"onevae {args.command}: {describe_failure(exc)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print(f"onevae {args.command}: interrupted", file=sys.stderr)

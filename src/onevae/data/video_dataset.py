@@ -87,7 +87,8 @@ def _expand_source(source: Path) -> list[Path]:
         return _read_list_file(source)
     if source.exists() or is_media_file(source):
         return [source]  # a missing media file is reported (skipped) at indexing
-    raise InputError(f"data source {source} does not exist")
+    where = "" if source.is_absolute() else f" (relative paths are read from the current directory, {Path.cwd()})"
+    raise InputError(f"data source {source} does not exist{where}")
 
 
 def _read_list_file(path: Path) -> list[Path]:
@@ -249,6 +250,7 @@ class VideoClipDataset(Dataset):
         self.skipped: dict[str, str] = {}  # path -> reason, from indexing
         self.failures = 0  # items whose file failed after indexing (this process only)
         self._warned_paths: set[str] = set()
+        sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
         files = list_media_files(sources, exclude)
         if not images_as_clips:
             files = [p for p in files if not is_image_file(p)]
@@ -256,7 +258,9 @@ class VideoClipDataset(Dataset):
         if warn and self.skipped:
             warnings.warn(_skipped_message(self.skipped, len(files)), DataWarning, stacklevel=2)
         if not self.entries:
-            raise InputError(f"no usable video or image in {sources!s} ({len(self.skipped)} file(s) skipped)")
+            where = ", ".join(map(str, sources))
+            found = f"{len(self.skipped)} file(s), all skipped" if self.skipped else "no video or image file found"
+            raise InputError(f"no usable video or image in {where} ({found})")
 
     def _index(self, files: list[Path]) -> list[_Entry]:
         entries = []

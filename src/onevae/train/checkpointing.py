@@ -25,6 +25,7 @@ from .ema import EMA
 VAE_PREFIX = "vae."
 STEP_CHECKPOINT = re.compile(r"step=(\d+)\.ckpt")
 # What Lightning needs to resume a fit, besides our own entries.
+TRAIN_CONFIG_KEY = "onevae_train_config"  # the resolved training config, saved in every checkpoint
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "global_step", "onevae_model_config")
 
 
@@ -58,6 +59,7 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 class ResumePoint:
     path: str
     step: int
+    train_config: dict[str, Any] | None = None  # the config the checkpoint was trained with (None: not recorded)
 
 
 def find_resume_checkpoint(output_dir: Path, resume: str | None, model_config: OneVAEConfig | None = None) -> ResumePoint | None:
@@ -81,12 +83,16 @@ def find_resume_checkpoint(output_dir: Path, resume: str | None, model_config: O
             raise CheckpointError(f"--resume auto: no readable checkpoint in {output_dir / 'checkpoints'} (all {len(candidates)} are damaged)")
     else:
         path = Path(resume)
+        if path.is_dir():
+            raise OneVAEError(f"--resume {resume} is a directory: give a training checkpoint (.ckpt), or --resume auto with "
+                              "output_dir set to the run; a model directory starts a new run with model.init_from")
         if not path.is_file():
             raise OneVAEError(f"--resume {resume}: no such checkpoint file")
         checkpoint = read_resumable(path)
     if model_config is not None:
         check_same_architecture(checkpoint, model_config, str(path))
-    return ResumePoint(str(path), int(checkpoint["global_step"]))
+    saved = checkpoint.get(TRAIN_CONFIG_KEY)
+    return ResumePoint(str(path), int(checkpoint["global_step"]), saved if isinstance(saved, dict) else None)
 
 
 def resume_candidates(directory: Path) -> list[Path]:

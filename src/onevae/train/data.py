@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import warnings
 from collections.abc import Iterator
 
 import lightning as L
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..data import build_dataset, collate_clips
+from ..data import DataWarning, build_dataset, collate_clips
 from ..errors import InputError, OneVAEError
 from ..eval.heldout import load as load_held_out
 from ..eval.heldout import select as select_held_out
@@ -74,7 +75,12 @@ def build_base_dataset(config: TrainConfig, validation: bool = False) -> Dataset
     data = config.val.data_config(config.data) if validation else config.data
     data = dataclasses.replace(data, sources=resolve_sources(data.sources))
     seed = config.seed + (VALIDATION_SEED_OFFSET if validation else 0)
-    return build_dataset(data, config.model_config().temporal_factor, seed)
+    try:
+        return build_dataset(data, config.model_config().temporal_factor, seed)
+    except InputError as exc:
+        if not validation:
+            raise
+        raise InputError(f"val.sources: {exc}") from None
 
 
 def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
@@ -98,12 +104,29 @@ def build_train_loader(config: TrainConfig, start_step: int = 0, rank: int = 0, 
     if isinstance(base, IterableDataset):  # tar shards: streamed in order, resumed from the shard start
         return DataLoader(base, batch_size=config.data.batch_size, num_workers=workers, collate_fn=collate_clips,
                           worker_init_fn=_leave_stop_signals_to_the_trainer, pin_memory=_pins_memory(config))
+    check_batchable(base, config)
     dataset = SampleNumbered(base, config.seed)
     return DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.data.batch_size, rank, world_size),
         num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_clips,
         worker_init_fn=_leave_stop_signals_to_the_trainer, pin_memory=_pins_memory(config),
     )
+
+
+def check_batchable(base: Dataset, config: TrainConfig) -> None:
+    """Refuse, before the first step, files whose clips cannot share a batch: still images (one-frame clips)
+    mixed with videos when ``data.batch_size`` > 1 (else the run stopped at the first batch that mixed them)."""
+    data, entries = config.data, getattr(base, "entries", None)
+    if data.batch_size == 1 or data.num_frames == 1 or data.simulate_motion or not entries:
+        return
+    stills = sum(1 for entry in entries if entry.info.is_image)
+    if 0 < stills < len(entries):
+        raise InputError(
+            f"data.sources holds {stills} still image(s) and {len(entries) - stills} video(s): a still is a one-frame "
+            f"clip, which cannot share a batch (data.batch_size {data.batch_size}) with {data.num_frames}-frame clips; "
+            "set data.simulate_motion: true (stills become moving clips), data.images_as_clips: false (stills are "
+            "skipped) or data.batch_size: 1"
+        )
 
 
 class FixedClips(Dataset):
@@ -180,7 +203,10 @@ class OneVAEDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        return build_train_loader(self.config, trainer.global_step, trainer.global_rank, trainer.world_size)
+        with warnings.catch_warnings():
+            if trainer.global_rank != 0:  # every process reads the same files: the first one tells what it skipped
+                warnings.simplefilter("ignore", DataWarning)
+            return build_train_loader(self.config, trainer.global_step, trainer.global_rank, trainer.world_size)
 
     def val_dataloader(self) -> DataLoader:
         return build_val_loader(self.config)

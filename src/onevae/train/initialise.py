@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoints.detect import detect_format
-from ..checkpoints.diffusers import load_diffusers_prior
+from ..checkpoints.diffusers import find_diffusers_folder, load_diffusers_prior
 from ..checkpoints.files import read_weights_file, unwrap_state_dict
 from ..checkpoints.official import split_official_state
 from ..checkpoints.wan import load_wan_prior
 from ..config import OneVAEConfig
 from ..errors import CheckpointError
 from ..model import OneVAE
-from ..model_dir import read_model_dir
+from ..model_dir import DEFAULT_MODEL_NAME, default_model_dir, read_model_dir, refuse_weightless_preset
 from ..nn.widen import check_widening, widen_into
 from ..state_dict import LoadReport, copy_matching
 from .checkpointing import weights_from_training_checkpoint
@@ -25,8 +25,20 @@ from .config import ModelSection
 FORMATS = ("auto", "onevae", "official", "wan", "diffusers", "training")
 
 
+def init_source(init_from: str) -> Path:
+    """The file or folder ``model.init_from`` names: a path, or ``default`` / ``onevae-small`` for the model
+    shipped inside the package (as ``--model`` takes them); a missing one is refused naming the key."""
+    if init_from in ("default", DEFAULT_MODEL_NAME):
+        return default_model_dir()
+    path = Path(init_from).expanduser()
+    if not path.exists() and find_diffusers_folder(init_from) is None:  # an org/name id in the local HF cache is fine
+        refuse_weightless_preset(init_from)
+        raise CheckpointError(f"model.init_from {init_from}: no such file or directory ('default' names the shipped model)")
+    return path
+
+
 def initialise_model(model, section: ModelSection) -> LoadReport:
-    path = Path(section.init_from)
+    path = init_source(section.init_from)
     if section.init_format not in FORMATS:
         raise CheckpointError(f"model.init_format must be one of {', '.join(FORMATS)}")
     kind = detect_format(path, section.trust_checkpoint) if section.init_format == "auto" else section.init_format

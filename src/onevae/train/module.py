@@ -19,6 +19,7 @@ from ..losses import ReconstructionLoss, build_discriminator, discriminator_loss
 from ..model import OneVAE
 from ..nn.layers import ResidualBlock
 from ..quantizers.factory import auxiliary_loss
+from .checkpointing import TRAIN_CONFIG_KEY
 from .config import TrainConfig
 from .ema import EMA
 from .schedule import discrete_share, plan_step
@@ -238,7 +239,7 @@ class OneVAETrainingModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------ checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TRAINING_CONFIG_KEY] = self.vae.config.to_dict()
-        checkpoint["onevae_train_config"] = self.cfg.to_dict()
+        checkpoint[TRAIN_CONFIG_KEY] = self.cfg.to_dict()
         checkpoint["onevae_counters"] = {"skipped_steps": self.skipped_steps, "nonfinite_streak": self.nonfinite_streak, "flat_streak": int(self.flat_streak)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -246,3 +247,23 @@ class OneVAETrainingModule(L.LightningModule):
         self.skipped_steps = int(counters.get("skipped_steps", 0))
         self.nonfinite_streak = int(counters.get("nonfinite_streak", 0))
         self.flat_streak = int(counters.get("flat_streak", 0))
+        self._apply_optimizer_config(checkpoint)
+
+    def _apply_optimizer_config(self, checkpoint: dict[str, Any]) -> None:
+        """Put this config's optimizer values (optim.lr, betas, eps, weight_decay, disc_lr) into the optimizer
+        and scheduler states about to be restored, so that a run resumed with edited values trains with them
+        (Lightning restores the checkpoint's, which would silently keep the old learning rate). The schedule's
+        shape (warm-up, cosine) is this config's anyway: it is a function of the step."""
+        o = self.cfg.optim
+        schedulers = checkpoint.get("lr_schedulers") or []
+        step = int(schedulers[0].get("last_epoch", 0)) if schedulers else int(checkpoint.get("global_step", 0))
+        rates = [o.lr] + ([o.disc_lr or o.lr] if self.discriminator is not None else [])
+        for state, lr, scheduled in zip(checkpoint.get("optimizer_states") or [], rates, (True, False)):
+            for group in state.get("param_groups", []):
+                group.update(betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+                group["lr"] = lr * self._lr_factor(step) if scheduled else lr
+                if scheduled:
+                    group["initial_lr"] = lr
+        for scheduler in schedulers[:1]:
+            scheduler["base_lrs"] = [o.lr] * len(scheduler.get("base_lrs", [o.lr]))
+            scheduler["_last_lr"] = [o.lr * self._lr_factor(step)] * len(scheduler.get("_last_lr", [o.lr]))

@@ -46,6 +46,7 @@ class PreemptionCallback(Callback):
                 self.signum,
                 f"stopped by {name} after step {trainer.global_step}; checkpoint saved to {self.checkpoint_path}; "
                 "continue with the same command and --resume auto",
+                quiet=not trainer.is_global_zero,
             )
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:

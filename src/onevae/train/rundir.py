@@ -11,7 +11,8 @@ from pathlib import Path
 from ..errors import OneVAEError
 
 LOCK_NAME = ".onevae-train.lock"
-RUN_PARTS = ("checkpoints", "export", "logs", "tb")  # what a run writes besides config.yaml and init_report.json
+RUN_PARTS = ("checkpoints", "export", "logs", "tb", "media")  # the folders a run writes
+RUN_FILES = ("validation.jsonl", "init_report.json")  # its files, besides config.yaml (always rewritten)
 
 
 def is_launcher_process() -> bool:
@@ -72,6 +73,8 @@ class RunDirectory:
         for part in RUN_PARTS:
             if (self.out / part).is_dir():
                 shutil.rmtree(self.out / part)
+        for name in RUN_FILES:
+            (self.out / name).unlink(missing_ok=True)
 
     def __exit__(self, exc_type, *exc) -> bool:
         self._release()

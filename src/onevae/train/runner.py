@@ -14,19 +14,23 @@ from ..hardware import auto_precision, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, TrainerSection
+from .config_changes import check_resume_config
 from .data import OneVAEDataModule, held_out_names
 from .initialise import initialise_model
 from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
 from .preemption import PreemptionCallback
 from .rundir import RunDirectory
+from .validation import keep_validation_rows_up_to
 
 
-def build_module(config: TrainConfig) -> tuple[OneVAETrainingModule, LoadReport | None]:
+def build_module(config: TrainConfig, initialise: bool = True) -> tuple[OneVAETrainingModule, LoadReport | None]:
+    """The module to train; ``initialise``: load ``model.init_from`` (a resumed run takes its weights from the
+    checkpoint instead, so it neither reads nor needs that file)."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     model = OneVAE(config.model_config())
-    report = initialise_model(model, config.model) if config.model.init_from else None
+    report = initialise_model(model, config.model) if config.model.init_from and initialise else None
     apply_speed_options(model, config.trainer.channels_last, config.trainer.compile)
     return OneVAETrainingModule(config, model), report
 
@@ -43,9 +47,21 @@ def apply_speed_options(model: OneVAE, channels_last: bool, compile_backend: str
         model.compile(backend=compile_backend)  # in place: parameter names, checkpoints and EMA unchanged
 
 
+def _multi_process(t: TrainerSection) -> bool:
+    """Whether the trainer settings ask for more than one process (where Lightning's ``auto`` picks DDP)."""
+    if t.num_nodes > 1:
+        return True
+    devices = t.devices.strip() if isinstance(t.devices, str) else t.devices
+    if devices in ("auto", "-1", -1):  # every GPU there is (one process on a CPU)
+        return t.accelerator != "cpu" and torch.cuda.device_count() > 1
+    if isinstance(devices, str) and "," in devices:  # a list of device indices, as Lightning reads "0,1"
+        return len([d for d in devices.split(",") if d.strip()]) > 1
+    return int(devices) > 1 if str(devices).isdigit() else False
+
+
 def _strategy(config: TrainConfig):
     name = config.trainer.strategy
-    if name == "ddp":
+    if name == "ddp" or (name == "auto" and _multi_process(config.trainer)):
         # paths not taken in a step (continuous vs discrete, the discriminator before its start) leave
         # parameters without gradients
         from lightning.pytorch.strategies import DDPStrategy
@@ -117,6 +133,7 @@ _QUIET = (
     r"Experiment logs directory .* exists and is not empty",
     r"Checkpoint directory .* exists and is not empty",
     r"The '(train|val)_dataloader' does not have many workers",
+    r"The dirpath has changed from",  # resuming a run that was moved, or another run's checkpoint: nothing to reload
 )
 
 
@@ -140,11 +157,13 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).addFilter(_not_an_advert)
 
 
-def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list | None = None, overwrite: bool = False) -> Path:
+def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list | None = None, overwrite: bool = False) -> Path | None:
     """Run a training stage; returns the exported model directory.
 
     ``resume``: None (a new run: refused in a directory that holds one, unless ``overwrite``), ``"auto"`` or a
-    checkpoint path. Raises :class:`~onevae.errors.Preempted` when SIGTERM/SIGINT stopped the run after
+    checkpoint path; a resumed run may change settings (said in one line) but not what the checkpoint's state
+    holds (:func:`~onevae.train.config_changes.check_resume_config`). Under DDP, the processes other than the
+    first return None (the first one exports). Raises :class:`~onevae.errors.Preempted` when SIGTERM/SIGINT stopped the run after
     saving ``last.ckpt``."""
     from ..io.atomic import atomic_path
 
@@ -154,19 +173,29 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
     held_out_names(config.val.sources)
     with RunDirectory(out, resume, overwrite):
         point = find_resume_checkpoint(out, resume, model_config)
-        module, report = build_module(config)
+        changes = check_resume_config(point.train_config, config, point.path) if point else None
+        module, report = build_module(config, initialise=point is None)
         trainer = build_trainer(config, extra_callbacks, resume_step=point.step if point else None)
         _report_precision(trainer, config.trainer.precision, config.trainer.accelerator)
         if trainer.is_global_zero:
             config.save(out / "config.yaml")
+            if point is not None:
+                keep_validation_rows_up_to(out, point.step)
             if report is not None:
                 with atomic_path(out / "init_report.json") as tmp:
                     tmp.write_text(json.dumps(report.to_dict(), indent=1))
                 print(report.summary(), file=sys.stderr)
+            if resume == "auto" and point is None:  # a first piece, or a mistyped output_dir: say which
+                print(f"[onevae] --resume auto: no checkpoint in {out / 'checkpoints'} yet; starting a new run", file=sys.stderr)
             print(model_line(config, module.vae, point), file=sys.stderr)
+            if changes:
+                print(changes, file=sys.stderr)
             print(f"[onevae] {module.perceptual_message}", file=sys.stderr)
+            if not config.val.sources and config.data.kind != "procedural":
+                print("[onevae] validation on synthetic clips (val.sources is empty): name held-out videos in val.sources, "
+                      "or [heldout]", file=sys.stderr)
         _fit(trainer, module, OneVAEDataModule(config), point.path if point else None)
-    return out / "export"
+    return out / "export" if trainer.is_global_zero else None
 
 
 def model_line(config: TrainConfig, model: OneVAE, point: ResumePoint | None) -> str:

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ..eval.metrics import codebook_usage, psnr_per_frame, ssim_per_frame
+from ..io.atomic import atomic_path
 from ..io.video import tensor_to_frames
 from ..io.writer import write_video
 from ..model import CONTINUOUS, DISCRETE
@@ -69,11 +70,34 @@ def per_clip_psnr(module, outputs: list[dict[str, Any]]) -> dict[str, float]:
             for out in outputs for path, rows in out["metrics"].items()}
 
 
+VALIDATION_LOG = "validation.jsonl"
+
+
+def keep_validation_rows_up_to(output_dir: Path, step: int) -> None:
+    """On resume from the checkpoint of ``step``: drop the rows of ``validation.jsonl`` logged after it (those
+    steps are trained again, and validated again), as ``logs/metrics.csv`` does."""
+    path = Path(output_dir) / VALIDATION_LOG
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _row_step(line) is not None and _row_step(line) <= step]
+    if len(kept) != len(lines):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def _row_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _write_records(module, summary: dict[str, float], outputs: list[dict[str, Any]]) -> None:
     step = module.global_step
     root = Path(module.cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    with (root / "validation.jsonl").open("a") as f:
+    with (root / VALIDATION_LOG).open("a") as f:
         f.write(json.dumps({"step": step, **summary}) + "\n")
     if not module.cfg.val.save_media or not outputs:
         return
