@@ -18,6 +18,8 @@ encoding, then one reconstruction per :class:`PathPlan` (continuous, discrete, o
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from .config import OneVAEConfig, preset, read_config_json, unset_keys_note
-from .errors import InputError
+from .errors import InputError, InputRangeWarning
 from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
@@ -178,13 +180,19 @@ class OneVAE(nn.Module):
         if video.numel() == 0:
             raise InputError(f"video is empty: shape {tuple(video.shape)}")
         if not video.is_floating_point():
-            raise InputError(f"video must be a float tensor with values in [-1, 1], got {video.dtype}")
-        lo, hi = float(video.min()), float(video.max())
-        if not (torch.isfinite(torch.tensor([lo, hi])).all()):
+            raise InputError(f"video must be a float tensor with values in [-1, 1], got {video.dtype} (uint8 frames map as x.float() / 127.5 - 1)")
+        lo, hi = (float(v) for v in video.detach().aminmax())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputError("video contains NaN or infinite values")
         if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
             raise InputError(
                 f"video values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}] (uint8 frames map as x / 127.5 - 1)"
+            )
+        if lo >= 0:
+            warnings.warn(
+                f"every value of this video lies in [0, 1] ([{lo:.3g}, {hi:.3g}]): the model takes [-1, 1], so a [0, 1] "
+                "video encodes washed out (convert it with video * 2 - 1); a clip with no pixel darker than mid-grey is "
+                "fine: warnings.filterwarnings('ignore', category=onevae.InputRangeWarning)", InputRangeWarning, stacklevel=3,
             )
         if require_valid_size:
             self.check_size(*video.shape[2:])
@@ -221,6 +229,12 @@ class OneVAE(nn.Module):
         for grid in latents.to_list():
             if grid.dim() != 5 or grid.shape[1] != z:
                 raise InputError(f"latent grids must be (B, {z}, t, h, w), got {tuple(grid.shape)}")
+            if not grid.is_floating_point():
+                raise InputError(f"latent grids must be float tensors, got {grid.dtype} (tokens go to decode_tokens)")
+            if grid.shape[0] == 0 or grid.shape[3] == 0 or grid.shape[4] == 0:
+                raise InputError(f"latent grids must hold at least one clip and one position per frame, got {tuple(grid.shape)}")
+            if not bool(torch.isfinite(grid).all()):
+                raise InputError("latents contain NaN or infinite values")
         first, rest = latents.first, latents.rest
         if first is not None:
             if first.shape[2] != 1:

@@ -56,8 +56,8 @@ class StreamingEncoder:
     def __init__(self, model: OneVAE, chunk_frames: int | None = None, tokens: bool = False, check_input: bool = True) -> None:
         tf = model.config.temporal_factor
         self.chunk = chunk_frames or tf
-        if self.chunk % tf:
-            raise InputError(f"chunk_frames must be a multiple of the temporal factor {tf}, got {self.chunk}")
+        if self.chunk % tf or self.chunk < 0:
+            raise InputError(f"chunk_frames must be a positive multiple of the temporal factor {tf}, got {self.chunk}")
         if tokens:
             model.require_discrete()
         self.model = model
