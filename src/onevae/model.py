@@ -36,7 +36,7 @@ from .nn.vae import CausalVAE
 from .padding import Padding, pad_to_multiple
 from .quantizers.factory import build_quantizer
 from .state_dict import LoadReport, copy_matching, require_complete
-from .streaming import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, StreamingDecoder, Tiling, decoder_for, encoder_for
+from .streaming import DEFAULT_TILE, StreamingDecoder, Tiling, decoder_for, default_overlap, encoder_for
 
 # Values a little outside [-1, 1] come from resampling filters and codecs: tolerate them, refuse the rest.
 RANGE_TOLERANCE = 1e-2
@@ -115,12 +115,14 @@ class OneVAE(nn.Module):
         """The weight of the decoder's output convolution (for the adaptive adversarial weight)."""
         return self.model.decoder.head[-1].weight
 
-    def enable_tiling(self, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_TILE_OVERLAP) -> None:
+    def enable_tiling(self, tile: int = DEFAULT_TILE, overlap: int | None = None) -> None:
         """Encode and decode frames larger than ``tile`` pixels as overlapping tiles (memory bounded by the
-        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does. The defaults (384, 96) keep a
-        tiled 720p reconstruction within 0.05 dB of the untiled one; smaller tiles bound memory tighter."""
-        tiling = Tiling(tile, overlap)
-        tiling.check(self.config.spatial_factor)
+        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does. ``overlap`` defaults to a
+        quarter of the tile (a multiple of the spatial factor). The defaults (384, 96) keep a tiled 720p
+        reconstruction within 0.05 dB of the untiled one; smaller tiles bound memory tighter."""
+        sf = self.config.spatial_factor
+        tiling = Tiling(tile, default_overlap(tile, sf) if overlap is None else overlap)
+        tiling.check(sf)
         self.tiling = tiling
 
     def disable_tiling(self) -> None:
