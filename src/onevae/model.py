@@ -190,7 +190,7 @@ class OneVAE(nn.Module):
             raise InputError(
                 f"video values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}] (uint8 frames map as x / 127.5 - 1)"
             )
-        if lo >= 0:
+        if 0 <= lo < hi:  # a constant video (torch.zeros, a placeholder) is mid-grey or black either way
             warnings.warn(
                 f"every value of this video lies in [0, 1] ([{lo:.3g}, {hi:.3g}]): the model takes [-1, 1], so a [0, 1] "
                 "video encodes washed out (convert it with video * 2 - 1); a clip with no pixel darker than mid-grey is "
