@@ -151,6 +151,16 @@ def test_wrong_latents_and_token_dtypes_give_clear_errors():
         model.decode_tokens([torch.full_like(tokens, 65000).to(torch.uint16)])
 
 
+def test_latents_encoded_under_inference_mode_decode_outside_it():
+    """As diffusers' AutoencoderKLWan allows; autograd refused to save inference tensors for backward."""
+    model = tiny_model("888")
+    video = random_video(9, 16, 16)
+    with torch.inference_mode():
+        latents = model.encode_latents(video)
+        expected = model.decode_latents(latents)
+    torch.testing.assert_close(model.decode_latents(latents).detach(), expected, rtol=0, atol=0)
+
+
 def test_a_video_in_0_1_warns_and_a_gradient_carrying_one_does_not():
     """A [0, 1] video lies inside [-1, 1], so it cannot be refused; it warns (it would encode washed out)."""
     model = tiny_model("888")

@@ -282,6 +282,8 @@ class OneVAE(nn.Module):
     def decode_latents(self, latents: Latents | Sequence[torch.Tensor], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
         """Continuous latents -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
         latents = self.as_latents(latents)
+        if not torch.is_inference_mode_enabled() and any(g.is_inference() for g in latents.to_list()):
+            latents = latents.map(torch.clone)  # encoded under inference_mode, decoded outside: autograd cannot save them
         if mode not in ("full", "stream"):
             raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
         h, w = latents.spatial_size
@@ -321,6 +323,7 @@ class OneVAE(nn.Module):
         return self.post_quant_conv(codes.to(self.post_quant_conv.weight.dtype)).permute(0, 4, 1, 2, 3)
 
     def latents_to_tokens(self, latents: Latents | Sequence[torch.Tensor]) -> Tokens:
+        """Continuous latents (B, z, t, h, w) -> their tokens (B, t, h, w, K), as :meth:`encode_tokens` gives them."""
         return self.quantize(self.as_latents(latents))[1]
 
     def tokens_to_latents(self, tokens: Tokens | Sequence[torch.Tensor]) -> Latents:
