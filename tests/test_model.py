@@ -255,3 +255,15 @@ def test_grids_pieces_round_trip():
     assert [p.rest.shape[1] for p in plain.chunks(3)] == [1, 3, 1]
     with pytest.raises(InputError, match="first piece"):
         Latents.cat([pieces[1], pieces[0]])
+
+
+def test_tokens_flatten_into_one_sequence_and_back_as_docs_tokens_md_says():
+    from onevae.io.tokens import flatten_tokens, unflatten_tokens
+
+    model = tiny_model("81616_fe")
+    tokens = model.encode_tokens(random_video(9, 32, 32, batch=2))
+    sequence = flatten_tokens(tokens)  # a Tokens, or its list form
+    assert torch.equal(sequence, flatten_tokens(tokens.to_list())) and sequence.shape == (2, (1 * 4 * 4 + 1 * 2 * 2) * 2)
+    grids = unflatten_tokens(sequence, [tuple(g.shape[1:]) for g in tokens.to_list()])
+    assert all(torch.equal(a, b) for a, b in zip(grids, tokens.to_list()))
+    torch.testing.assert_close(model.decode_tokens(grids), model.decode_tokens(tokens), rtol=0, atol=0)
