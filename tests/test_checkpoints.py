@@ -188,7 +188,7 @@ def test_from_pretrained_takes_a_file_of_a_model_directory_and_points_other_file
         loaded = OneVAE.from_pretrained(tmp_path / "m" / name)
         assert loaded.source_dir == tmp_path / "m" and torch.equal(loaded.quant_conv.weight, model.quant_conv.weight)
     torch.save({"state_dict": _official_state(model)}, tmp_path / "official.ckpt")
-    with pytest.raises(CheckpointError, match="weights file.*load_official.*onevae convert"):
+    with pytest.raises(CheckpointError, match="a file, not a model directory.*load_official.*onevae convert"):
         OneVAE.from_pretrained(tmp_path / "official.ckpt")
     diffusers_folder = tmp_path / "pipeline" / "vae"
     diffusers_folder.mkdir(parents=True)

@@ -68,9 +68,9 @@ def resolve_model_dir(name_or_path: str | Path | None, subfolder: str | None = N
         return path.parent  # a file of one of our model directories stands for the directory
     if not path.is_dir():
         raise CheckpointError(
-            f"{path} is a weights file; a model is a directory with {CONFIG_NAME} and {WEIGHTS_NAME}. Load the file "
+            f"{path} is a file, not a model directory ({CONFIG_NAME} + {WEIGHTS_NAME}). A weights file is loaded "
             "with onevae.checkpoints.load_official (OneVAE releases), load_wan (Wan2.1 .pth) or load_diffusers, "
-            "or convert it once: onevae convert FILE -o models/NAME"
+            "or converted once: onevae convert FILE -o models/NAME"
         )
     if not (path / WEIGHTS_NAME).is_file() and _is_diffusers_layout(path):
         raise CheckpointError(

@@ -5,7 +5,9 @@
   ``.sample(generator)``, ``.kl()``), ``decode(z).sample`` (clamped to [-1, 1], as ``AutoencoderKLWan`` does),
   ``config`` with the fields pipelines read (``z_dim``, ``latents_mean``, ``latents_std``,
   ``scale_factor_temporal``, ``scale_factor_spatial``, ``scaling_factor``), ``enable_tiling()`` (the model's
-  spatial tiling, diffusers' arguments mapped) and ``enable_slicing()``.
+  spatial tiling, diffusers' arguments mapped), ``enable_slicing()``, ``from_pretrained`` (our model directory or
+  a diffusers ``AutoencoderKLWan`` folder, ``subfolder``, ``torch_dtype``), ``save_pretrained`` (our directory) and
+  the attributes Wan pipelines read (``z_dim``, ``temperal_downsample``, ``spatial_compression_ratio``).
   Latents are raw (the encoder's mean, or a posterior sample); pipelines normalise them themselves with
   ``config.latents_mean``/``latents_std`` (None when the model carries no statistics: measure them with
   ``onevae stats``).
