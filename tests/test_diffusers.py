@@ -270,6 +270,7 @@ def test_adapter_loads_and_saves_as_a_diffusers_user_calls_it(diffusers_dir, ref
     vae = DiffusersVAE.from_pretrained(diffusers_dir, torch_dtype=torch.float16)
     assert vae.dtype == torch.float16
     vae = DiffusersVAE.from_pretrained(diffusers_dir)
+    assert not vae.training and not reference.training
     for name in ("z_dim", "temperal_downsample", "temperal_upsample", "spatial_compression_ratio"):
         assert getattr(vae, name) == getattr(reference, name), name
     vae.clear_cache()  # AutoencoderKLWan's, called by some scripts between clips

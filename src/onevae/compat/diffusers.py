@@ -85,6 +85,7 @@ class _Adapter(nn.Module):
         self.model = model
         self.use_slicing = False
         self.use_tiling = False
+        self.train(model.training)  # a loaded model is in eval mode, and so is its adapter (AutoencoderKLWan's is too)
 
     @classmethod
     def from_pretrained(
