@@ -1,7 +1,7 @@
 """onevae: video tokenizers that are both discrete and continuous (OneVAE, arXiv 2508.09857)."""
 
 from .config import PRESETS, OneVAEConfig, preset
-from .errors import CheckpointError, InputError, InputRangeWarning, OneVAEError
+from .errors import CheckpointError, InputError, InputRangeWarning, OneVAEError, SlowDtypeWarning
 from .latents import Latents, Tokens
 from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan
 from .padding import Padding
@@ -26,6 +26,7 @@ __all__ = [
     "OneVAEConfig",
     "OneVAEError",
     "Padding",
+    "SlowDtypeWarning",
     "StreamingDecoder",
     "StreamingEncoder",
     "TiledDecoder",

@@ -19,6 +19,11 @@ class InputRangeWarning(UserWarning):
     video is in range, so it cannot be refused, but encodes to washed-out latents and tokens)."""
 
 
+class SlowDtypeWarning(UserWarning):
+    """A model set to bfloat16/float16 on a CPU that emulates them (10-35x slower than float32, see
+    :mod:`onevae.hardware`): the numbers are right, only slow."""
+
+
 class CheckpointError(OneVAEError):
     """A checkpoint or model directory that is missing, unreadable or belongs to another model."""
 

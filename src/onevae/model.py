@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from .config import OneVAEConfig, preset, read_config_json, unset_keys_note
 from .errors import InputError, InputRangeWarning
+from .hardware import warn_in_python_if_slow_on_cpu
 from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
@@ -132,7 +133,8 @@ class OneVAE(nn.Module):
         """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
         FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype. The
         weights are cast in place: going back up to float32 does not restore the bits a lower precision dropped
-        (load the model again for that)."""
+        (load the model again for that). On a CPU without native bfloat16/float16 kernels, a
+        :class:`~onevae.errors.SlowDtypeWarning` says so (10-35x slower than float32)."""
         vae = self.model
         for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
             if dtype is not None:
@@ -140,6 +142,8 @@ class OneVAE(nn.Module):
         if self.config.discrete:
             self.quant_conv.float()
             self.post_quant_conv.float()
+        if self.device.type == "cpu":
+            warn_in_python_if_slow_on_cpu(encode, decode)
 
     def set_memory_format(self, memory_format: torch.memory_format = torch.channels_last_3d) -> None:
         """Store every 3-D convolution's weight in ``memory_format`` (``torch.channels_last_3d`` or
