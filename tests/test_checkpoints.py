@@ -179,6 +179,27 @@ def test_broken_model_directories(tmp_path):
         OneVAE.from_pretrained("onevae-888")
 
 
+def test_from_pretrained_takes_a_file_of_a_model_directory_and_points_other_files_to_their_loader(tmp_path):
+    """A model directory's own files stand for it; weights in another format (an official checkpoint, a diffusers
+    folder) are named with the function that loads them, not reported as a 'missing model.safetensors'."""
+    model = tiny_model("888")
+    model.save_pretrained(tmp_path / "m")
+    for name in ("model.safetensors", "config.json"):
+        loaded = OneVAE.from_pretrained(tmp_path / "m" / name)
+        assert loaded.source_dir == tmp_path / "m" and torch.equal(loaded.quant_conv.weight, model.quant_conv.weight)
+    torch.save({"state_dict": _official_state(model)}, tmp_path / "official.ckpt")
+    with pytest.raises(CheckpointError, match="a file, not a model directory.*load_official.*onevae convert"):
+        OneVAE.from_pretrained(tmp_path / "official.ckpt")
+    diffusers_folder = tmp_path / "pipeline" / "vae"
+    diffusers_folder.mkdir(parents=True)
+    (diffusers_folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKLWan"}))
+    (diffusers_folder / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    (tmp_path / "pipeline" / "model_index.json").write_text("{}")
+    for path, subfolder in ((diffusers_folder, None), (tmp_path / "pipeline", None), (tmp_path / "pipeline", "vae")):
+        with pytest.raises(CheckpointError, match="a diffusers folder: load it with onevae.checkpoints.load_diffusers"):
+            OneVAE.from_pretrained(path, subfolder=subfolder)
+
+
 def test_a_config_that_leaves_architecture_keys_unset_says_which(tmp_path):
     """A hand-written config.json without ``dim`` (or ``z_dim``) builds the defaults' network: the error names
     the keys the file left unset, not only the mismatch they cause."""

@@ -256,6 +256,37 @@ def test_adapter_matches_autoencoderklwan_on_the_same_weights(diffusers_dir, ref
     vae.disable_tiling()
 
 
+@torch.no_grad()
+def test_adapter_loads_and_saves_as_a_diffusers_user_calls_it(diffusers_dir, reference, tmp_path):
+    """``DiffusersVAE.from_pretrained`` on what a diffusers user has (a pipeline repository with ``subfolder``, its
+    ``vae/``, ``torch_dtype``), ``save_pretrained`` read back bit for bit, and AutoencoderKLWan's attributes that
+    Wan pipelines read (``temperal_downsample`` in WanVideoToVideoPipeline)."""
+    pipeline = diffusers_dir.parent
+    (pipeline / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline", "vae": ["diffusers", "AutoencoderKLWan"]}))
+    video = random_video(5, 16, 16, seed=4)
+    expected = reference.encode(video).latent_dist.mode()
+    for vae in (DiffusersVAE.from_pretrained(pipeline, subfolder="vae"), DiffusersVAE.from_pretrained(diffusers_dir)):
+        torch.testing.assert_close(vae.encode(video).latent_dist.mode(), expected, atol=ATOL, rtol=0)
+    vae = DiffusersVAE.from_pretrained(diffusers_dir, torch_dtype=torch.float16)
+    assert vae.dtype == torch.float16
+    vae = DiffusersVAE.from_pretrained(diffusers_dir)
+    assert not vae.training and not reference.training
+    for name in ("z_dim", "temperal_downsample", "temperal_upsample", "spatial_compression_ratio"):
+        assert getattr(vae, name) == getattr(reference, name), name
+    vae.clear_cache()  # AutoencoderKLWan's, called by some scripts between clips
+    vae.save_pretrained(tmp_path / "saved")
+    again = DiffusersVAE.from_pretrained(tmp_path / "saved")
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))
+    assert dict(again.config) == dict(vae.config)
+    with pytest.raises(InputError, match="one torch.Tensor, got list"):
+        vae.decode([expected])
+    vae.enable_tiling(tile_sample_min_height=64)
+    with pytest.raises(InputError, match="one torch.Tensor, got list"):
+        vae.encode([video])
+    with pytest.raises(InputError, match="5 dimensions"):
+        vae.encode(video[:, :, 0])  # an image batch without its time axis, tiling on
+
+
 def test_adapter_in_a_diffusers_training_step_and_video_processor():
     """As a diffusers training script uses a VAE: preprocess, encode, sample, normalise with the config's
     statistics; and back: denormalise, decode, postprocess."""

@@ -52,6 +52,21 @@ def test_reconstruct_in_float32_does_not_warn(emulated_half, tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_the_python_api_warns_once_per_emulated_dtype_and_not_for_float32(emulated_half, tmp_path):
+    import warnings
+
+    from onevae import OneVAE, SlowDtypeWarning
+
+    model = OneVAE.from_pretrained(save_tiny_model(tmp_path / "model", "tiny-hardware"))
+    with pytest.warns(SlowDtypeWarning) as caught:
+        model.set_precision(encode=torch.float16, decode=torch.bfloat16)
+    assert sorted(str(w.message).split(" on a CPU")[0] for w in caught) == ["computing in bfloat16", "computing in float16"]
+    assert "10-35x slower than float32; float32 is faster" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_precision(encode=torch.float32, decode=torch.float32)
+
+
 def test_auto_precision_picks_bf16_only_where_it_is_native(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "cpu_runs_natively", lambda dtype: False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from onevae import CONTINUOUS, DISCRETE, InputError, PathPlan
+from onevae import CONTINUOUS, DISCRETE, InputError, InputRangeWarning, PathPlan
 
 from conftest import random_video, tiny_model
 
@@ -107,7 +107,7 @@ def test_invalid_sizes_are_refused_or_padded_and_cropped_back():
         (torch.zeros(1, 4, 9, 32, 32), "3 channels"),
         (torch.zeros(1, 3, 0, 32, 32), "empty"),
         (torch.full((1, 3, 9, 32, 32), 255.0), r"\[-1, 1\].*x / 127.5 - 1"),
-        (torch.zeros(1, 3, 9, 32, 32, dtype=torch.uint8), "float"),
+        (torch.zeros(1, 3, 9, 32, 32, dtype=torch.uint8), r"float.*x.float\(\) / 127.5 - 1"),
         (torch.full((1, 3, 9, 32, 32), float("nan")), "NaN"),
     ],
 )
@@ -127,6 +127,52 @@ def test_bad_tokens_and_latents_give_clear_errors():
         model.decode_latents([torch.zeros(1, 16, 1, 4, 4), torch.zeros(1, 16, 2, 4, 4)])
     with pytest.raises(InputError, match="continuous-only"):
         tiny_model("wan").encode_tokens(random_video(9, 32, 32))
+
+
+def test_wrong_latents_and_token_dtypes_give_clear_errors():
+    """What a user gets wrong when handing grids over: never a cryptic convolution error nor a NaN video."""
+    model = tiny_model("888")
+    video = random_video(9, 16, 16)
+    latents = model.encode_latents(video)
+    with pytest.raises(InputError, match="float tensors.*decode_tokens"):
+        model.decode_latents([latents.rest.long()])
+    with pytest.raises(InputError, match="NaN or infinite"):
+        model.decode_latents([latents.rest * float("nan")])
+    with pytest.raises(InputError, match="one position per frame"):
+        model.decode_latents([latents.rest[..., :0, :]])
+    with pytest.raises(InputError, match="positive multiple"):
+        model.encode_latents(video, mode="stream", chunk_frames=-8)
+    tokens = model.encode_tokens(video).rest
+    # unsigned grids (the corpus shards store uint16) decode like int64; PyTorch has no min/max for uint16
+    expected = model.decode_tokens([tokens])
+    for dtype in (torch.uint16, torch.int32):
+        torch.testing.assert_close(model.decode_tokens([tokens.to(dtype)]), expected, rtol=0, atol=0)
+    with pytest.raises(InputError, match=r"\[0, 64000\)"):
+        model.decode_tokens([torch.full_like(tokens, 65000).to(torch.uint16)])
+
+
+def test_latents_encoded_under_inference_mode_decode_outside_it():
+    """As diffusers' AutoencoderKLWan allows; autograd refused to save inference tensors for backward."""
+    model = tiny_model("888")
+    video = random_video(9, 16, 16)
+    with torch.inference_mode():
+        latents = model.encode_latents(video)
+        expected = model.decode_latents(latents)
+    torch.testing.assert_close(model.decode_latents(latents).detach(), expected, rtol=0, atol=0)
+
+
+def test_a_video_in_0_1_warns_and_a_gradient_carrying_one_does_not():
+    """A [0, 1] video lies inside [-1, 1], so it cannot be refused; it warns (it would encode washed out)."""
+    model = tiny_model("888")
+    video = random_video(9, 16, 16)
+    with pytest.warns(InputRangeWarning, match=r"\[0, 1\].*video \* 2 - 1"):
+        model.encode_latents((video + 1) / 2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither our warning nor torch's "requires_grad ... to a scalar"
+        model.encode_latents(video.clone().requires_grad_())
+        model.encode_latents(torch.zeros(1, 3, 9, 16, 16))  # a constant placeholder says nothing of its range
 
 
 def test_streaming_encoder_accepts_any_piece_sizes_and_pads_the_end():
@@ -209,3 +255,15 @@ def test_grids_pieces_round_trip():
     assert [p.rest.shape[1] for p in plain.chunks(3)] == [1, 3, 1]
     with pytest.raises(InputError, match="first piece"):
         Latents.cat([pieces[1], pieces[0]])
+
+
+def test_tokens_flatten_into_one_sequence_and_back_as_docs_tokens_md_says():
+    from onevae.io.tokens import flatten_tokens, unflatten_tokens
+
+    model = tiny_model("81616_fe")
+    tokens = model.encode_tokens(random_video(9, 32, 32, batch=2))
+    sequence = flatten_tokens(tokens)  # a Tokens, or its list form
+    assert torch.equal(sequence, flatten_tokens(tokens.to_list())) and sequence.shape == (2, (1 * 4 * 4 + 1 * 2 * 2) * 2)
+    grids = unflatten_tokens(sequence, [tuple(g.shape[1:]) for g in tokens.to_list()])
+    assert all(torch.equal(a, b) for a, b in zip(grids, tokens.to_list()))
+    torch.testing.assert_close(model.decode_tokens(grids), model.decode_tokens(tokens), rtol=0, atol=0)

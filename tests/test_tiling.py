@@ -91,6 +91,16 @@ def test_bad_tiles_are_refused(tile, overlap, message):
         model.enable_tiling(tile, overlap)
 
 
+def test_a_tile_given_alone_overlaps_by_a_quarter():
+    """enable_tiling(tile=64) alone once kept the default's 96-pixel overlap and was refused (overlap > tile)."""
+    model = tiny_model("888")
+    for tile, overlap in ((64, 16), (256, 64), (384, 96), (200, 48)):
+        model.enable_tiling(tile=tile)
+        assert (model.tiling.tile, model.tiling.overlap) == (tile, overlap)
+    model.enable_tiling()
+    assert (model.tiling.tile, model.tiling.overlap) == (384, 96)
+
+
 def test_decode_precision_leaves_tokens_unchanged_and_costs_little():
     """bfloat16 decoding: same tokens (FSQ runs in float32), reconstruction within 0.5 dB of float32 on real
     video with the shipped model; bfloat16 encoding shifts latents more than decoding does. A 5 x 72 x 88 crop of

@@ -1,7 +1,7 @@
 """onevae: video tokenizers that are both discrete and continuous (OneVAE, arXiv 2508.09857)."""
 
 from .config import PRESETS, OneVAEConfig, preset
-from .errors import CheckpointError, InputError, OneVAEError
+from .errors import CheckpointError, InputError, InputRangeWarning, OneVAEError, SlowDtypeWarning
 from .latents import Latents, Tokens
 from .model import CONTINUOUS, DISCRETE, ModelOutput, OneVAE, PathPlan
 from .padding import Padding
@@ -21,10 +21,12 @@ __all__ = [
     "PRESETS",
     "CheckpointError",
     "InputError",
+    "InputRangeWarning",
     "OneVAE",
     "OneVAEConfig",
     "OneVAEError",
     "Padding",
+    "SlowDtypeWarning",
     "StreamingDecoder",
     "StreamingEncoder",
     "TiledDecoder",

@@ -14,6 +14,16 @@ class InputError(OneVAEError, ValueError):
     """A tensor, video or token file that the model cannot take (shape, range, dtype, content)."""
 
 
+class InputRangeWarning(UserWarning):
+    """A video whose values all lie in [0, 1]: probably not converted to the [-1, 1] the model takes (a [0, 1]
+    video is in range, so it cannot be refused, but encodes to washed-out latents and tokens)."""
+
+
+class SlowDtypeWarning(UserWarning):
+    """A model set to bfloat16/float16 on a CPU that emulates them (10-35x slower than float32, see
+    :mod:`onevae.hardware`): the numbers are right, only slow."""
+
+
 class CheckpointError(OneVAEError):
     """A checkpoint or model directory that is missing, unreadable or belongs to another model."""
 

@@ -10,11 +10,13 @@ PyTorch 2.13, docs/training.md "Recipe measurements"): a training step of onevae
 from __future__ import annotations
 
 import sys
+import warnings
 
 import torch
 
-from .errors import OneVAEError
+from .errors import OneVAEError, SlowDtypeWarning
 
+WARNING_PREFIX = "[onevae] warning: "
 _REDUCED = {torch.bfloat16: ("bfloat16", "AVX-512 BF16 or AMX"), torch.float16: ("float16", "AVX-512 FP16 or AMX")}
 
 
@@ -37,8 +39,17 @@ def slow_cpu_dtype_message(dtype: torch.dtype, setting: str, fallback: str) -> s
     if dtype not in _REDUCED or cpu_runs_natively(dtype):
         return None
     name, instructions = _REDUCED[dtype]
-    return (f"[onevae] warning: {setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
+    return (f"{WARNING_PREFIX}{setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
             f"PyTorch emulates {name} here, 10-35x slower than float32; {fallback} is faster")
+
+
+def warn_in_python_if_slow_on_cpu(*dtypes: torch.dtype | None) -> None:
+    """A :class:`~onevae.errors.SlowDtypeWarning` for each distinct dtype this CPU would emulate (the Python API's
+    counterpart of :func:`warn_if_slow_on_cpu`, which the command line prints with its own option names)."""
+    for dtype in dict.fromkeys(d for d in dtypes if d is not None):
+        message = slow_cpu_dtype_message(dtype, f"computing in {str(dtype).replace('torch.', '')}", "float32")
+        if message:
+            warnings.warn(message.removeprefix(WARNING_PREFIX), SlowDtypeWarning, stacklevel=3)
 
 
 def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> None:

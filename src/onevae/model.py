@@ -18,6 +18,8 @@ encoding, then one reconstruction per :class:`PathPlan` (continuous, discrete, o
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +29,15 @@ import torch
 import torch.nn as nn
 
 from .config import OneVAEConfig, preset, read_config_json, unset_keys_note
-from .errors import InputError
+from .errors import InputError, InputRangeWarning
+from .hardware import warn_in_python_if_slow_on_cpu
 from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
 from .nn.vae import CausalVAE
 from .padding import Padding, pad_to_multiple
 from .quantizers.factory import build_quantizer
 from .state_dict import LoadReport, copy_matching, require_complete
-from .streaming import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, StreamingDecoder, Tiling, decoder_for, encoder_for
+from .streaming import DEFAULT_TILE, StreamingDecoder, Tiling, decoder_for, default_overlap, encoder_for
 
 # Values a little outside [-1, 1] come from resampling filters and codecs: tolerate them, refuse the rest.
 RANGE_TOLERANCE = 1e-2
@@ -113,12 +116,14 @@ class OneVAE(nn.Module):
         """The weight of the decoder's output convolution (for the adaptive adversarial weight)."""
         return self.model.decoder.head[-1].weight
 
-    def enable_tiling(self, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_TILE_OVERLAP) -> None:
+    def enable_tiling(self, tile: int = DEFAULT_TILE, overlap: int | None = None) -> None:
         """Encode and decode frames larger than ``tile`` pixels as overlapping tiles (memory bounded by the
-        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does. The defaults (384, 96) keep a
-        tiled 720p reconstruction within 0.05 dB of the untiled one; smaller tiles bound memory tighter."""
-        tiling = Tiling(tile, overlap)
-        tiling.check(self.config.spatial_factor)
+        tile; see :mod:`onevae.streaming`), as diffusers' ``enable_tiling`` does. ``overlap`` defaults to a
+        quarter of the tile (a multiple of the spatial factor). The defaults (384, 96) keep a tiled 720p
+        reconstruction within 0.05 dB of the untiled one; smaller tiles bound memory tighter."""
+        sf = self.config.spatial_factor
+        tiling = Tiling(tile, default_overlap(tile, sf) if overlap is None else overlap)
+        tiling.check(sf)
         self.tiling = tiling
 
     def disable_tiling(self) -> None:
@@ -128,7 +133,8 @@ class OneVAE(nn.Module):
         """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
         FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype. The
         weights are cast in place: going back up to float32 does not restore the bits a lower precision dropped
-        (load the model again for that)."""
+        (load the model again for that). On a CPU without native bfloat16/float16 kernels, a
+        :class:`~onevae.errors.SlowDtypeWarning` says so (10-35x slower than float32)."""
         vae = self.model
         for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
             if dtype is not None:
@@ -136,6 +142,8 @@ class OneVAE(nn.Module):
         if self.config.discrete:
             self.quant_conv.float()
             self.post_quant_conv.float()
+        if self.device.type == "cpu":
+            warn_in_python_if_slow_on_cpu(encode, decode)
 
     def set_memory_format(self, memory_format: torch.memory_format = torch.channels_last_3d) -> None:
         """Store every 3-D convolution's weight in ``memory_format`` (``torch.channels_last_3d`` or
@@ -178,13 +186,19 @@ class OneVAE(nn.Module):
         if video.numel() == 0:
             raise InputError(f"video is empty: shape {tuple(video.shape)}")
         if not video.is_floating_point():
-            raise InputError(f"video must be a float tensor with values in [-1, 1], got {video.dtype}")
-        lo, hi = float(video.min()), float(video.max())
-        if not (torch.isfinite(torch.tensor([lo, hi])).all()):
+            raise InputError(f"video must be a float tensor with values in [-1, 1], got {video.dtype} (uint8 frames map as x.float() / 127.5 - 1)")
+        lo, hi = (float(v) for v in video.detach().aminmax())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputError("video contains NaN or infinite values")
         if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
             raise InputError(
                 f"video values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}] (uint8 frames map as x / 127.5 - 1)"
+            )
+        if 0 <= lo < hi:  # a constant video (torch.zeros, a placeholder) is mid-grey or black either way
+            warnings.warn(
+                f"every value of this video lies in [0, 1] ([{lo:.3g}, {hi:.3g}]): the model takes [-1, 1], so a [0, 1] "
+                "video encodes washed out (convert it with video * 2 - 1); a clip with no pixel darker than mid-grey is "
+                "fine: warnings.filterwarnings('ignore', category=onevae.InputRangeWarning)", InputRangeWarning, stacklevel=3,
             )
         if require_valid_size:
             self.check_size(*video.shape[2:])
@@ -221,6 +235,12 @@ class OneVAE(nn.Module):
         for grid in latents.to_list():
             if grid.dim() != 5 or grid.shape[1] != z:
                 raise InputError(f"latent grids must be (B, {z}, t, h, w), got {tuple(grid.shape)}")
+            if not grid.is_floating_point():
+                raise InputError(f"latent grids must be float tensors, got {grid.dtype} (tokens go to decode_tokens)")
+            if grid.shape[0] == 0 or grid.shape[3] == 0 or grid.shape[4] == 0:
+                raise InputError(f"latent grids must hold at least one clip and one position per frame, got {tuple(grid.shape)}")
+            if not bool(torch.isfinite(grid).all()):
+                raise InputError("latents contain NaN or infinite values")
         first, rest = latents.first, latents.rest
         if first is not None:
             if first.shape[2] != 1:
@@ -266,6 +286,8 @@ class OneVAE(nn.Module):
     def decode_latents(self, latents: Latents | Sequence[torch.Tensor], mode: str = "full", chunk_latents: int = 1) -> torch.Tensor:
         """Continuous latents -> video (B, 3, T, H, W), not clamped (clamp to [-1, 1] for display)."""
         latents = self.as_latents(latents)
+        if not torch.is_inference_mode_enabled() and any(g.is_inference() for g in latents.to_list()):
+            latents = latents.map(torch.clone)  # encoded under inference_mode, decoded outside: autograd cannot save them
         if mode not in ("full", "stream"):
             raise InputError(f"mode must be 'full' or 'stream', got {mode!r}")
         h, w = latents.spatial_size
@@ -305,6 +327,7 @@ class OneVAE(nn.Module):
         return self.post_quant_conv(codes.to(self.post_quant_conv.weight.dtype)).permute(0, 4, 1, 2, 3)
 
     def latents_to_tokens(self, latents: Latents | Sequence[torch.Tensor]) -> Tokens:
+        """Continuous latents (B, z, t, h, w) -> their tokens (B, t, h, w, K), as :meth:`encode_tokens` gives them."""
         return self.quantize(self.as_latents(latents))[1]
 
     def tokens_to_latents(self, tokens: Tokens | Sequence[torch.Tensor]) -> Latents:

@@ -64,12 +64,33 @@ def resolve_model_dir(name_or_path: str | Path | None, subfolder: str | None = N
     if not path.exists():
         refuse_weightless_preset(str(name_or_path))
         raise CheckpointError(f"{path}: no such model directory (nor a Hugging Face cache entry)")
+    if path.is_file() and path.name in (CONFIG_NAME, WEIGHTS_NAME) and _is_model_dir(path.parent):
+        return path.parent  # a file of one of our model directories stands for the directory
     if not path.is_dir():
-        raise CheckpointError(f"{path} is a file; a model is a directory with {CONFIG_NAME} and {WEIGHTS_NAME} (convert weight files with `onevae convert`)")
+        raise CheckpointError(
+            f"{path} is a file, not a model directory ({CONFIG_NAME} + {WEIGHTS_NAME}). A weights file is loaded "
+            "with onevae.checkpoints.load_official (OneVAE releases), load_wan (Wan2.1 .pth) or load_diffusers, "
+            "or converted once: onevae convert FILE -o models/NAME"
+        )
+    if not (path / WEIGHTS_NAME).is_file() and _is_diffusers_layout(path):
+        raise CheckpointError(
+            f"{path} is a diffusers folder: load it with onevae.checkpoints.load_diffusers(path) or "
+            "onevae.compat.diffusers.DiffusersVAE.from_pretrained(path), or convert it once: onevae convert FOLDER -o models/NAME"
+        )
     for needed in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / needed).is_file():
             raise CheckpointError(f"{path}: model directory is missing {needed}")
     return path
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
+
+
+def _is_diffusers_layout(path: Path) -> bool:
+    """A pipeline repository (``model_index.json``) or a diffusers model folder (``diffusion_pytorch_model*``):
+    read by :mod:`onevae.checkpoints.diffusers`, which this module does not import."""
+    return (path / "model_index.json").is_file() or any(path.glob("diffusion_pytorch_model*"))
 
 
 def refuse_weightless_preset(name: str) -> None:

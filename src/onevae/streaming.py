@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # the model imports this module
 
 # A tile must hold at least this many latent positions per side: smaller tiles are mostly border.
 MIN_TILE_POSITIONS = 4
-# The default tile of ``OneVAE.enable_tiling``: 384 px overlapping by 96 keeps a tiled 720p reconstruction within
-# 0.05 dB of the untiled one (docs/benchmarks.md); diffusers' 256 / 64 was 0.07 dB off.
-DEFAULT_TILE, DEFAULT_TILE_OVERLAP = 384, 96
+# The default tile of ``OneVAE.enable_tiling``: 384 px overlapping by 96 (``default_overlap``, a quarter) keeps a tiled
+# 720p reconstruction within 0.05 dB of the untiled one (docs/benchmarks.md); diffusers' 256 / 64 was 0.07 dB off.
+DEFAULT_TILE = 384
 
 
 def check_frames(model: OneVAE, frames: torch.Tensor) -> None:
@@ -56,8 +56,8 @@ class StreamingEncoder:
     def __init__(self, model: OneVAE, chunk_frames: int | None = None, tokens: bool = False, check_input: bool = True) -> None:
         tf = model.config.temporal_factor
         self.chunk = chunk_frames or tf
-        if self.chunk % tf:
-            raise InputError(f"chunk_frames must be a multiple of the temporal factor {tf}, got {self.chunk}")
+        if self.chunk % tf or self.chunk < 0:
+            raise InputError(f"chunk_frames must be a positive multiple of the temporal factor {tf}, got {self.chunk}")
         if tokens:
             model.require_discrete()
         self.model = model

@@ -6,10 +6,11 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import OneVAEError
+from ..errors import OneVAEError, SlowDtypeWarning
 from ..hardware import checked_device
 from ..io.atomic import output_directory
 from ..io.paths import directory_output, existing_file, new_output_dir, writable_output
@@ -55,7 +56,9 @@ def load_model_from_args(args: argparse.Namespace) -> OneVAE:
 
     model = OneVAE.from_pretrained(args.model, device=checked_device(args.device))
     encode, decode = (getattr(torch, DTYPES[d or args.dtype]) for d in (args.encode_dtype, args.decode_dtype))
-    model.set_precision(encode=encode, decode=decode)
+    with warnings.catch_warnings():  # the CLI's own line below names --dtype float32
+        warnings.simplefilter("ignore", SlowDtypeWarning)
+        model.set_precision(encode=encode, decode=decode)
     if model.device.type == "cpu":
         from ..hardware import warn_if_slow_on_cpu
 

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ..errors import OneVAEError, Preempted, Terminated
+from ..errors import InputRangeWarning, OneVAEError, Preempted, Terminated
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -113,9 +113,11 @@ def _quiet_broken_pipe() -> int:
 @contextmanager
 def one_line_warnings() -> Iterator[None]:
     """Within: Python warnings print as the command line's other notices, one line ``[onevae] warning: …``
-    on stderr (no source file, line number or code line); the previous display is restored after."""
+    on stderr (no source file, line number or code line); the previous display is restored after. The
+    command line converts every frame to [-1, 1] itself, so a bright clip is not taken for a [0, 1] video."""
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
+        warnings.simplefilter("ignore", InputRangeWarning)
         yield
 
 

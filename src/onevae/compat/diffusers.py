@@ -5,7 +5,9 @@
   ``.sample(generator)``, ``.kl()``), ``decode(z).sample`` (clamped to [-1, 1], as ``AutoencoderKLWan`` does),
   ``config`` with the fields pipelines read (``z_dim``, ``latents_mean``, ``latents_std``,
   ``scale_factor_temporal``, ``scale_factor_spatial``, ``scaling_factor``), ``enable_tiling()`` (the model's
-  spatial tiling, diffusers' arguments mapped) and ``enable_slicing()``.
+  spatial tiling, diffusers' arguments mapped), ``enable_slicing()``, ``from_pretrained`` (our model directory or
+  a diffusers ``AutoencoderKLWan`` folder, ``subfolder``, ``torch_dtype``), ``save_pretrained`` (our directory) and
+  the attributes Wan pipelines read (``z_dim``, ``temperal_downsample``, ``spatial_compression_ratio``).
   Latents are raw (the encoder's mean, or a posterior sample); pipelines normalise them themselves with
   ``config.latents_mean``/``latents_std`` (None when the model carries no statistics: measure them with
   ``onevae stats``).
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..checkpoints.diffusers import find_diffusers_folder, load_diffusers
 from ..errors import InputError, OneVAEError
 from ..latents import Latents, Tokens
 from ..model import OneVAE
@@ -50,6 +53,12 @@ def _check_single_grid(model: OneVAE) -> None:
             f"{model.config.name} keeps frame 0 in a second, high-res latent grid, which diffusers' one-tensor VAE "
             "interface cannot carry; use the OneVAE API (encode_latents/decode_latents) for this model"
         )
+
+
+def _require_tensor(x: Any) -> None:
+    """diffusers' interfaces take one tensor (a list of grids is the OneVAE API's form)."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"expected one torch.Tensor, got {type(x).__name__}")
 
 
 def diffusers_config(model: OneVAE, class_name: str) -> FrozenDict:
@@ -76,11 +85,34 @@ class _Adapter(nn.Module):
         self.model = model
         self.use_slicing = False
         self.use_tiling = False
+        self.train(model.training)  # a loaded model is in eval mode, and so is its adapter (AutoencoderKLWan's is too)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **kwargs: Any):
-        """Wrap :meth:`OneVAE.from_pretrained` (``device``, ``dtype``, ``subfolder`` as there)."""
-        return cls(OneVAE.from_pretrained(path, **kwargs))
+    def from_pretrained(
+        cls, path: str | Path | None = None, subfolder: str | None = None, device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None, torch_dtype: torch.dtype | None = None,
+    ):
+        """Wrap a model loaded from one of our model directories (:meth:`OneVAE.from_pretrained`, ``None``: the
+        shipped one) or from a diffusers ``AutoencoderKLWan`` folder (a pipeline repository, its ``vae/``, a HF
+        cache entry: :func:`onevae.checkpoints.load_diffusers`). ``torch_dtype`` is diffusers' name for ``dtype``
+        (the FSQ projections stay float32, see :meth:`OneVAE.set_precision`)."""
+        dtype = dtype or torch_dtype
+        folder = None
+        if path is not None:
+            local = Path(path).expanduser()
+            folder = find_diffusers_folder(local / subfolder if subfolder and local.is_dir() else path)
+        if folder is None:
+            return cls(OneVAE.from_pretrained(path, device=device, dtype=dtype, subfolder=subfolder))
+        model = load_diffusers(folder)[0].to(device)
+        if dtype is not None:
+            model.set_precision(encode=dtype, decode=dtype)
+        return cls(model)
+
+    def save_pretrained(self, save_directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write the wrapped model as one of our model directories (:meth:`OneVAE.save_pretrained`, FSQ and latent
+        statistics included), which :meth:`from_pretrained` reads back. For a folder that diffusers'
+        ``AutoencoderKLWan.from_pretrained`` reads, use :func:`onevae.checkpoints.save_diffusers` (continuous path only)."""
+        self.model.save_pretrained(save_directory, dtype=dtype)
 
     @property
     def device(self) -> torch.device:
@@ -103,8 +135,8 @@ class _Adapter(nn.Module):
     ) -> None:
         """Spatial tiling with diffusers' arguments, mapped onto the model's square tiles
         (:meth:`OneVAE.enable_tiling`): tile = the smaller of the given tile sizes, overlap = tile - the smaller
-        stride. Our own ``tile=``/``overlap=`` are accepted too; with no argument, our defaults (384, 96;
-        AutoencoderKLWan's are 256 with stride 192, i.e. our tile 256, overlap 64)."""
+        stride (without a stride, a quarter of the tile). Our own ``tile=``/``overlap=`` are accepted too; with no
+        argument, our defaults (384, 96; AutoencoderKLWan's are 256 with stride 192, i.e. our tile 256, overlap 64)."""
         sizes = [int(v) for v in (tile_sample_min_height, tile_sample_min_width) if v]
         strides = [int(v) for v in (tile_sample_stride_height, tile_sample_stride_width) if v]
         if sizes:
@@ -120,6 +152,7 @@ class _Adapter(nn.Module):
 
     def _per_clip(self, fn, x: torch.Tensor):
         """``fn`` on the whole batch, or clip by clip with slicing (results joined along the batch)."""
+        _require_tensor(x)
         if not self.use_slicing or x.shape[0] == 1:
             return fn(x)
         parts = [fn(clip) for clip in x.split(1)]
@@ -135,6 +168,26 @@ class DiffusersVAE(_Adapter):
         super().__init__(model)
         self.config = diffusers_config(model, "OneVAE")
 
+    # AutoencoderKLWan's attributes that pipelines read (WanVideoToVideoPipeline, WanVACEPipeline: temperal_downsample)
+    @property
+    def z_dim(self) -> int:
+        return self.model.config.z_dim
+
+    @property
+    def temperal_downsample(self) -> list[bool]:
+        return list(self.model.config.temporal_downsample)
+
+    @property
+    def temperal_upsample(self) -> list[bool]:
+        return self.temperal_downsample[::-1]
+
+    @property
+    def spatial_compression_ratio(self) -> int:
+        return self.model.config.spatial_factor
+
+    def clear_cache(self) -> None:
+        """Nothing to clear: the causal caches live only as long as one encode/decode call."""
+
     def _moments(self, x: torch.Tensor) -> torch.Tensor:
         mean, logvar = self.model.encode_moments(x)
         return torch.cat([mean.rest, logvar.rest], dim=1)  # (B, 2z, t, h, w), DiagonalGaussianDistribution's layout
@@ -145,8 +198,9 @@ class DiffusersVAE(_Adapter):
 
         With tiling on and frames larger than a tile, only the mean is computed (tile by tile, blended): the
         posterior is then deterministic (``sample()`` returns the mean, with a warning)."""
+        _require_tensor(x)
         tiling = self.model.tiling
-        if tiling is not None and tiling.applies(*x.shape[3:]):
+        if tiling is not None and x.dim() == 5 and tiling.applies(*x.shape[3:]):
             warnings.warn("tiled encoding gives the posterior mean only: latent_dist.sample() returns it without noise", stacklevel=2)
             mean = self._per_clip(lambda clip: self.model.encode_latents(clip).rest, x)
             posterior = DiagonalGaussianDistribution(torch.cat([mean, torch.zeros_like(mean)], dim=1), deterministic=True)
@@ -185,6 +239,7 @@ class DiffusersTokenizer(_Adapter):
 
     def indices_to_latent(self, indices: torch.Tensor) -> torch.Tensor:
         """Indices (B, t, h, w, K) -> the decoder's latents (B, z_dim, t, h, w)."""
+        _require_tensor(indices)
         return self.model.tokens_to_latents(Tokens(indices)).rest
 
     def decode(self, z: torch.Tensor, decode_from_indices: bool = False) -> torch.Tensor:

@@ -253,9 +253,11 @@ def check_same_model(meta: TokenFileMeta, model, fingerprint: str, source: str) 
 
 
 # ------------------------------------------------------------------------------------------ flattening
-def flatten_tokens(grids: list[torch.Tensor]) -> torch.Tensor:
-    """Token grids [(B, t, h, w, K), …] -> one sequence (B, N): grids in order, raster (t, h, w) within a
-    grid, the K tokens of a position adjacent."""
+def flatten_tokens(grids: list[torch.Tensor] | Grids) -> torch.Tensor:
+    """Token grids [(B, t, h, w, K), …] (or a :class:`~onevae.latents.Tokens`) -> one sequence (B, N): grids in
+    order, raster (t, h, w) within a grid, the K tokens of a position adjacent."""
+    if isinstance(grids, Grids):
+        grids = grids.to_list()
     if not grids:
         raise InputError("no token grids to flatten")
     batch = grids[0].shape[0]

@@ -27,8 +27,10 @@ def check_token_indices(indices: torch.Tensor, num_codebooks: int, vocab_size: i
         raise InputError(f"token indices must be integers, got {indices.dtype}")
     if indices.shape[-1:] != (num_codebooks,):
         raise InputError(f"token grids must end with {num_codebooks} tokens per position, got shape {tuple(indices.shape)}")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= vocab_size):
-        raise InputError(f"token values must lie in [0, {vocab_size}), got values in [{int(indices.min())}, {int(indices.max())}]")
+    if indices.numel():
+        lo, hi = (int(v) for v in indices.long().aminmax())  # long: PyTorch has no min/max for uint16/uint32
+        if lo < 0 or hi >= vocab_size:
+            raise InputError(f"token values must lie in [0, {vocab_size}), got values in [{lo}, {hi}]")
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ..errors import InputRangeWarning
 from ..hardware import auto_precision, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
@@ -153,6 +154,8 @@ def _quiet_lightning() -> None:
 
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
+    # the training data is converted to [-1, 1] by onevae.data: a bright crop is not a [0, 1] video
+    warnings.filterwarnings("ignore", category=InputRangeWarning)
     for name in _RANK_ZERO_LOGGERS:  # the logger rank_zero_info writes to (addFilter adds a filter once)
         logging.getLogger(name).addFilter(_not_an_advert)
 
