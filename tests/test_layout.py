@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "onevae"
 # module (or package) -> what it must never import
 FORBIDDEN = {
     "onevae.errors": ["onevae.config", "onevae.model", "onevae.nn"],
+    "onevae.extras": ["onevae.config", "onevae.model", "onevae.nn", "onevae.io"],
     "onevae.latents": ["onevae.model", "onevae.nn", "onevae.checkpoints", "onevae.io", "onevae.train", "onevae.cli"],
     "onevae.hardware": ["onevae.model", "onevae.nn", "onevae.io", "onevae.train", "onevae.cli"],
     "onevae.padding": ["onevae.model", "onevae.io", "onevae.train", "onevae.cli"],

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import msgpack  # a Ray dependency
 import numpy as np
 
 from ..errors import OneVAEError
+from ..extras import require
 from .encoding import EncodedSample, EncodeSettings, EncodeStage, Result
 from .plan import ClipSettings, SegmentPlan
 from .reading import ClipFailure, ClipPart, plan_segment, read_clips
@@ -26,12 +26,8 @@ from .sources import Segment
 
 
 def _ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise OneVAEError("--engine ray needs Ray Data: pip install 'onevae[corpus]'") from None
-    return ray
+    require("ray.data", "corpus", "--engine ray", package="Ray Data")
+    return require("ray", "corpus", "--engine ray", package="Ray Data")
 
 
 # A local cluster turns token authentication on by default (what we want) and says so at every start.
@@ -136,6 +132,8 @@ class _Encoder:
         self.stage = EncodeStage(model.to(device), settings, fingerprint)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import msgpack  # a Ray dependency: imported here, so that this module imports without Ray (see _ray)
+
         out = []
         for row in _rows(batch):
             result = self.stage.handle(_row_message(row))
@@ -150,6 +148,8 @@ class _Encoder:
 def _result(row: dict[str, Any]) -> Result:
     if row["error"]:
         return ClipFailure(int(row["clip_id"]), str(row["error"]))
+    import msgpack
+
     members = msgpack.unpackb(row["members"], raw=False)
     return EncodedSample(int(row["clip_id"]), members, int(row["frames"]), int(row["tokens"]))
 

@@ -18,7 +18,7 @@ from .finalize import finalize
 from .model_adapter import compute_dtype
 from .plan import ClipSettings, SegmentPlan, clips_by_shard, number_clips, shard_of
 from .progress import Progress
-from .shards import ShardAssembler
+from .shards import ShardAssembler, require_webdataset
 from .sources import ManifestColumns, expand_sources
 from .state import RUN_FORMAT, RUN_VERSION, OutputDir
 
@@ -96,6 +96,7 @@ def tokenize_corpus(model, sources: list[str | Path], out_dir: str | Path,
 
     options = options or TokenizeOptions()
     options.validate()
+    require_webdataset()  # before any clip is read or encoded: the shards need it
     if options.tokens and not model.config.discrete:
         raise InputError(f"{model.config.name} is a continuous-only model: it has no tokens (use --latents)")
     settings = options.clip_settings(model)

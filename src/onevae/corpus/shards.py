@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneVAEError
+from ..extras import require
 from ..io.atomic import atomic_path
 from .encoding import EncodedSample, Result
 from .reading import ClipFailure
@@ -38,9 +39,14 @@ def output_file(path: Path) -> Iterator[Path]:
         raise OneVAEError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def require_webdataset():
+    """The webdataset module that writes the shards, or a one-line error naming the extra to install."""
+    return require("webdataset", "corpus", "onevae tokenize (writing webdataset shards)")
+
+
 def write_shard(path: Path, samples: list[tuple[int, dict[str, bytes]]]) -> None:
     """A webdataset tar of ``samples`` (clip id, members), atomically."""
-    import webdataset as wds
+    wds = require_webdataset()
 
     with output_file(path) as tmp, open(tmp, "wb") as stream:
         with wds.TarWriter(stream, user="onevae", group="onevae", mode=0o444, encoder=False, mtime=0.0) as writer:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import InputError, OneVAEError
+from ..errors import InputError
+from ..extras import require
 from .fsq import check_token_indices
 
 
 def _library():
-    try:
-        import vector_quantize_pytorch
-    except ModuleNotFoundError:
-        raise OneVAEError("the vq and lfq quantizers need vector-quantize-pytorch: pip install 'onevae[experiments]'") from None
-    return vector_quantize_pytorch
+    return require("vector_quantize_pytorch", "experiments", "the vq and lfq quantizers", package="vector-quantize-pytorch")
 
 
 class _LibraryQuantizer(nn.Module):
