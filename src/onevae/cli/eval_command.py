@@ -15,7 +15,8 @@ def add_eval(sub) -> None:
     p.add_argument("model", help="model directory, or 'default' / 'onevae-small' for the shipped tokenizer")
     p.add_argument("clips", nargs="*", help="held-out clip names or video files (default: the whole held-out set)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME; for a training run's export/, eval/RUN_NAME)")
-    p.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder of scripts/fetch_opencv_clips.sh (default data/opencv)")
+    p.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder with OpenCV's sample videos (vtest.avi, cup.mp4.gz, tree.avi, Megamind.avi; `make data` in a source checkout "
+                   "puts them in data/opencv, the default)")
     p.add_argument("--max-frames", type=int, default=None, help="cut every clip to this many frames")
     p.add_argument("--no-x264", action="store_true", help="skip the x264 baseline")
     p.add_argument("--no-png", action="store_true", help="write no side-by-side PNG")

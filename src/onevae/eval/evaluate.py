@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.video import tensor_to_frames
-from .heldout import DEFAULT_OPENCV_DIR, HELD_OUT, load, read_frames, select
+from .heldout import DEFAULT_OPENCV_DIR, HELD_OUT, check_available, load, read_frames, select
 from .metrics import clip_metrics
 
 SATURATED = 0.5  # HSV saturation of the reference at or above which a pixel counts as saturated
@@ -192,8 +192,10 @@ class EvalClip:
 def resolve_clips(names: list[str], opencv_dir: str | Path = DEFAULT_OPENCV_DIR, max_frames: int | None = None) -> list[EvalClip]:
     """Held-out clip names (all of them by default) or video files, optionally cut to ``max_frames``."""
     held = {clip.name for clip in HELD_OUT}
+    names = names or [clip.name for clip in HELD_OUT]
+    check_available([clip for clip in HELD_OUT if clip.name in names], opencv_dir)  # all missing files at once, before any is read
     clips = []
-    for name in names or [clip.name for clip in HELD_OUT]:
+    for name in names:
         if name in held:
             spec = select([name])[0]
             video, fps = load(spec, opencv_dir)

