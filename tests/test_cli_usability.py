@@ -89,7 +89,8 @@ def test_cpu_bf16_warning_reads_once(model_dir, monkeypatch, capsys):
 
 def test_train_without_config_says_so(tmp_path):
     result = run_cli("train", "trainer.max_steps=2", f"output_dir={tmp_path / 'run'}")
-    assert_user_error(result, "needs at least one entry in sources (no --config given: pass --config FILE, see configs/)")
+    assert_user_error(result, "needs at least one entry in sources (no --config given: pass --config FILE; "
+                      "`onevae train --print-config > my.yaml` writes a starter config for your own videos)")
 
 
 def test_lightning_advertisements_are_dropped_other_info_kept(tmp_path, caplog):

@@ -86,7 +86,10 @@ def print_err(message: str) -> None:
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a stage (continuous, discrete, joint) from a YAML config",
                        description="Train with PyTorch Lightning. Overrides: key.path=value (YAML values), e.g. trainer.max_steps=100.")
-    p.add_argument("--config", default=None, help="YAML config (see configs/)")
+    p.add_argument("--config", default=None, help="YAML config (a source checkout's configs/ holds the recipes; "
+                   "--print-config gives a starter for your own videos)")
+    p.add_argument("--print-config", action="store_true", help="print a starter config for fine-tuning the shipped model on "
+                   "your own videos, and exit (onevae train --print-config > my.yaml)")
     p.add_argument("--resume", default=None, help="'auto' (the run's newest valid checkpoint, if any) or a checkpoint path")
     p.add_argument("--overwrite", action="store_true", help="start over in an output_dir that holds a previous run (its checkpoints, export, logs, validation records and media are deleted)")
     p.add_argument("overrides", nargs="*", help="key.path=value overrides")
@@ -94,7 +97,11 @@ def add_train(sub) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..train.config import load_train_config
+    from ..train.config import load_train_config, starter_config_text
+
+    if args.print_config:
+        print(starter_config_text(), end="")
+        return 0
     from ..train.runner import train
 
     try:
@@ -103,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
     except OneVAEError as exc:
         if args.config is not None:
             raise
-        raise OneVAEError(f"{exc} (no --config given: pass --config FILE, see configs/)") from exc
+        raise OneVAEError(f"{exc} (no --config given: pass --config FILE; `onevae train --print-config > my.yaml` writes "
+                          "a starter config for your own videos)") from exc
     if export is not None:  # None in the other processes of a DDP run
         print_err(f"[onevae] exported the trained model to {export}")
     return 0

@@ -185,6 +185,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+STARTER_CONFIG = Path(__file__).with_name("starter.yaml")  # shipped in the package (docs/training.md shows it too)
+
+
+def starter_config_text() -> str:
+    """The starter config for training on your own videos (``onevae train --print-config``)."""
+    return STARTER_CONFIG.read_text()
+
+
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults), apply overrides, validate."""
     data = read_yaml_file(path) if path is not None else {}
