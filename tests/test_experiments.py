@@ -358,3 +358,12 @@ def test_a_folder_scale_note_replaces_the_cpu_scale_paragraph(tmp_path):
     text = out.read_text()
     assert "**Scale.** One GPU, nine runs at once." in text and "Not stated" not in text
     assert [s.name for s in find_experiments(folder)] == ["mini"]  # scale.md is no experiment
+
+
+def test_report_without_experiment_files_writes_nothing(tmp_path, capsys):
+    """Outside a checkout the default configs/experiments does not exist: an error, not an empty report."""
+    out = tmp_path / "docs" / "results.md"
+    args = ["experiment", "report", "--runs", str(tmp_path / "none"), "--experiments", str(tmp_path / "missing"), "--out", str(out)]
+    assert cli_main(args) == 2
+    assert f"{tmp_path / 'missing'}: no experiment files (*.yaml) there" in capsys.readouterr().err
+    assert not (tmp_path / "docs").exists()

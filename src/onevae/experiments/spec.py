@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ..configtools import build_dataclass, read_yaml_file
-from ..errors import OneVAEError
+from ..errors import InputError, OneVAEError
 from .data import EvalConfig, EvalWindow
 
 
@@ -153,6 +153,10 @@ def _check(spec: ExperimentSpec) -> None:
 
 
 def find_experiments(folder: Path) -> list[ExperimentSpec]:
-    """The experiment files of a folder, in their ``order``."""
-    specs = [load_experiment(p) for p in sorted(Path(folder).glob("*.yaml"))]
+    """The experiment files of a folder, in their ``order``; a folder without any is an InputError."""
+    paths = sorted(Path(folder).glob("*.yaml"))
+    if not paths:
+        raise InputError(f"{folder}: no experiment files (*.yaml) there; the experiments are in the source repository's "
+                         "configs/experiments/ (run from a checkout, or give the folder that holds them)")
+    specs = [load_experiment(p) for p in paths]
     return sorted(specs, key=lambda s: (s.order, s.name))
