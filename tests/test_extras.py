@@ -43,6 +43,14 @@ def test_library_quantizers_say_what_to_install(monkeypatch):
         _library()
 
 
+def test_training_data_photos_say_what_to_install(monkeypatch):
+    from onevae.data.prepare import skimage_photos
+
+    hide(monkeypatch, "skimage", "skimage.data")
+    with pytest.raises(OneVAEError, match=r"scikit-image: pip install 'onevae\[data\]'"):
+        skimage_photos()
+
+
 def test_tokenize_without_webdataset_is_one_line_before_any_output(tmp_path):
     shim = tmp_path / "shim"
     shim.mkdir()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..eval.heldout import source_stem, train_end
+from ..extras import require
 from ..io.fit import resize_video
 from ..io.video import IMAGE_EXTENSIONS, frames_to_tensor, iter_video_frames, probe_video, tensor_to_frames
 from ..io.writer import VideoWriter
@@ -256,11 +257,11 @@ def load_image(path: Path, max_side: int = 2048) -> np.ndarray:
 
 
 def skimage_photos() -> list[tuple[str, np.ndarray]]:
-    import skimage.data
+    skimage_data = require("skimage.data", "data", "photos from scikit-image", package="scikit-image")
 
     photos = []
     for name in SKIMAGE_PHOTOS:
-        loader = getattr(skimage.data, name, None)
+        loader = getattr(skimage_data, name, None)
         if loader is None:
             continue
         image = np.asarray(loader())
