@@ -93,6 +93,12 @@ def test_train_without_config_says_so(tmp_path):
                       "`onevae train --print-config > my.yaml` writes a starter config for your own videos)")
 
 
+def test_train_with_a_missing_config_points_to_the_starter(tmp_path):
+    result = run_cli("train", "--config", str(tmp_path / "configs" / "discrete.yaml"))
+    assert_user_error(result, "discrete.yaml: no such config file (the recipes of configs/ are in the source repository")
+    assert "onevae train --print-config > my.yaml" in result.stderr
+
+
 def test_lightning_advertisements_are_dropped_other_info_kept(tmp_path, caplog):
     import logging
 

@@ -102,6 +102,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(starter_config_text(), end="")
         return 0
+    if args.config is not None and not Path(args.config).is_file():  # e.g. the README's configs/... without a checkout
+        raise OneVAEError(f"{args.config}: no such config file (the recipes of configs/ are in the source repository, not in "
+                          "the package; `onevae train --print-config > my.yaml` writes a starter config for your own videos)")
     from ..train.runner import train
 
     try:
