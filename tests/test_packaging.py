@@ -38,3 +38,12 @@ def test_print_config_is_the_starter_the_docs_show_and_it_loads(tmp_path):
     (tmp_path / "my.yaml").write_text(result.stdout)
     config = load_train_config(tmp_path / "my.yaml")
     assert config.model.init_from == "default" and config.data.sources == ["videos"]
+
+
+def test_print_config_with_other_options_is_refused_in_one_line():
+    for extra in (["--config", "my.yaml"], ["trainer.max_steps=3"], ["--resume", "auto"]):
+        result = run_cli("train", "--print-config", *extra)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.strip().splitlines() == [
+            "onevae train: error: --print-config takes no other option or override: it prints the starter config and exits "
+            "(onevae train --print-config > my.yaml; then onevae train --config my.yaml)"]

@@ -100,6 +100,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.config import load_train_config, starter_config_text
 
     if args.print_config:
+        if args.config is not None or args.resume is not None or args.overwrite or args.overrides:
+            raise OneVAEError("--print-config takes no other option or override: it prints the starter config and exits "
+                              "(onevae train --print-config > my.yaml; then onevae train --config my.yaml)")
         print(starter_config_text(), end="")
         return 0
     if args.config is not None and not Path(args.config).is_file():  # e.g. the README's configs/... without a checkout
