@@ -25,6 +25,11 @@ WEIGHTS_NAME = "model.safetensors"
 DEFAULT_MODEL_NAME = "onevae-small"
 
 
+def names_default_model(name: str | Path | None) -> bool:
+    """Whether ``name`` asks for the shipped model: ``default`` or its preset name (None counts where it may)."""
+    return name is None or str(name) in ("default", DEFAULT_MODEL_NAME)
+
+
 def default_model_dir() -> Path:
     """The small tokenizer shipped inside the package (see its model card, MODEL_CARD.md)."""
     return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_NAME
@@ -50,7 +55,7 @@ def _snapshot_dir(repo_dir: Path) -> Path | None:
 
 def resolve_model_dir(name_or_path: str | Path | None, subfolder: str | None = None) -> Path:
     """A local directory holding ``config.json`` for a path, a HF cache folder or id, or None (the default)."""
-    if name_or_path is None or str(name_or_path) in ("default", DEFAULT_MODEL_NAME):
+    if names_default_model(name_or_path):
         path = default_model_dir()
     else:
         path = Path(name_or_path).expanduser()

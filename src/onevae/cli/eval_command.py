@@ -32,10 +32,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..eval.flat_colours import flat_colour_round_trip, flat_colours_table, write_flat_colours
     from ..hardware import checked_device
     from ..model import OneVAE
+    from ..model_dir import names_default_model
 
     if args.max_frames is not None and args.max_frames < 1:
         raise OneVAEError(f"--max-frames must be at least 1, got {args.max_frames}")
-    shipped = args.model in ("default", "onevae-small")
+    shipped = names_default_model(args.model)
     model = OneVAE.from_pretrained(args.model, device=checked_device(args.device)).eval()
     clips = resolve_clips(args.clips, args.opencv, args.max_frames)
     out = args.out or default_out(args.model, shipped)

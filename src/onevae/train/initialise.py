@@ -16,7 +16,7 @@ from ..checkpoints.wan import load_wan_prior
 from ..config import OneVAEConfig
 from ..errors import CheckpointError
 from ..model import OneVAE
-from ..model_dir import DEFAULT_MODEL_NAME, default_model_dir, read_model_dir, refuse_weightless_preset
+from ..model_dir import default_model_dir, names_default_model, read_model_dir, refuse_weightless_preset
 from ..nn.widen import check_widening, widen_into
 from ..state_dict import LoadReport, copy_matching
 from .checkpointing import weights_from_training_checkpoint
@@ -28,7 +28,7 @@ FORMATS = ("auto", "onevae", "official", "wan", "diffusers", "training")
 def init_source(init_from: str) -> Path:
     """The file or folder ``model.init_from`` names: a path, or ``default`` / ``onevae-small`` for the model
     shipped inside the package (as ``--model`` takes them); a missing one is refused naming the key."""
-    if init_from in ("default", DEFAULT_MODEL_NAME):
+    if names_default_model(init_from):
         return default_model_dir()
     path = Path(init_from).expanduser()
     if not path.exists() and find_diffusers_folder(init_from) is None:  # an org/name id in the local HF cache is fine
