@@ -16,7 +16,6 @@ import torch
 
 from .errors import OneVAEError, SlowDtypeWarning
 
-WARNING_PREFIX = "[onevae] warning: "
 _REDUCED = {torch.bfloat16: ("bfloat16", "AVX-512 BF16 or AMX"), torch.float16: ("float16", "AVX-512 FP16 or AMX")}
 
 
@@ -39,7 +38,7 @@ def slow_cpu_dtype_message(dtype: torch.dtype, setting: str, fallback: str) -> s
     if dtype not in _REDUCED or cpu_runs_natively(dtype):
         return None
     name, instructions = _REDUCED[dtype]
-    return (f"{WARNING_PREFIX}{setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
+    return (f"{setting} on a CPU without {instructions} (best: {torch.backends.cpu.get_cpu_capability()}): "
             f"PyTorch emulates {name} here, 10-35x slower than float32; {fallback} is faster")
 
 
@@ -49,14 +48,14 @@ def warn_in_python_if_slow_on_cpu(*dtypes: torch.dtype | None) -> None:
     for dtype in dict.fromkeys(d for d in dtypes if d is not None):
         message = slow_cpu_dtype_message(dtype, f"computing in {str(dtype).replace('torch.', '')}", "float32")
         if message:
-            warnings.warn(message.removeprefix(WARNING_PREFIX), SlowDtypeWarning, stacklevel=3)
+            warnings.warn(message, SlowDtypeWarning, stacklevel=3)
 
 
 def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> None:
-    """Print :func:`slow_cpu_dtype_message` to stderr if there is one."""
+    """Print :func:`slow_cpu_dtype_message` to stderr, as an ``[onevae] warning:`` line, if there is one."""
     message = slow_cpu_dtype_message(dtype, setting, fallback)
     if message:
-        print(message, file=sys.stderr)
+        print(f"[onevae] warning: {message}", file=sys.stderr)
 
 
 def auto_precision(accelerator: str) -> tuple[str, str]:
