@@ -267,3 +267,19 @@ def test_eval_writes_each_training_run_to_its_own_folder(tmp_path):
     assert default_out(str(tmp_path / "runs" / "mine" / "export"), False) == Path("eval/mine")
     assert default_out(str(tmp_path / "my-tokenizer"), False) == Path("eval/my-tokenizer")
     assert default_out("default", True) == Path("eval/onevae-small")
+
+
+def test_flat_colours_of_a_real_model_raise_no_input_range_warning():
+    """A light flat colour lies inside [0, 1] on the model's [-1, 1] scale: the evaluation made the clip itself,
+    so the API's [0, 1]-video warning must not fire on it (it did, once per light colour)."""
+    import warnings
+
+    from onevae import InputRangeWarning
+    from onevae.eval.flat_colours import flat_colour_round_trip
+
+    from conftest import tiny_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputRangeWarning)
+        results = flat_colour_round_trip(tiny_model(), {"light grey": (220, 220, 220)}, frames=9, size=16)
+    assert {r.path for r in results} == {"tokens", "latents"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
+from ..errors import InputError, InputRangeWarning
 from ..io.atomic import atomic_path
 from ..io.video import tensor_to_frames
 from .heldout import DEFAULT_OPENCV_DIR, HELD_OUT, check_available, load, read_frames, select
@@ -157,10 +158,13 @@ def x264_at_budget(video: torch.Tensor, fps: float, budget_bits: float) -> tuple
 @torch.no_grad()
 def model_reconstructions(model, video: torch.Tensor, chunk_frames: int = 8) -> dict[str, torch.Tensor]:
     """Tokens and latents reconstructions of a (3, T, H, W) clip, streamed (bounded memory), padded and cropped
-    back: ``{"tokens": (3, T, H, W), "latents": ...}`` (tokens only for a discrete model)."""
+    back: ``{"tokens": (3, T, H, W), "latents": ...}`` (tokens only for a discrete model). The clip is one this
+    module made from frames (in [-1, 1] by construction), so a bright or flat one raises no InputRangeWarning."""
     x = video[None].to(model.device, model.dtype)  # (1, 3, T, H, W)
     padded, padding = model.pad_video(x)
-    latents = model.encode_latents(padded, mode="stream", chunk_frames=chunk_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputRangeWarning)
+        latents = model.encode_latents(padded, mode="stream", chunk_frames=chunk_frames)
     out = {"latents": model.decode_latents(latents, mode="stream", chunk_latents=2)}
     if model.config.discrete:
         out["tokens"] = model.decode_tokens(model.latents_to_tokens(latents), mode="stream", chunk_latents=2)
