@@ -161,9 +161,9 @@ def model_reconstructions(model, video: torch.Tensor, chunk_frames: int = 8) -> 
     back: ``{"tokens": (3, T, H, W), "latents": ...}`` (tokens only for a discrete model). The clip is one this
     module made from frames (in [-1, 1] by construction), so a bright or flat one raises no InputRangeWarning."""
     x = video[None].to(model.device, model.dtype)  # (1, 3, T, H, W)
-    padded, padding = model.pad_video(x)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # both pad_video and encode_latents check the range
         warnings.simplefilter("ignore", InputRangeWarning)
+        padded, padding = model.pad_video(x)
         latents = model.encode_latents(padded, mode="stream", chunk_frames=chunk_frames)
     out = {"latents": model.decode_latents(latents, mode="stream", chunk_latents=2)}
     if model.config.discrete:
