@@ -33,6 +33,7 @@ from .errors import InputError, InputRangeWarning
 from .hardware import warn_in_python_if_slow_on_cpu
 from .latents import Latents, Tokens
 from .model_dir import CONFIG_NAME, WEIGHTS_NAME, read_model_dir, weights_fingerprint, write_model_dir
+from .nn.float32 import TensorFn, at_least_float32
 from .nn.vae import CausalVAE
 from .padding import Padding, pad_to_multiple
 from .quantizers.factory import build_quantizer
@@ -129,19 +130,35 @@ class OneVAE(nn.Module):
     def disable_tiling(self) -> None:
         self.tiling = None
 
+    def float32_modules(self) -> list[nn.Module]:
+        """The token path (FSQ projections and quantizer), which runs in float32 whatever the encoder's and the
+        decoder's dtypes, so that tokens do not depend on them: :meth:`set_precision` puts it in float32, and
+        whole-model casts (``.to(torch.bfloat16)``, ``.half()``, ``.type(...)``) never take it below float32."""
+        return [self.quant_conv, self.quantizer, self.post_quant_conv] if self.config.discrete else []
+
+    def _apply(self, fn: TensorFn, recurse: bool = True) -> OneVAE:
+        """``nn.Module``'s cast or move of every tensor, except that :meth:`float32_modules` stay at least
+        float32 (their integer buffers keep their dtype; ``.double()`` still makes them float64)."""
+        if recurse:
+            kept = self.float32_modules()
+            for child in self.children():
+                child._apply(at_least_float32(fn) if any(child is module for module in kept) else fn)
+        return super()._apply(fn, recurse=False)
+
     def set_precision(self, encode: torch.dtype | None = None, decode: torch.dtype | None = None) -> None:
         """Run the encoder and the decoder in their own dtypes (e.g. float32 encoding, bfloat16 decoding). The
-        FSQ projections and rounding always run in float32, so tokens do not depend on the decoder's dtype. The
-        weights are cast in place: going back up to float32 does not restore the bits a lower precision dropped
-        (load the model again for that). On a CPU without native bfloat16/float16 kernels, a
-        :class:`~onevae.errors.SlowDtypeWarning` says so (10-35x slower than float32)."""
+        FSQ projections and rounding always run in float32 (:meth:`float32_modules`), so tokens do not depend on
+        the decoder's dtype; a whole-model cast such as ``model.to(torch.bfloat16)`` keeps them float32 too, and
+        equals ``set_precision(torch.bfloat16, torch.bfloat16)``. The weights are cast in place: going back up to
+        float32 does not restore the bits a lower precision dropped (load the model again for that). On a CPU
+        without native bfloat16/float16 kernels, a :class:`~onevae.errors.SlowDtypeWarning` says so (10-35x
+        slower than float32)."""
         vae = self.model
         for module, dtype in ((vae.encoder, encode), (vae.conv1, encode), (vae.conv2, decode), (vae.decoder, decode)):
             if dtype is not None:
                 module.to(dtype)
-        if self.config.discrete:
-            self.quant_conv.float()
-            self.post_quant_conv.float()
+        for module in self.float32_modules():
+            module.float()
         if self.device.type == "cpu":
             warn_in_python_if_slow_on_cpu(encode, decode)
 

@@ -142,7 +142,9 @@ def checkpoint_model_config(checkpoint: Mapping[str, Any], source: str) -> OneVA
 
 
 def weights_from_training_checkpoint(checkpoint: dict[str, Any], use_ema: bool) -> dict[str, torch.Tensor]:
-    """The tokenizer's weights (our naming) from a training checkpoint's state dict, raw or EMA."""
+    """The tokenizer's weights (our naming) from a training checkpoint's state dict, raw or EMA. EMA weights keep
+    their own dtype (float32, or float64 under ``64-true``), not the model's: a ``bf16-true`` run's EMA is not
+    rounded to bfloat16 on the way out."""
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, Mapping):
         raise CheckpointError("not a onevae training checkpoint: its state_dict is not a mapping")
@@ -157,7 +159,7 @@ def weights_from_training_checkpoint(checkpoint: dict[str, Any], use_ema: bool) 
         for name in list(weights):
             key = EMA.shadow_key(name)
             if key in shadows:
-                weights[name] = shadows[key].to(weights[name].dtype)
+                weights[name] = shadows[key]
     return weights
 
 
