@@ -89,7 +89,8 @@ class PatchDiscriminator3D(nn.Module):
             raise InputError(f"discriminator expects (B, {self.in_channels}, T, H, W) videos, got {tuple(video.shape)}")
         if min(video.shape[-2:]) < self.min_size:
             raise InputError(f"discriminator needs frames of at least {self.min_size}x{self.min_size} pixels, got {video.shape[-2]}x{video.shape[-1]}")
-        return self.main(video)  # (B, 1, t, h, w)
+        dtype = next(self.parameters()).dtype  # its own: trainer.precision bf16-true / 16-true casts it
+        return self.main(video.to(dtype)).float()  # (B, 1, t, h, w) float32 logits
 
 
 def _field(config: Any, *names: str, default: Any = None) -> Any:
