@@ -346,13 +346,14 @@ class RunsCode:
 
 
 def test_a_run_that_fails_before_its_first_step_leaves_no_directory(tmp_path, capsys):
+    (tmp_path / "no_videos").mkdir()  # exists, so it passes the early source check; fails when the data is loaded
     config = train_config(tmp_path / "runs" / "new")
-    config["data"] = {**config["data"], "kind": "files", "sources": [str(tmp_path / "no_such_folder")]}
-    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    config["data"] = {**config["data"], "kind": "files", "sources": [str(tmp_path / "no_videos")]}
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "no usable video or image")
     assert not (tmp_path / "runs" / "new").exists()
     (tmp_path / "mine").mkdir()  # a directory the user made is left, as it was
     config["output_dir"] = str(tmp_path / "mine")
-    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "no usable video or image")
     assert (tmp_path / "mine").is_dir()
 
 

@@ -531,6 +531,64 @@ def test_a_folder_without_usable_video_is_one_clear_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onevae train: error: val.sources: no usable video")
 
 
+def _refused_before_the_model(capsys, path: Path, *overrides: str) -> str:
+    """Run ``onevae train``: exit 2, one error line (returned), printed before the model was built."""
+    assert cli_main(["train", "--config", str(path), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "[onevae] model:" not in err, err  # the model line comes after the model is built
+    (line,) = err.strip().splitlines()
+    return line
+
+
+@pytest.mark.parametrize("missing", ["folder", "media_file", "val_source"])
+def test_a_missing_data_source_is_refused_before_the_model_is_built(tmp_path, capsys, missing):
+    """A missing folder, a missing media file next to a real one (it was skipped with a warning and the run trained
+    on the rest), a missing validation clip: one line naming the key and every missing path, nothing created."""
+    from media import make_clip, smooth_frames
+
+    clip = make_clip(tmp_path / "clip.mp4", smooth_frames(9, 32, 32))
+    data = {"kind": "files", "sources": [str(clip)], "num_frames": 5, "height": 32, "width": 32, "batch_size": 1}
+    val = {"every_n_steps": 1000}
+    if missing == "folder":
+        data["sources"] = [str(tmp_path / "no_such_folder"), str(tmp_path / "nor_this")]
+        said = f"(data.sources: {tmp_path / 'no_such_folder'}, {tmp_path / 'nor_this'})"
+    elif missing == "media_file":
+        data["sources"] = [str(clip), str(tmp_path / "gone.mp4")]
+        said = f"(data.sources: {tmp_path / 'gone.mp4'})"
+    else:
+        val["sources"] = [str(clip), "clips/held_out.mp4"]
+        said = f"(val.sources: clips/held_out.mp4) (relative paths are read from the current directory, {Path.cwd()})"
+    out = tmp_path / "run"
+    path = write_config(tmp_path, "c", tiny_config(out, data=data, val=val, trainer={"max_steps": 1}))
+    assert _refused_before_the_model(capsys, path) == f"onevae train: error: data source(s) not found {said}"
+    assert not out.exists()
+
+
+def test_sources_that_are_not_paths_pass_the_check_and_an_empty_folder_is_refused_as_before(tmp_path, capsys):
+    """sample:NAME, heldout[:NAME], procedural data and shard ranges are not file names; an unknown sample or
+    held-out name is refused as early, by key; an existing folder without videos fails as it did (at loading)."""
+    from onevae.train.config import load_train_config
+    from onevae.train.data import check_sources
+
+    path = write_config(tmp_path, "c", tiny_config(tmp_path / "run", trainer={"max_steps": 1}))
+    for overrides in (["data.kind=files", "data.sources=[sample:bikes]", "val.sources=[heldout:carphone, heldout:cup]"],
+                      ["data.sources=[nothing/here]", "val.sources=[heldout]"],  # procedural data reads no source
+                      ["data.kind=files", f"data.sources=[{tmp_path}]"]):
+        check_sources(load_train_config(path, overrides))
+    (tmp_path / "shards").mkdir()
+    for i in range(2):
+        (tmp_path / "shards" / f"s-{i:02d}.tar").write_bytes(b"")
+    shards = ["data.kind=webdataset", f"data.sources=['{tmp_path}/shards/s-{{00..02}}.tar', '{tmp_path}/shards/*.tar']"]
+    assert _refused_before_the_model(capsys, path, *shards).endswith(f"(data.sources: {tmp_path}/shards/s-02.tar)")
+    assert _refused_before_the_model(capsys, path, "data.kind=files", "data.sources=[sample:nope]").startswith(
+        "onevae train: error: data.sources: unknown sample clip 'nope'")
+    assert "no_such_clip" in _refused_before_the_model(capsys, path, "val.sources=[heldout:no_such_clip]")
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["train", "--config", str(path), "data.kind=files", f"data.sources=[{tmp_path / 'empty'}]"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"onevae train: error: no usable video or image in {tmp_path / 'empty'} (no video or image file found)")
+
+
 def test_a_preempted_ddp_process_other_than_the_first_exits_75_silently(monkeypatch, capsys):
     import signal
 

@@ -17,7 +17,7 @@ from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig, TrainerSection
 from .config_changes import check_resume_config
-from .data import OneVAEDataModule, held_out_names
+from .data import OneVAEDataModule, check_sources
 from .initialise import initialise_model
 from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
@@ -173,7 +173,7 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
     _quiet_lightning()
     out = Path(config.output_dir)
     model_config = config.model_config()  # every config error before the directory is touched
-    held_out_names(config.val.sources)
+    check_sources(config)  # a missing data or val source (or an unknown heldout:NAME) before the model is built
     with RunDirectory(out, resume, overwrite):
         point = find_resume_checkpoint(out, resume, model_config)
         changes = check_resume_config(point.train_config, config, point.path) if point else None
