@@ -23,7 +23,7 @@ from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
 from .preemption import PreemptionCallback
 from .rundir import RunDirectory
-from .validation import keep_validation_rows_up_to
+from .validation import MissedValidation, keep_validation_rows_up_to
 
 
 def build_module(config: TrainConfig, initialise: bool = True) -> tuple[OneVAETrainingModule, LoadReport | None]:
@@ -90,6 +90,7 @@ def build_trainer(config: TrainConfig, extra_callbacks: list | None = None, resu
         ),
         ExportCallback(out / "export", use_ema=t.export_ema),
         PreemptionCallback(out / "checkpoints" / "last.ckpt"),
+        MissedValidation(out, config.val.every_n_steps),
     ]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
