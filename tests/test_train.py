@@ -300,6 +300,58 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert result.stderr.count("[onevae] exported the trained model") == 1  # said by the first process only
 
 
+def _processes_running(needle: str) -> list[int]:
+    """The pids of processes whose command line names ``needle`` (Linux /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # gone meanwhile
+            pass
+    return pids
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_first_ddp_process_stops_every_process_and_resume_continues(tmp_path):
+    """`kill PID` of the first process of a two-process DDP run: every process stops after the same step (the
+    other one blocked in the next step's all-reduce for ever, or crashed with a traceback when the first one
+    left), the command exits 75 within seconds with one line, and --resume auto trains on to max_steps."""
+    import signal
+    import time
+
+    out = tmp_path / "ddp"
+    config = tiny_config(out, trainer={"max_steps": 6, "devices": 2, "accelerator": "cpu", "progress_bar": False,
+                                       "checkpoint_every_n_steps": 2})
+    path = write_config(tmp_path, "ddp_stop", config)
+    command = [sys.executable, "-m", "onevae.cli.main", "train", "--config", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step=0000002.ckpt").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)  # to the first process only
+    sent = time.time()
+    try:
+        _, stderr = first.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in _processes_running(str(path)):
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail("the DDP run did not stop within 60 s of SIGTERM")
+    assert first.returncode == 75 and time.time() - sent < 30, stderr[-3000:]
+    assert "Traceback" not in stderr and "[rank1]" not in stderr, stderr[-3000:]
+    assert stderr.count("stopped by SIGTERM after step") == 1  # said by the first process only
+    assert _processes_running(str(path)) == []  # the second process has exited too
+    stopped = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= stopped < 6 and not (out / "export").exists()
+    resumed = subprocess.run([*command, "--resume", "auto"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {out / 'checkpoints' / 'last.ckpt'} (step {stopped})" in resumed.stderr
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert (out / "export" / "model.safetensors").is_file()
+    assert len(losses(out, "train/loss/total")) == 6  # every step logged once
+
+
 def test_several_devices_train_with_ddp_that_allows_unused_parameters(tmp_path):
     from lightning.pytorch.strategies import DDPStrategy
 
