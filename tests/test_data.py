@@ -146,6 +146,8 @@ def test_sources_as_list_file_and_missing_source(media_dir, tmp_path):
     assert video_paths(dataset) == ["good.mp4", "other.mov"]
     with pytest.raises(InputError, match="does not exist"):
         VideoClipDataset([tmp_path / "nowhere"], num_frames=9, size=SIZE)
+    with pytest.raises(InputError, match=f"data source {tmp_path / 'gone.mp4'} does not exist"):  # it was skipped
+        VideoClipDataset([media_dir / "good.mp4", tmp_path / "gone.mp4"], num_frames=9, size=SIZE)
 
 
 def test_dataloader_with_two_workers_matches_single_process(media_dir):

@@ -288,6 +288,38 @@ def test_d6_the_stopped_step_is_logged_and_the_resumed_log_goes_on_without_gap_o
     assert lines[0].startswith("epoch,step,") and not any(line.startswith("epoch,") for line in lines[1:])
 
 
+def test_d6_a_stop_on_a_checkpoint_and_validation_step_saves_that_step_and_validates_it_on_resume(tmp_path):
+    """A signal whose step is a checkpoint step and a validation step: the stop saves step=N.ckpt too (it saved
+    last.ckpt only: Lightning runs the checkpoint callback after the one that stops), and the resumed run redoes
+    the validation of step N, which the stop came before (Lightning counts it as done: a gap in validation.jsonl)."""
+    from onevae.errors import Preempted
+
+    def run(out: Path, max_steps: int, resume=None, callbacks=None) -> None:
+        from onevae.train.config import load_train_config
+        from onevae.train.runner import train
+
+        data = train_config(out, max_steps=max_steps)
+        data["val"].update(every_n_steps=2, save_media=False)
+        train(load_train_config(write_yaml(tmp_path / f"{out.name}.yaml", data)), resume=resume, extra_callbacks=callbacks)
+
+    def rows(out: Path) -> dict[int, float]:
+        lines = (out / "validation.jsonl").read_text().splitlines()
+        return {row["step"]: row["val/discrete/psnr"] for row in map(json.loads, lines)}
+
+    run(tmp_path / "straight", 4)
+    out = tmp_path / "stopped"
+    with pytest.raises(Preempted, match="after step 4"):
+        run(out, 8, callbacks=[SendSignal(signal.SIGTERM, 3)])  # seen at the end of the next step: 4
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "step=0000002.ckpt", "step=0000004.ckpt"]
+    assert torch.load(out / "checkpoints" / "step=0000004.ckpt", weights_only=True)["global_step"] == 4
+    assert list(rows(out)) == [2]  # the stop comes before step 4's validation
+    run(out, 6, resume="auto")
+    assert list(rows(out)) == [2, 4, 6]
+    for step, psnr in rows(tmp_path / "straight").items():  # the same numbers as the uninterrupted run's
+        assert rows(out)[step] == pytest.approx(psnr, rel=1e-5), step
+    assert logged_steps(out) == list(range(6))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("to_group", [False, True], ids=["to-process", "to-group-with-loader-workers"])
 def test_d6_sigterm_to_the_command_line_exits_75(tmp_path, to_group):
@@ -346,13 +378,14 @@ class RunsCode:
 
 
 def test_a_run_that_fails_before_its_first_step_leaves_no_directory(tmp_path, capsys):
+    (tmp_path / "no_videos").mkdir()  # exists, so it passes the early source check; fails when the data is loaded
     config = train_config(tmp_path / "runs" / "new")
-    config["data"] = {**config["data"], "kind": "files", "sources": [str(tmp_path / "no_such_folder")]}
-    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    config["data"] = {**config["data"], "kind": "files", "sources": [str(tmp_path / "no_videos")]}
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "no usable video or image")
     assert not (tmp_path / "runs" / "new").exists()
     (tmp_path / "mine").mkdir()  # a directory the user made is left, as it was
     config["output_dir"] = str(tmp_path / "mine")
-    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "data source")
+    cli_error(capsys, ["train", "--config", str(write_yaml(tmp_path / "c.yaml", config))], "no usable video or image")
     assert (tmp_path / "mine").is_dir()
 
 

@@ -300,6 +300,58 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert result.stderr.count("[onevae] exported the trained model") == 1  # said by the first process only
 
 
+def _processes_running(needle: str) -> list[int]:
+    """The pids of processes whose command line names ``needle`` (Linux /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # gone meanwhile
+            pass
+    return pids
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_first_ddp_process_stops_every_process_and_resume_continues(tmp_path):
+    """`kill PID` of the first process of a two-process DDP run: every process stops after the same step (the
+    other one blocked in the next step's all-reduce for ever, or crashed with a traceback when the first one
+    left), the command exits 75 within seconds with one line, and --resume auto trains on to max_steps."""
+    import signal
+    import time
+
+    out = tmp_path / "ddp"
+    config = tiny_config(out, trainer={"max_steps": 6, "devices": 2, "accelerator": "cpu", "progress_bar": False,
+                                       "checkpoint_every_n_steps": 2})
+    path = write_config(tmp_path, "ddp_stop", config)
+    command = [sys.executable, "-m", "onevae.cli.main", "train", "--config", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step=0000002.ckpt").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)  # to the first process only
+    sent = time.time()
+    try:
+        _, stderr = first.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in _processes_running(str(path)):
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail("the DDP run did not stop within 60 s of SIGTERM")
+    assert first.returncode == 75 and time.time() - sent < 30, stderr[-3000:]
+    assert "Traceback" not in stderr and "[rank1]" not in stderr, stderr[-3000:]
+    assert stderr.count("stopped by SIGTERM after step") == 1  # said by the first process only
+    assert _processes_running(str(path)) == []  # the second process has exited too
+    stopped = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= stopped < 6 and not (out / "export").exists()
+    resumed = subprocess.run([*command, "--resume", "auto"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {out / 'checkpoints' / 'last.ckpt'} (step {stopped})" in resumed.stderr
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert (out / "export" / "model.safetensors").is_file()
+    assert len(losses(out, "train/loss/total")) == 6  # every step logged once
+
+
 def test_several_devices_train_with_ddp_that_allows_unused_parameters(tmp_path):
     from lightning.pytorch.strategies import DDPStrategy
 
@@ -529,6 +581,64 @@ def test_a_folder_without_usable_video_is_one_clear_line(tmp_path, capsys):
     path = write_config(tmp_path, "val", tiny_config(tmp_path / "run", val=val, trainer={"max_steps": 1}))
     assert cli_main(["train", "--config", str(path)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onevae train: error: val.sources: no usable video")
+
+
+def _refused_before_the_model(capsys, path: Path, *overrides: str) -> str:
+    """Run ``onevae train``: exit 2, one error line (returned), printed before the model was built."""
+    assert cli_main(["train", "--config", str(path), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "[onevae] model:" not in err, err  # the model line comes after the model is built
+    (line,) = err.strip().splitlines()
+    return line
+
+
+@pytest.mark.parametrize("missing", ["folder", "media_file", "val_source"])
+def test_a_missing_data_source_is_refused_before_the_model_is_built(tmp_path, capsys, missing):
+    """A missing folder, a missing media file next to a real one (it was skipped with a warning and the run trained
+    on the rest), a missing validation clip: one line naming the key and every missing path, nothing created."""
+    from media import make_clip, smooth_frames
+
+    clip = make_clip(tmp_path / "clip.mp4", smooth_frames(9, 32, 32))
+    data = {"kind": "files", "sources": [str(clip)], "num_frames": 5, "height": 32, "width": 32, "batch_size": 1}
+    val = {"every_n_steps": 1000}
+    if missing == "folder":
+        data["sources"] = [str(tmp_path / "no_such_folder"), str(tmp_path / "nor_this")]
+        said = f"(data.sources: {tmp_path / 'no_such_folder'}, {tmp_path / 'nor_this'})"
+    elif missing == "media_file":
+        data["sources"] = [str(clip), str(tmp_path / "gone.mp4")]
+        said = f"(data.sources: {tmp_path / 'gone.mp4'})"
+    else:
+        val["sources"] = [str(clip), "clips/held_out.mp4"]
+        said = f"(val.sources: clips/held_out.mp4) (relative paths are read from the current directory, {Path.cwd()})"
+    out = tmp_path / "run"
+    path = write_config(tmp_path, "c", tiny_config(out, data=data, val=val, trainer={"max_steps": 1}))
+    assert _refused_before_the_model(capsys, path) == f"onevae train: error: data source(s) not found {said}"
+    assert not out.exists()
+
+
+def test_sources_that_are_not_paths_pass_the_check_and_an_empty_folder_is_refused_as_before(tmp_path, capsys):
+    """sample:NAME, heldout[:NAME], procedural data and shard ranges are not file names; an unknown sample or
+    held-out name is refused as early, by key; an existing folder without videos fails as it did (at loading)."""
+    from onevae.train.config import load_train_config
+    from onevae.train.data import check_sources
+
+    path = write_config(tmp_path, "c", tiny_config(tmp_path / "run", trainer={"max_steps": 1}))
+    for overrides in (["data.kind=files", "data.sources=[sample:bikes]", "val.sources=[heldout:carphone, heldout:cup]"],
+                      ["data.sources=[nothing/here]", "val.sources=[heldout]"],  # procedural data reads no source
+                      ["data.kind=files", f"data.sources=[{tmp_path}]"]):
+        check_sources(load_train_config(path, overrides))
+    (tmp_path / "shards").mkdir()
+    for i in range(2):
+        (tmp_path / "shards" / f"s-{i:02d}.tar").write_bytes(b"")
+    shards = ["data.kind=webdataset", f"data.sources=['{tmp_path}/shards/s-{{00..02}}.tar', '{tmp_path}/shards/*.tar']"]
+    assert _refused_before_the_model(capsys, path, *shards).endswith(f"(data.sources: {tmp_path}/shards/s-02.tar)")
+    assert _refused_before_the_model(capsys, path, "data.kind=files", "data.sources=[sample:nope]").startswith(
+        "onevae train: error: data.sources: unknown sample clip 'nope'")
+    assert "no_such_clip" in _refused_before_the_model(capsys, path, "val.sources=[heldout:no_such_clip]")
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["train", "--config", str(path), "data.kind=files", f"data.sources=[{tmp_path / 'empty'}]"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"onevae train: error: no usable video or image in {tmp_path / 'empty'} (no video or image file found)")
 
 
 def test_a_preempted_ddp_process_other_than_the_first_exits_75_silently(monkeypatch, capsys):

@@ -17,9 +17,11 @@ from .video_dataset import (
     DataWarning,
     VideoClipDataset,
     list_media_files,
+    missing_paths,
+    relative_paths_note,
     validate_num_frames,
 )
-from .webdataset_source import WebDatasetClips, expand_shards, write_shards
+from .webdataset_source import WebDatasetClips, expand_shards, missing_shards, write_shards
 
 __all__ = [
     "DATA_KINDS",
@@ -36,6 +38,8 @@ __all__ = [
     "collate_token_sequences",
     "expand_shards",
     "list_media_files",
+    "missing_sources",
+    "relative_paths_note",
     "sample_token_grids",
     "validate_num_frames",
     "write_shards",
@@ -67,6 +71,13 @@ def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Datas
     if cfg.kind == "webdataset":
         return WebDatasetClips(cfg.sources, **common)
     return VideoClipDataset(cfg.sources, **common)
+
+
+def missing_sources(cfg: DataConfig) -> list[str]:
+    """The entries of ``cfg.sources`` that name nothing on disk (none for procedural clips, which read no file)."""
+    if cfg.kind == "procedural":
+        return []
+    return missing_shards(cfg.sources) if cfg.kind == "webdataset" else missing_paths(cfg.sources)
 
 
 def collate_clips(clips: Sequence[torch.Tensor]) -> torch.Tensor:

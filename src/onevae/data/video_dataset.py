@@ -80,15 +80,27 @@ def list_media_files(
     return [p for p in unique if not is_excluded(p, exclude)]
 
 
+def missing_paths(sources: Iterable[PathLike]) -> list[str]:
+    """The entries of ``sources`` that name no existing file or folder (the lines of a list file are checked
+    when it is read: a missing one is skipped with a warning)."""
+    return [str(source) for source in sources if not Path(source).exists()]
+
+
+def relative_paths_note(paths: Iterable[PathLike]) -> str:
+    """`` (relative paths are read from the current directory, CWD)`` when one of ``paths`` is relative."""
+    if all(Path(p).is_absolute() for p in paths):
+        return ""
+    return f" (relative paths are read from the current directory, {Path.cwd()})"
+
+
 def _expand_source(source: Path) -> list[Path]:
     if source.is_dir():
         return sorted(p for p in source.rglob("*") if p.is_file() and is_media_file(p))
     if source.suffix.lower() in LIST_EXTENSIONS and source.is_file():
         return _read_list_file(source)
-    if source.exists() or is_media_file(source):
-        return [source]  # a missing media file is reported (skipped) at indexing
-    where = "" if source.is_absolute() else f" (relative paths are read from the current directory, {Path.cwd()})"
-    raise InputError(f"data source {source} does not exist{where}")
+    if source.exists():
+        return [source]  # an unreadable file is reported (skipped) at indexing
+    raise InputError(f"data source {source} does not exist{relative_paths_note([source])}")
 
 
 def _read_list_file(path: Path) -> list[Path]:

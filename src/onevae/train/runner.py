@@ -17,13 +17,13 @@ from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
 from .config import TrainConfig, TrainerSection
 from .config_changes import check_resume_config
-from .data import OneVAEDataModule, held_out_names
+from .data import OneVAEDataModule, check_sources
 from .initialise import initialise_model
 from .logs import ResumableCSVLogger
 from .module import OneVAETrainingModule
 from .preemption import PreemptionCallback
 from .rundir import RunDirectory
-from .validation import keep_validation_rows_up_to
+from .validation import MissedValidation, keep_validation_rows_up_to
 
 
 def build_module(config: TrainConfig, initialise: bool = True) -> tuple[OneVAETrainingModule, LoadReport | None]:
@@ -90,6 +90,7 @@ def build_trainer(config: TrainConfig, extra_callbacks: list | None = None, resu
         ),
         ExportCallback(out / "export", use_ema=t.export_ema),
         PreemptionCallback(out / "checkpoints" / "last.ckpt"),
+        MissedValidation(out, config.val.every_n_steps),
     ]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
@@ -173,7 +174,7 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
     _quiet_lightning()
     out = Path(config.output_dir)
     model_config = config.model_config()  # every config error before the directory is touched
-    held_out_names(config.val.sources)
+    check_sources(config)  # a missing data or val source (or an unknown heldout:NAME) before the model is built
     with RunDirectory(out, resume, overwrite):
         point = find_resume_checkpoint(out, resume, model_config)
         changes = check_resume_config(point.train_config, config, point.path) if point else None

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 from ..eval.metrics import codebook_usage, psnr_per_frame, ssim_per_frame
@@ -84,6 +87,42 @@ def keep_validation_rows_up_to(output_dir: Path, step: int) -> None:
     if len(kept) != len(lines):
         with atomic_path(path) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def validated_steps(output_dir: Path) -> set[int]:
+    """The steps that ``validation.jsonl`` holds a row of."""
+    path = Path(output_dir) / VALIDATION_LOG
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {step for step in map(_row_step, lines) if step is not None}
+
+
+class MissedValidation(Callback):
+    """On resume from step N where a validation was due (N a multiple of ``val.every_n_steps``) but
+    ``validation.jsonl`` has no row of N, validate once before training goes on. Lightning, resuming from a
+    checkpoint taken at a step's end, counts that step's validation as done; it was not when the run stopped in
+    between: a signal at that step (the stop comes before the validation), a kill during the validation."""
+
+    def __init__(self, output_dir: Path, every_n_steps: int) -> None:
+        self.output_dir, self.every_n_steps = Path(output_dir), every_n_steps
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.every_n_steps:
+            return
+        missed = trainer.is_global_zero and step not in validated_steps(self.output_dir)
+        if not trainer.strategy.broadcast(missed, src=0):  # the first process's file decides for all of them
+            return
+        loop = getattr(getattr(trainer.fit_loop, "epoch_loop", None), "val_loop", None)  # Lightning's own loop
+        if not callable(getattr(loop, "run", None)):
+            if trainer.is_global_zero:
+                print(f"[onevae] the validation of step {step} was not logged and cannot be redone with this Lightning "
+                      f"version; the next one is at step {step + self.every_n_steps}", file=sys.stderr)
+            return
+        trainer.validating = True  # as Lightning's training loop runs it
+        try:
+            loop.run()
+        finally:
+            trainer.training = True
 
 
 def _row_step(line: str) -> int | None:
