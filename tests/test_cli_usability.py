@@ -205,6 +205,23 @@ def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(mod
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_an_empty_batch_of_sequences_is_an_error_not_an_empty_success(model_dir, tmp_path, capsys):
+    import numpy as np
+
+    from onevae.cli.main import main
+    from onevae.errors import InputError
+    from onevae.sequences import as_sequence_batch
+
+    empty = write_sequences(tmp_path / "empty.npy", 0)  # shape (0, N): a generator that produced nothing
+    out = tmp_path / "new" / "samples"
+    args = ["--frames", "5", "--size", "16x16", "--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(empty), "-o", str(out), *args]) == 2
+    assert f"{empty} holds no sequence (a batch of 0" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # no directory made for nothing
+    with pytest.raises(InputError, match="holds no sequence"):
+        as_sequence_batch(np.zeros((0, 8), dtype=np.int64))
+
+
 def test_encode_into_a_new_directory_creates_it(model_dir, encoded, tmp_path):
     from onevae.cli.main import main
 
