@@ -192,6 +192,38 @@ def test_streaming_encoder_accepts_any_piece_sizes_and_pads_the_end():
     assert (latents.rest - reference.rest).abs().max() <= 1e-5
 
 
+def test_stream_pieces_of_another_size_or_bad_latents_are_refused_not_cropped_or_crashed():
+    from onevae import Latents, StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
+
+    model = tiny_model("888")
+    video = random_video(9, 48, 48, seed=3)
+    with torch.no_grad():
+        latents = model.encode_latents(video)  # (1, 16, 2, 6, 6)
+    other = "must have the batch size and frame size of the stream's first piece"
+    encoder = StreamingEncoder(model)
+    encoder.push(video[:, :, :1])
+    with pytest.raises(InputError, match=r"\(1, 48, 48\) \(pixels\), got \(1, 48, 56\)"):
+        encoder.push(random_video(8, 48, 56))  # was a RuntimeError of torch.cat, or a cache mismatch
+    with pytest.raises(InputError, match=other):
+        encoder.push(random_video(8, 48, 48, batch=2))
+    tiled = TiledEncoder(model, Tiling(32, 8), 48, 48)
+    with pytest.raises(InputError, match=r"\(1, 48, 48\) \(pixels\), got \(1, 64, 80\)"):
+        tiled.push(random_video(1, 64, 80))  # was encoded as its top-left 48x48 corner, silently
+    with pytest.raises(InputError, match=other):
+        tiled.encode(random_video(9, 56, 48))
+    with pytest.raises(InputError, match=r"\(1, 6, 6\) \(latent positions\), got \(1, 8, 10\)"):
+        TiledDecoder(model, Tiling(32, 8), 6, 6).decode(Latents(torch.randn(1, 16, 2, 8, 10)))  # was cropped to 48x48
+    decoder = StreamingDecoder(model)
+    first = decoder.push(latents.frames(0, 1))
+    assert first.shape == (1, 3, 1, 48, 48)
+    with pytest.raises(InputError, match=other):
+        decoder.push(Latents(torch.randn(1, 16, 1, 6, 7)))
+    with pytest.raises(InputError, match="latents contain NaN"):  # decoded to a NaN video before, unlike decode_latents
+        StreamingDecoder(model).push(Latents(latents.rest * float("nan")))
+    with pytest.raises(InputError, match=r"latent grids must be \(B, 16, t, h, w\)"):
+        StreamingDecoder(model).push(Latents(latents.rest[:, :4]))  # was a conv's RuntimeError
+
+
 def test_streaming_memory_is_bounded_by_the_chunk():
     """The causal caches do not grow with the clip: same bytes after 3 and after 12 chunks."""
     from onevae import StreamingDecoder, StreamingEncoder
