@@ -165,6 +165,22 @@ def test_info_on_a_model_is_aligned_and_shows_its_statistics_once(capsys):
     assert "latents_mean" in json.loads(capsys.readouterr().out)["config"]  # the JSON keeps the whole config
 
 
+def test_info_token_counts_are_for_clips_the_model_takes_and_other_sizes_are_refused(capsys):
+    from onevae.cli.main import main
+
+    assert main(["info", "onevae-888", "--size", "25x64x96", "--json"]) == 0  # 8x8x8: 1 + 3*8 frames -> 4 latent frames
+    info = json.loads(capsys.readouterr().out)
+    assert info["tokens per 25x64x96 clip"] == 4 * 8 * 12 * 2 and info["latent grids"] == [[4, 8, 12]]
+    # 20 frames are encoded as 25 (the length is padded): the floor rule's 3 latent frames (576 tokens) was wrong
+    assert main(["info", "onevae-888", "--size", "20x64x96"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 20x64x96: 20 frames is not 1 + k*8 (onevae encode pads it to 25 frames" in err and "tokens per" not in err
+    assert main(["info", "onevae-888", "--size", "17x60x96"]) == 2
+    assert "60x96 (HxW) is not a multiple of 8" in capsys.readouterr().err
+    assert main(["info", "onevae-888", "--size", "0x0x0"]) == 2  # was '0 tokens per 0x0x0 clip'
+    assert "--size values must be >= 1, got 0x0x0" in capsys.readouterr().err
+
+
 def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
     clip, _, _ = encoded
     takes = "onevae info takes a token/latent file (.safetensors from onevae encode), a model directory or a preset name"
