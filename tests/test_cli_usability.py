@@ -139,6 +139,28 @@ def encoded(model_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
     return clip, tokens, latents
 
 
+def test_decode_fps_sets_the_written_rate_for_token_files_and_sequences(model_dir, encoded, tmp_path, capsys):
+    from onevae.cli.main import main
+    from onevae.io.video import probe_video
+
+    _, tokens, latents = encoded  # recorded at 8 fps
+    common = ["--model", str(model_dir), "--quiet"]
+    for source, fps, expected in ((tokens, None, 8.0), (tokens, "12.5", 12.5), (latents, "3", 3.0)):
+        out = tmp_path / f"{source.stem}-{fps}.mp4"
+        assert main(["decode", str(source), "-o", str(out), *common, *(["--fps", fps] if fps else [])]) == 0
+        assert f"-> {out}: 5 frames at {expected:g} fps" in capsys.readouterr().err
+        info = probe_video(out, count_frames=True)
+        assert info.fps == pytest.approx(expected) and info.num_frames == 5  # --fps was ignored: 8 fps, said and written
+    sequence = write_sequences(tmp_path / "one.npy", 1)
+    for fps, expected in ((None, 24.0), ("10", 10.0)):
+        out = tmp_path / f"seq-{fps}.mp4"
+        args = ["--frames", "5", "--size", "16x16", *(["--fps", fps] if fps else [])]
+        assert main(["decode", str(sequence), "-o", str(out), *args, *common]) == 0
+        assert probe_video(out).fps == pytest.approx(expected)
+    assert main(["decode", str(tokens), "-o", str(tmp_path / "bad.mp4"), "--fps", "0", *common]) == 2
+    assert "--fps must be a number of frames per second" in capsys.readouterr().err
+
+
 def test_info_on_token_and_latent_files_shows_only_what_applies(encoded, capsys):
     from onevae.cli.main import main
 
