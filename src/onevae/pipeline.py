@@ -98,7 +98,7 @@ def _cache_bytes_per_pixel(model: OneVAE) -> float:
     key = (json.dumps(model.config.to_dict(), sort_keys=True), str(model.encode_dtype), str(model.decode_dtype))
     if key not in _CACHE_PER_PIXEL:
         side, tf = 2 * model.config.spatial_factor, model.config.temporal_factor
-        encoder, decoder = StreamingEncoder(model, tf, check_input=False), StreamingDecoder(model)
+        encoder, decoder = StreamingEncoder(model, tf, check_input=False), StreamingDecoder(model, check_input=False)
         with torch.no_grad():
             for frames in (1, tf, tf):  # frame 0, then two chunks: every cache holds its full past
                 video = torch.zeros(1, 3, frames, side, side, device=model.device, dtype=model.encode_dtype)

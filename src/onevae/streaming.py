@@ -119,10 +119,13 @@ class StreamingEncoder:
 
 
 class StreamingDecoder:
-    """Decode latents piece by piece with causal caches (memory bounded by the piece)."""
+    """Decode latents piece by piece with causal caches (memory bounded by the piece). ``check_input=False``
+    skips the latents' checks for a caller that has made them already (the tiled decoder checks the whole frame
+    once, not every tile)."""
 
-    def __init__(self, model: OneVAE) -> None:
+    def __init__(self, model: OneVAE, check_input: bool = True) -> None:
         self.model = model
+        self.check_input = check_input
         self.cache = StreamCache()
         self.shape: tuple[int, int, int] | None = None  # (B, h, w) of the first piece
 
@@ -130,8 +133,12 @@ class StreamingDecoder:
     def push(self, latents: Grids) -> torch.Tensor:
         """The next latent frames of the clip (the first piece holds frame 0) -> their frames (B, 3, t, H, W).
         Tokens are turned into the decoder's latents first; both are checked as ``decode_latents`` checks them."""
-        latents = self.model.tokens_to_latents(latents) if isinstance(latents, Tokens) else self.model.as_latents(latents)
-        self.shape = same_stream(self.shape, (latents.batch_size, *latents.spatial_size), "latent positions")
+        if isinstance(latents, Tokens):
+            latents = self.model.tokens_to_latents(latents)
+        elif self.check_input:
+            latents = self.model.as_latents(latents)
+        if self.check_input:
+            self.shape = same_stream(self.shape, (latents.batch_size, *latents.spatial_size), "latent positions")
         return self.model.model.decode(latents.to(self.model.device), self.cache)
 
     def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
@@ -368,11 +375,13 @@ class TiledDecoder:
         self.model, self.tiling, self.sf = model, tiling, sf
         self.latent_height, self.latent_width = latent_height, latent_width
         self.boxes = _boxes(latent_height, latent_width, tiling.tile // sf, tiling.overlap // sf)
-        self.decoders = [StreamingDecoder(model) for _ in self.boxes]
+        self.decoders = [StreamingDecoder(model, check_input=False) for _ in self.boxes]
         self.shape: tuple[int, int, int] | None = None  # (B, h, w) of the pushed pieces
 
     def _check(self, latents: Grids, shape: tuple[int, int, int] | None) -> tuple[int, int, int]:
-        """Latents (or tokens) of this decoder's latent (height, width)."""
+        """Latents (or tokens) of this decoder's latent (height, width), checked once for the whole frame."""
+        if not isinstance(latents, Tokens):  # tokens are checked as each tile's are turned into latents
+            self.model.as_latents(latents)
         expected = shape or (latents.batch_size, self.latent_height, self.latent_width)
         return same_stream(expected, (latents.batch_size, *latents.spatial_size), "latent positions")
 
@@ -415,7 +424,7 @@ class TiledDecoder:
         blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap, canvas)
         for index, b in enumerate(self.boxes):
             start = 0
-            for piece in StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
+            for piece in StreamingDecoder(self.model, check_input=False).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
                 blender.add(piece, b.top * sf, b.left * sf, start_frame=start)  # piece: (B, 3, t, h*sf, w*sf)
                 if on_piece is not None:
                     on_piece(index, start, piece.shape[2])
