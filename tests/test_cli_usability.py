@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae.errors import OneVAEError
@@ -159,6 +160,23 @@ def test_decode_fps_sets_the_written_rate_for_token_files_and_sequences(model_di
         assert probe_video(out).fps == pytest.approx(expected)
     assert main(["decode", str(tokens), "-o", str(tmp_path / "bad.mp4"), "--fps", "0", *common]) == 2
     assert "--fps must be a number of frames per second" in capsys.readouterr().err
+
+
+def test_a_chunk_longer_than_the_clip_plans_memory_for_the_clip(model_dir, encoded, tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    from onevae.cli.main import main
+
+    clip, tokens, _ = encoded  # 5 frames: frame 0, then one chunk of 4
+    # 100 MiB: the clip's 5 frames fit many times over; 1000 latent frames (4,000 video frames) of 16x16 would not
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(100 * 2**20))
+    common = ["--model", str(model_dir), "--quiet", "--chunk", "1000"]
+    again = tmp_path / "again.tokens.safetensors"
+    assert main(["encode", str(clip), "-o", str(again), *common]) == 0  # was: needs about 0.3 GiB even in tiles
+    assert torch.equal(load_file(str(again))["tokens.0"], load_file(str(tokens))["tokens.0"])
+    assert main(["decode", str(tokens), "-o", str(tmp_path / "out.mp4"), *common]) == 0
+    assert main(["reconstruct", str(clip), *common]) == 0
+    assert "error" not in capsys.readouterr().err
 
 
 def test_info_on_token_and_latent_files_shows_only_what_applies(encoded, capsys):
