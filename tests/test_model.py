@@ -125,6 +125,11 @@ def test_bad_tokens_and_latents_give_clear_errors():
         model.decode_tokens([torch.full((1, 1, 8, 8, 2), 70000), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
     with pytest.raises(InputError, match="twice the size"):
         model.decode_latents([torch.zeros(1, 16, 1, 4, 4), torch.zeros(1, 16, 2, 4, 4)])
+    batches = "the first-frame and rest grids must hold the same clips, got batches of 2 and 1"  # was torch.cat's RuntimeError
+    with pytest.raises(InputError, match=batches):
+        model.decode_latents([torch.zeros(2, 16, 1, 8, 8), torch.zeros(1, 16, 2, 4, 4)], mode="stream")
+    with pytest.raises(InputError, match=batches):
+        model.decode_tokens([torch.zeros(2, 1, 8, 8, 2, dtype=torch.long), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
     with pytest.raises(InputError, match="continuous-only"):
         tiny_model("wan").encode_tokens(random_video(9, 32, 32))
 
