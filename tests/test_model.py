@@ -304,3 +304,7 @@ def test_tokens_flatten_into_one_sequence_and_back_as_docs_tokens_md_says():
     grids = unflatten_tokens(sequence, [tuple(g.shape[1:]) for g in tokens.to_list()])
     assert all(torch.equal(a, b) for a, b in zip(grids, tokens.to_list()))
     torch.testing.assert_close(model.decode_tokens(grids), model.decode_tokens(tokens), rtol=0, atol=0)
+    # a first-frame grid of 2 clips with a rest grid of 1 clip (8 tokens, reshaped to (2, 4)) was flattened into 2
+    # sequences, each holding half of the one clip's rest tokens
+    with pytest.raises(InputError, match=r"must hold the same clips, got batches of \[2, 1\]"):
+        flatten_tokens([tokens.first, tokens.rest[:1]])
