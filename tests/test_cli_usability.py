@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae.errors import OneVAEError
@@ -139,6 +140,45 @@ def encoded(model_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
     return clip, tokens, latents
 
 
+def test_decode_fps_sets_the_written_rate_for_token_files_and_sequences(model_dir, encoded, tmp_path, capsys):
+    from onevae.cli.main import main
+    from onevae.io.video import probe_video
+
+    _, tokens, latents = encoded  # recorded at 8 fps
+    common = ["--model", str(model_dir), "--quiet"]
+    for source, fps, expected in ((tokens, None, 8.0), (tokens, "12.5", 12.5), (latents, "3", 3.0)):
+        out = tmp_path / f"{source.stem}-{fps}.mp4"
+        assert main(["decode", str(source), "-o", str(out), *common, *(["--fps", fps] if fps else [])]) == 0
+        assert f"-> {out}: 5 frames at {expected:g} fps" in capsys.readouterr().err
+        info = probe_video(out, count_frames=True)
+        assert info.fps == pytest.approx(expected) and info.num_frames == 5  # --fps was ignored: 8 fps, said and written
+    sequence = write_sequences(tmp_path / "one.npy", 1)
+    for fps, expected in ((None, 24.0), ("10", 10.0)):
+        out = tmp_path / f"seq-{fps}.mp4"
+        args = ["--frames", "5", "--size", "16x16", *(["--fps", fps] if fps else [])]
+        assert main(["decode", str(sequence), "-o", str(out), *args, *common]) == 0
+        assert probe_video(out).fps == pytest.approx(expected)
+    assert main(["decode", str(tokens), "-o", str(tmp_path / "bad.mp4"), "--fps", "0", *common]) == 2
+    assert "--fps must be a number of frames per second" in capsys.readouterr().err
+
+
+def test_a_chunk_longer_than_the_clip_plans_memory_for_the_clip(model_dir, encoded, tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    from onevae.cli.main import main
+
+    clip, tokens, _ = encoded  # 5 frames: frame 0, then one chunk of 4
+    # 100 MiB: the clip's 5 frames fit many times over; 1000 latent frames (4,000 video frames) of 16x16 would not
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(100 * 2**20))
+    common = ["--model", str(model_dir), "--quiet", "--chunk", "1000"]
+    again = tmp_path / "again.tokens.safetensors"
+    assert main(["encode", str(clip), "-o", str(again), *common]) == 0  # was: needs about 0.3 GiB even in tiles
+    assert torch.equal(load_file(str(again))["tokens.0"], load_file(str(tokens))["tokens.0"])
+    assert main(["decode", str(tokens), "-o", str(tmp_path / "out.mp4"), *common]) == 0
+    assert main(["reconstruct", str(clip), *common]) == 0
+    assert "error" not in capsys.readouterr().err
+
+
 def test_info_on_token_and_latent_files_shows_only_what_applies(encoded, capsys):
     from onevae.cli.main import main
 
@@ -163,6 +203,22 @@ def test_info_on_a_model_is_aligned_and_shows_its_statistics_once(capsys):
     assert "latents_mean" not in out and "latents_std" not in out and out.count("latents mean (per channel)") == 1
     assert main(["info", "default", "--json"]) == 0
     assert "latents_mean" in json.loads(capsys.readouterr().out)["config"]  # the JSON keeps the whole config
+
+
+def test_info_token_counts_are_for_clips_the_model_takes_and_other_sizes_are_refused(capsys):
+    from onevae.cli.main import main
+
+    assert main(["info", "onevae-888", "--size", "25x64x96", "--json"]) == 0  # 8x8x8: 1 + 3*8 frames -> 4 latent frames
+    info = json.loads(capsys.readouterr().out)
+    assert info["tokens per 25x64x96 clip"] == 4 * 8 * 12 * 2 and info["latent grids"] == [[4, 8, 12]]
+    # 20 frames are encoded as 25 (the length is padded): the floor rule's 3 latent frames (576 tokens) was wrong
+    assert main(["info", "onevae-888", "--size", "20x64x96"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 20x64x96: 20 frames is not 1 + k*8 (onevae encode pads it to 25 frames" in err and "tokens per" not in err
+    assert main(["info", "onevae-888", "--size", "17x60x96"]) == 2
+    assert "60x96 (HxW) is not a multiple of 8" in capsys.readouterr().err
+    assert main(["info", "onevae-888", "--size", "0x0x0"]) == 2  # was '0 tokens per 0x0x0 clip'
+    assert "--size values must be >= 1, got 0x0x0" in capsys.readouterr().err
 
 
 def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
@@ -203,6 +259,23 @@ def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(mod
     assert main(["decode", str(good), "-o", str(tmp_path / "x.mp4"), *args]) == 2
     assert "a batch of 2 sequences needs -o to be a directory" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_an_empty_batch_of_sequences_is_an_error_not_an_empty_success(model_dir, tmp_path, capsys):
+    import numpy as np
+
+    from onevae.cli.main import main
+    from onevae.errors import InputError
+    from onevae.sequences import as_sequence_batch
+
+    empty = write_sequences(tmp_path / "empty.npy", 0)  # shape (0, N): a generator that produced nothing
+    out = tmp_path / "new" / "samples"
+    args = ["--frames", "5", "--size", "16x16", "--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(empty), "-o", str(out), *args]) == 2
+    assert f"{empty} holds no sequence (a batch of 0" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # no directory made for nothing
+    with pytest.raises(InputError, match="holds no sequence"):
+        as_sequence_batch(np.zeros((0, 8), dtype=np.int64))
 
 
 def test_encode_into_a_new_directory_creates_it(model_dir, encoded, tmp_path):

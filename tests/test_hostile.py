@@ -422,6 +422,24 @@ def test_d16_export_refuses_nan_weights_and_malformed_checkpoints(finished_run, 
     assert not (tmp_path / "x").exists()
 
 
+def test_save_pretrained_never_replaces_the_shipped_model(tmp_path, monkeypatch):
+    from onevae import OneVAE, model_dir
+    from onevae.errors import CheckpointError
+
+    shipped = tmp_path / "package" / "onevae-small"  # a copy stands in for the package's, which must stay untouched
+    shutil.copytree(model_dir.default_model_dir(), shipped)
+    monkeypatch.setattr(model_dir, "default_model_dir", lambda: shipped)
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    model = OneVAE.from_pretrained(None)  # fine-tuned, then saved back where it came from: the natural slip
+    assert model.source_dir == shipped
+    for target in (model.source_dir, tmp_path / "package" / "." / "onevae-small"):
+        with pytest.raises(CheckpointError, match="the model shipped inside the package, which is never replaced"):
+            model.save_pretrained(target, dtype=torch.float32)  # was written over it (float32: other bytes)
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    model.save_pretrained(tmp_path / "mine")
+    assert OneVAE.from_pretrained(tmp_path / "mine").config.name == "onevae-small"
+
+
 def test_export_and_convert_never_replace_a_model_unasked(finished_run, tmp_path, capsys):
     from onevae.model_dir import default_model_dir
 

@@ -125,6 +125,11 @@ def test_bad_tokens_and_latents_give_clear_errors():
         model.decode_tokens([torch.full((1, 1, 8, 8, 2), 70000), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
     with pytest.raises(InputError, match="twice the size"):
         model.decode_latents([torch.zeros(1, 16, 1, 4, 4), torch.zeros(1, 16, 2, 4, 4)])
+    batches = "the first-frame and rest grids must hold the same clips, got batches of 2 and 1"  # was torch.cat's RuntimeError
+    with pytest.raises(InputError, match=batches):
+        model.decode_latents([torch.zeros(2, 16, 1, 8, 8), torch.zeros(1, 16, 2, 4, 4)], mode="stream")
+    with pytest.raises(InputError, match=batches):
+        model.decode_tokens([torch.zeros(2, 1, 8, 8, 2, dtype=torch.long), torch.zeros(1, 2, 4, 4, 2, dtype=torch.long)])
     with pytest.raises(InputError, match="continuous-only"):
         tiny_model("wan").encode_tokens(random_video(9, 32, 32))
 
@@ -190,6 +195,38 @@ def test_streaming_encoder_accepts_any_piece_sizes_and_pads_the_end():
         reference = model.encode_latents(video, pad=True)
     assert latents.rest.shape == reference.rest.shape == (1, 16, 4, 4, 4)
     assert (latents.rest - reference.rest).abs().max() <= 1e-5
+
+
+def test_stream_pieces_of_another_size_or_bad_latents_are_refused_not_cropped_or_crashed():
+    from onevae import Latents, StreamingDecoder, StreamingEncoder, TiledDecoder, TiledEncoder, Tiling
+
+    model = tiny_model("888")
+    video = random_video(9, 48, 48, seed=3)
+    with torch.no_grad():
+        latents = model.encode_latents(video)  # (1, 16, 2, 6, 6)
+    other = "must have the batch size and frame size of the stream's first piece"
+    encoder = StreamingEncoder(model)
+    encoder.push(video[:, :, :1])
+    with pytest.raises(InputError, match=r"\(1, 48, 48\) \(pixels\), got \(1, 48, 56\)"):
+        encoder.push(random_video(8, 48, 56))  # was a RuntimeError of torch.cat, or a cache mismatch
+    with pytest.raises(InputError, match=other):
+        encoder.push(random_video(8, 48, 48, batch=2))
+    tiled = TiledEncoder(model, Tiling(32, 8), 48, 48)
+    with pytest.raises(InputError, match=r"\(1, 48, 48\) \(pixels\), got \(1, 64, 80\)"):
+        tiled.push(random_video(1, 64, 80))  # was encoded as its top-left 48x48 corner, silently
+    with pytest.raises(InputError, match=other):
+        tiled.encode(random_video(9, 56, 48))
+    with pytest.raises(InputError, match=r"\(1, 6, 6\) \(latent positions\), got \(1, 8, 10\)"):
+        TiledDecoder(model, Tiling(32, 8), 6, 6).decode(Latents(torch.randn(1, 16, 2, 8, 10)))  # was cropped to 48x48
+    decoder = StreamingDecoder(model)
+    first = decoder.push(latents.frames(0, 1))
+    assert first.shape == (1, 3, 1, 48, 48)
+    with pytest.raises(InputError, match=other):
+        decoder.push(Latents(torch.randn(1, 16, 1, 6, 7)))
+    with pytest.raises(InputError, match="latents contain NaN"):  # decoded to a NaN video before, unlike decode_latents
+        StreamingDecoder(model).push(Latents(latents.rest * float("nan")))
+    with pytest.raises(InputError, match=r"latent grids must be \(B, 16, t, h, w\)"):
+        StreamingDecoder(model).push(Latents(latents.rest[:, :4]))  # was a conv's RuntimeError
 
 
 def test_streaming_memory_is_bounded_by_the_chunk():
@@ -267,3 +304,7 @@ def test_tokens_flatten_into_one_sequence_and_back_as_docs_tokens_md_says():
     grids = unflatten_tokens(sequence, [tuple(g.shape[1:]) for g in tokens.to_list()])
     assert all(torch.equal(a, b) for a, b in zip(grids, tokens.to_list()))
     torch.testing.assert_close(model.decode_tokens(grids), model.decode_tokens(tokens), rtol=0, atol=0)
+    # a first-frame grid of 2 clips with a rest grid of 1 clip (8 tokens, reshaped to (2, 4)) was flattened into 2
+    # sequences, each holding half of the one clip's rest tokens
+    with pytest.raises(InputError, match=r"must hold the same clips, got batches of \[2, 1\]"):
+        flatten_tokens([tokens.first, tokens.rest[:1]])

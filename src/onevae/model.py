@@ -260,6 +260,8 @@ class OneVAE(nn.Module):
                 raise InputError("latents contain NaN or infinite values")
         first, rest = latents.first, latents.rest
         if first is not None:
+            if first.shape[0] != rest.shape[0]:
+                raise InputError(f"the first-frame and rest grids must hold the same clips, got batches of {first.shape[0]} and {rest.shape[0]}")
             if first.shape[2] != 1:
                 raise InputError(f"the first-frame latent must hold 1 frame, got {first.shape[2]}")
             if rest.shape[2] and (first.shape[3] != 2 * rest.shape[3] or first.shape[4] != 2 * rest.shape[4]):

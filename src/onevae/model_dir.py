@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from .config import PRESETS, OneVAEConfig, architecture_fields
 from .errors import CheckpointError
 from .io.atomic import atomic_path, write_safetensors
+from .io.paths import same_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -124,11 +125,14 @@ def write_model_dir(
     path: str | Path, config: OneVAEConfig, state: dict[str, torch.Tensor],
     metadata: dict[str, str] | None = None, dtype: torch.dtype | None = None,
 ) -> None:
-    """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all.
+    """Write ``config.json`` and ``model.safetensors`` into ``path``; each file appears whole or not at all. The
+    shipped model's directory is refused.
 
     ``dtype`` stores the floating-point tensors in that precision (e.g. float16 halves the file); loading casts
     them back to the model's dtype."""
     path = Path(path)
+    if same_file(path, default_model_dir()):  # what from_pretrained(None) and every token file of it depend on
+        raise CheckpointError(f"{path} is the model shipped inside the package, which is never replaced: save to another directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

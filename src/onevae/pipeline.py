@@ -81,6 +81,16 @@ def read_fps(info: VideoInfo, options: FitOptions) -> float | None:
     return float(info.fps) if info.variable_frame_rate and info.fps > 0 else None
 
 
+def piece_frames(model: OneVAE, chunk_frames: int, clip_frames: int | None) -> int:
+    """Frames of the largest piece a clip of ``clip_frames`` (None: unknown) streams in: frame 0 goes alone, then
+    ``chunk_frames`` at a time, the last padded to a multiple of tf, so a clip shorter than a chunk needs memory
+    for its own frames only (what :func:`plan_tiling` is given)."""
+    if not clip_frames:
+        return chunk_frames
+    tf = model.config.temporal_factor
+    return min(chunk_frames, -(-max(clip_frames - 1, 1) // tf) * tf)
+
+
 def _chunk_bytes(model: OneVAE, height: int, width: int, chunk_frames: int) -> int:
     return _ACTIVATION_FACTOR * model.config.dim * (chunk_frames + 2) * height * width * 4
 
@@ -98,7 +108,7 @@ def _cache_bytes_per_pixel(model: OneVAE) -> float:
     key = (json.dumps(model.config.to_dict(), sort_keys=True), str(model.encode_dtype), str(model.decode_dtype))
     if key not in _CACHE_PER_PIXEL:
         side, tf = 2 * model.config.spatial_factor, model.config.temporal_factor
-        encoder, decoder = StreamingEncoder(model, tf, check_input=False), StreamingDecoder(model)
+        encoder, decoder = StreamingEncoder(model, tf, check_input=False), StreamingDecoder(model, check_input=False)
         with torch.no_grad():
             for frames in (1, tf, tf):  # frame 0, then two chunks: every cache holds its full past
                 video = torch.zeros(1, 3, frames, side, side, device=model.device, dtype=model.encode_dtype)
@@ -149,7 +159,8 @@ def plan_decode_tiling(model: OneVAE, meta: TokenFileMeta, grids: Grids, chunk_l
     if meta.fit:  # frames are brought back to the source size after decoding
         out_h, out_w = undone_size(meta.fit)
         height, width = max(height, out_h), max(width, out_w)
-    return plan_tiling(model, height, width, chunk_latents * config.temporal_factor, tile_by_tile)
+    frames = 1 + (grids.num_frames - 1) * config.temporal_factor
+    return plan_tiling(model, height, width, piece_frames(model, chunk_latents * config.temporal_factor, frames), tile_by_tile)
 
 
 def plan_streaming(plan: Callable[[bool], Tiling | None], height: int, width: int) -> tuple[Tiling | None, bool]:
@@ -245,7 +256,8 @@ def encode_file(
     info = probe_video(path)
     geometry = plan_geometry(model, info, options)
     chunk = options.chunk_latents * model.config.temporal_factor
-    tiling = plan_tiling(model, geometry.height, geometry.width, chunk, tile_by_tile=True)
+    planned = piece_frames(model, chunk, _expected_frames(info, options))
+    tiling = plan_tiling(model, geometry.height, geometry.width, planned, tile_by_tile=True)
     encoder = encoder_for(model, geometry.height, geometry.width, chunk, tiling=tiling)
 
     def stored(latents: Latents) -> Grids:  # latents checked finite before FSQ could turn a NaN into token 0
@@ -462,7 +474,8 @@ def reconstruct_file(
         raise InputError(f"this model has no {output_path} path (it is continuous only)")
     chunk = options.chunk_latents * model.config.temporal_factor
     h, w = geometry.height, geometry.width
-    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(model, h, w, chunk, tbt), h, w)
+    planned = piece_frames(model, chunk, _expected_frames(info, options))
+    tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(model, h, w, planned, tbt), h, w)
     bar = FrameProgress(_expected_frames(info, options), f"reconstruct {path.name}", progress)
     if tile_by_tile:
         canvas_beside = out if out is not None else Path(tempfile.gettempdir()) / f"onevae-reconstruct-{os.getpid()}"

@@ -91,7 +91,7 @@ def _pick(tensors: dict, path: Path) -> torch.Tensor:
 
 
 def as_sequence_batch(tensor, source: str = "the sequence") -> torch.Tensor:
-    """(N,) or (B, N) integers -> int64 (B, N)."""
+    """(N,) or (B, N) integers -> int64 (B, N); a batch of no sequence is refused."""
     if isinstance(tensor, np.ndarray):
         tensor = torch.from_numpy(tensor)
     if not isinstance(tensor, torch.Tensor):
@@ -102,6 +102,8 @@ def as_sequence_batch(tensor, source: str = "the sequence") -> torch.Tensor:
         tensor = tensor.unsqueeze(0)
     if tensor.dim() != 2:
         raise InputError(f"{source}: a token sequence must be (N,) or (B, N), got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise InputError(f"{source} holds no sequence (a batch of 0, shape {tuple(tensor.shape)}): nothing to decode")
     return tensor.to(torch.int64)
 
 

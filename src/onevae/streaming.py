@@ -43,6 +43,21 @@ def check_frames(model: OneVAE, frames: torch.Tensor) -> None:
     model.check_size(1, *frames.shape[3:])
 
 
+def same_stream(expected: tuple[int, int, int] | None, piece: tuple[int, int, int], unit: str) -> tuple[int, int, int]:
+    """``piece``'s (B, H, W), refused unless it is ``expected`` (the stream's first piece's; None: this is the
+    first): the causal caches, and a tiled stream's tiles, hold that batch and frame size."""
+    if expected is not None and piece != expected:
+        raise InputError(
+            f"every piece of a stream must have the batch size and frame size of the stream's first piece: "
+            f"(B, H, W) = {expected} ({unit}), got {piece}; start a new stream for another clip or size"
+        )
+    return piece
+
+
+def _frame_shape(frames: torch.Tensor) -> tuple[int, int, int]:
+    return frames.shape[0], frames.shape[3], frames.shape[4]  # (B, 3, t, H, W) -> (B, H, W)
+
+
 class StreamingEncoder:
     """Encode a clip pushed piece by piece (any piece sizes), holding only causal caches between pieces.
 
@@ -65,12 +80,14 @@ class StreamingEncoder:
         self.check_input = check_input
         self.cache = StreamCache()
         self.pending: torch.Tensor | None = None  # (B, 3, t, H, W) frames not yet encoded
+        self.shape: tuple[int, int, int] | None = None  # (B, H, W) of the first piece
         self.started = False
 
     def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the latent frames completed so far, or None if none was."""
         if self.check_input:
             check_frames(self.model, frames)
+            self.shape = same_stream(self.shape, _frame_shape(frames), "pixels")
         self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
         parts = []
         if not self.started:
@@ -102,18 +119,26 @@ class StreamingEncoder:
 
 
 class StreamingDecoder:
-    """Decode latents piece by piece with causal caches (memory bounded by the piece)."""
+    """Decode latents piece by piece with causal caches (memory bounded by the piece). ``check_input=False``
+    skips the latents' checks for a caller that has made them already (the tiled decoder checks the whole frame
+    once, not every tile)."""
 
-    def __init__(self, model: OneVAE) -> None:
+    def __init__(self, model: OneVAE, check_input: bool = True) -> None:
         self.model = model
+        self.check_input = check_input
         self.cache = StreamCache()
+        self.shape: tuple[int, int, int] | None = None  # (B, h, w) of the first piece
 
     @torch.no_grad()
     def push(self, latents: Grids) -> torch.Tensor:
         """The next latent frames of the clip (the first piece holds frame 0) -> their frames (B, 3, t, H, W).
-        Tokens are turned into the decoder's latents first."""
+        Tokens are turned into the decoder's latents first; both are checked as ``decode_latents`` checks them."""
         if isinstance(latents, Tokens):
             latents = self.model.tokens_to_latents(latents)
+        elif self.check_input:
+            latents = self.model.as_latents(latents)
+        if self.check_input:
+            self.shape = same_stream(self.shape, (latents.batch_size, *latents.spatial_size), "latent positions")
         return self.model.model.decode(latents.to(self.model.device), self.cache)
 
     def iter_decode(self, latents: Grids, chunk_latents: int = 1) -> Iterator[torch.Tensor]:
@@ -264,11 +289,17 @@ class TiledEncoder:
         self.boxes = _boxes(height, width, tiling.tile, tiling.overlap)
         self.encoders = [StreamingEncoder(model, chunk_frames, check_input=False) for _ in self.boxes]
         self.chunk = self.encoders[0].chunk
+        self.shape: tuple[int, int, int] | None = None  # (B, H, W) of the pushed pieces
+
+    def _check(self, frames: torch.Tensor, shape: tuple[int, int, int] | None) -> tuple[int, int, int]:
+        """Whole frames (B, 3, t, H, W) of this encoder's (height, width) (once per frame, not once per tile)."""
+        check_frames(self.model, frames)
+        return same_stream(shape or (frames.shape[0], self.height, self.width), _frame_shape(frames), "pixels")
 
     def push(self, frames: torch.Tensor) -> Grids | None:
         """Frames (B, 3, t, H, W) -> the blended latent frames completed so far, or None. Frame by frame, every
         tile keeps its causal caches (memory grows with the frame's area); :meth:`encode` does not."""
-        check_frames(self.model, frames)  # once for the whole frame, not once per tile
+        self.shape = self._check(frames, self.shape)
         pieces = [enc.push(frames[..., b.top : b.top + b.height, b.left : b.left + b.width]) for enc, b in zip(self.encoders, self.boxes)]
         return None if pieces[0] is None else self._blended(pieces)
 
@@ -290,14 +321,16 @@ class TiledEncoder:
         tile. Returns (grids, frames read, frames added to complete the last chunk); (None, 0, 0) when the
         source yields no frame."""
         counts = {"frames": 0, "added": 0}
+        shape = None
 
         def tile_latents() -> Iterator[Latents]:
+            nonlocal shape
             for index, b in enumerate(self.boxes):
                 encoder = StreamingEncoder(self.model, self.chunk, check_input=False)
                 pieces, frames = [], 0
                 for window in read():
-                    if index == 0:
-                        check_frames(self.model, window)  # every frame once, not once per tile
+                    if index == 0:  # every frame once, not once per tile
+                        shape = self._check(window, shape)
                     frames += window.shape[2]
                     pieces.append(encoder.push(window[..., b.top : b.top + b.height, b.left : b.left + b.width]))
                 tail, added = encoder.finish()
@@ -342,11 +375,20 @@ class TiledDecoder:
         self.model, self.tiling, self.sf = model, tiling, sf
         self.latent_height, self.latent_width = latent_height, latent_width
         self.boxes = _boxes(latent_height, latent_width, tiling.tile // sf, tiling.overlap // sf)
-        self.decoders = [StreamingDecoder(model) for _ in self.boxes]
+        self.decoders = [StreamingDecoder(model, check_input=False) for _ in self.boxes]
+        self.shape: tuple[int, int, int] | None = None  # (B, h, w) of the pushed pieces
+
+    def _check(self, latents: Grids, shape: tuple[int, int, int] | None) -> tuple[int, int, int]:
+        """Latents (or tokens) of this decoder's latent (height, width), checked once for the whole frame."""
+        if not isinstance(latents, Tokens):  # tokens are checked as each tile's are turned into latents
+            self.model.as_latents(latents)
+        expected = shape or (latents.batch_size, self.latent_height, self.latent_width)
+        return same_stream(expected, (latents.batch_size, *latents.spatial_size), "latent positions")
 
     @torch.no_grad()
     def push(self, latents: Grids) -> torch.Tensor:
         """The next latent frames (or tokens) of the clip -> their frames (B, 3, t, H, W), blended."""
+        self.shape = self._check(latents, self.shape)
         sf = self.sf
         blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap)
         out_dtype = None
@@ -374,6 +416,7 @@ class TiledDecoder:
         the output, one tile's frames and one tile's caches, whatever the frame size. ``canvas``: a float32
         (B, 3, T, H, W) tensor to blend into instead (memory-mapped from a file for clips too long to hold),
         returned normalised. ``on_piece(tile, first frame, frames)`` is told of each piece blended (progress)."""
+        self._check(latents, None)
         sf = self.sf
         given = canvas is not None
         if not given:
@@ -381,7 +424,7 @@ class TiledDecoder:
         blender = _Blender(self.latent_height * sf, self.latent_width * sf, self.tiling.overlap, canvas)
         for index, b in enumerate(self.boxes):
             start = 0
-            for piece in StreamingDecoder(self.model).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
+            for piece in StreamingDecoder(self.model, check_input=False).iter_decode(latents.crop(b.top, b.left, b.height, b.width), chunk_latents):
                 blender.add(piece, b.top * sf, b.left * sf, start_frame=start)  # piece: (B, 3, t, h*sf, w*sf)
                 if on_piece is not None:
                     on_piece(index, start, piece.shape[2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -260,6 +261,8 @@ def add_decode(sub) -> None:
     p.add_argument("tokens", help="a file written by onevae encode, or a flattened token sequence (.npy, .safetensors, .pt)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264); a directory for a batch of sequences")
     p.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (default 2)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the written video (default: the token file's "
+                   "recorded rate; 24 for a flattened sequence)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
     from .sequence_decode import add_sequence_options
@@ -271,8 +274,9 @@ def add_decode(sub) -> None:
 def run_decode(args: argparse.Namespace) -> int:
     from .sequence_decode import is_sequence_request, run_decode_sequence
 
-    if is_sequence_request(args):
+    if args.fps is not None:
         checked_fps(args.fps)
+    if is_sequence_request(args):
         return run_decode_sequence(args, load_model_from_args, VIDEO_OUTPUTS)
     from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
@@ -284,6 +288,8 @@ def run_decode(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     fingerprint = model_fingerprint(model)
     grids, meta = load_encoded_for(model, source, fingerprint)
+    if args.fps is not None:  # the same frames, played at another rate
+        meta = dataclasses.replace(meta, fps=args.fps)
     frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk, fingerprint=fingerprint)
     print_err(f"[onevae] {source} -> {out}: {frames} frames at {meta.fps:g} fps")
     return 0

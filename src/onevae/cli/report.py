@@ -73,11 +73,28 @@ def _parse_size(size: str) -> tuple[int, int, int]:
     return t, h, w
 
 
+def _check_clip_size(config, t: int, h: int, w: int) -> None:
+    """Refuse a ``--size`` the model does not take as it is (its token counts would be those of another clip),
+    saying what ``onevae encode`` makes of it."""
+    tf, sf = config.temporal_factor, config.spatial_factor
+    if min(t, h, w) < 1:
+        raise OneVAEError(f"--size values must be >= 1, got {t}x{h}x{w}")
+    problems = []
+    if (t - 1) % tf:
+        padded = 1 + -(-(t - 1) // tf) * tf
+        problems.append(f"{t} frames is not 1 + k*{tf} (onevae encode pads it to {padded} frames, repeating the last one)")
+    if h % sf or w % sf:
+        problems.append(f"{h}x{w} (HxW) is not a multiple of {sf} (onevae encode fits it by --crop, the default, --pad or --resize)")
+    if problems:
+        raise OneVAEError(f"--size {t}x{h}x{w}: {'; '.join(problems)}; give the size {config.name} encodes")
+
+
 def describe_model(model, size: str, fps: float) -> dict[str, Any]:
     from ..model_dir import model_fingerprint
 
     c = model.config
     t, h, w = _parse_size(size)
+    _check_clip_size(c, t, h, w)
     info: dict[str, Any] = {
         "name": c.name,
         "source": str(model.source_dir or "preset (random weights)"),

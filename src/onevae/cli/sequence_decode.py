@@ -13,6 +13,7 @@ from ..io.atomic import output_directory
 from ..io.paths import directory_output, writable_output
 
 SEQUENCE_SUFFIXES = (".npy", ".pt", ".pth")
+SEQUENCE_FPS = 24.0  # the frame rate of a decoded sequence without --fps (a bare sequence records none)
 
 
 def add_sequence_options(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,6 @@ def add_sequence_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--frames", type=int, default=None, help="frames of the clip the sequence encodes (with --size)")
     g.add_argument("--size", default=None, help="HxW image size of the clip, e.g. 256x256 (with --frames)")
     g.add_argument("--grid", default=None, help="t,h,w: latent frames and positions (the low-resolution grid for fe models)")
-    g.add_argument("--fps", type=float, default=24.0, help="frame rate of the written video (default 24)")
 
 
 def is_sequence_request(args: argparse.Namespace) -> bool:
@@ -76,8 +76,9 @@ def _decode_sequence(args: argparse.Namespace, sequence, directory: Path | None,
     require_tokens(model)
     grid = sequence_grid(model.config, args.frames, size, grid_arg)
     sequence_to_grids(sequence, grid, model.config.vocab_size, args.tokens)  # checked before anything is written
-    frames = write_sequence_videos(model, sequence, grid, outputs, args.fps, model_fingerprint(model), args.tokens,
+    fps = SEQUENCE_FPS if args.fps is None else args.fps
+    frames = write_sequence_videos(model, sequence, grid, outputs, fps, model_fingerprint(model), args.tokens,
                                    progress=not args.quiet)
     target = outputs[0] if len(outputs) == 1 else Path(args.output)
-    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames of {grid.height}x{grid.width} (HxW) at {args.fps:g} fps", file=sys.stderr)
+    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames of {grid.height}x{grid.width} (HxW) at {fps:g} fps", file=sys.stderr)
     return 0

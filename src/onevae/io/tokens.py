@@ -261,6 +261,8 @@ def flatten_tokens(grids: list[torch.Tensor] | Grids) -> torch.Tensor:
     if not grids:
         raise InputError("no token grids to flatten")
     batch = grids[0].shape[0]
+    if any(g.shape[0] != batch for g in grids):  # reshape(batch, -1) would mix the clips' tokens silently
+        raise InputError(f"token grids of one sequence must hold the same clips, got batches of {[g.shape[0] for g in grids]}")
     return torch.cat([g.reshape(batch, -1) for g in grids], dim=1)
 
 
