@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneVAEError
+from ..padding import padding_for
 
 
 def print_table(video: Path, model, result) -> None:
@@ -80,10 +81,10 @@ def _check_clip_size(config, t: int, h: int, w: int) -> None:
     if min(t, h, w) < 1:
         raise OneVAEError(f"--size values must be >= 1, got {t}x{h}x{w}")
     problems = []
-    if (t - 1) % tf:
-        padded = 1 + -(-(t - 1) // tf) * tf
-        problems.append(f"{t} frames is not 1 + k*{tf} (onevae encode pads it to {padded} frames, repeating the last one)")
-    if h % sf or w % sf:
+    padding = padding_for(t, h, w, tf, sf)  # the rule onevae encode pads by
+    if padding.frames:
+        problems.append(f"{t} frames is not 1 + k*{tf} (onevae encode pads it to {t + padding.frames} frames, repeating the last one)")
+    if padding.height or padding.width:
         problems.append(f"{h}x{w} (HxW) is not a multiple of {sf} (onevae encode fits it by --crop, the default, --pad or --resize)")
     if problems:
         raise OneVAEError(f"--size {t}x{h}x{w}: {'; '.join(problems)}; give the size {config.name} encodes")
