@@ -71,3 +71,18 @@ class _FsPath(os.PathLike):
 
     def __fspath__(self) -> str:
         return self.path
+
+
+def test_piece_frames_is_the_largest_piece_a_clip_streams_in(model):
+    """Frame 0 alone, then chunks; the last piece padded (padding.padding_for) to a multiple of tf; at least tf."""
+    from onevae.pipeline import piece_frames
+
+    with torch.device("meta"):
+        model_888 = OneVAE("onevae-888")
+    cases = {  # (model, chunk frames): {clip frames (None or 0: unknown): planned frames}
+        (model, 8): {None: 8, 0: 8, 1: 4, 2: 4, 5: 4, 6: 8, 9: 8, 10: 8, 100: 8},
+        (model, 12): {1: 4, 9: 8, 10: 12, 13: 12, 14: 12},
+        (model_888, 16): {1: 8, 2: 8, 9: 8, 10: 16, 17: 16, 18: 16, 1000: 16},
+    }
+    for (vae, chunk), expected in cases.items():
+        assert {n: piece_frames(vae, chunk, n) for n in expected} == expected, (vae.config.temporal_factor, chunk)

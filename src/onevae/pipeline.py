@@ -33,6 +33,7 @@ from .latent_stats import denormalize as denormalize_latents
 from .latent_stats import normalize as normalize_latents
 from .latents import Grids, Latents
 from .model import OneVAE
+from .padding import padding_for
 from .progress import FrameProgress
 from .streaming import (
     MIN_TILE_POSITIONS,
@@ -84,11 +85,12 @@ def read_fps(info: VideoInfo, options: FitOptions) -> float | None:
 def piece_frames(model: OneVAE, chunk_frames: int, clip_frames: int | None) -> int:
     """Frames of the largest piece a clip of ``clip_frames`` (None: unknown) streams in: frame 0 goes alone, then
     ``chunk_frames`` at a time, the last padded to a multiple of tf, so a clip shorter than a chunk needs memory
-    for its own frames only (what :func:`plan_tiling` is given)."""
+    for its own frames only (what :func:`plan_tiling` is given); never less than tf (a 1-frame clip plans for tf)."""
     if not clip_frames:
         return chunk_frames
     tf = model.config.temporal_factor
-    return min(chunk_frames, -(-max(clip_frames - 1, 1) // tf) * tf)
+    padded = padding_for(clip_frames, 1, 1, tf, 1).frames  # time only: the frames encode repeats at the end
+    return min(chunk_frames, max(clip_frames - 1 + padded, tf))
 
 
 def _chunk_bytes(model: OneVAE, height: int, width: int, chunk_frames: int) -> int:
