@@ -294,6 +294,28 @@ def test_grids_pieces_round_trip():
         Latents.cat([pieces[1], pieces[0]])
 
 
+def test_grids_are_equal_when_their_tensors_are_and_are_not_hashable():
+    """Tokens == Tokens raised 'Boolean value of Tensor with more than one value is ambiguous' (the dataclass
+    compared the tensors elementwise); it is now True iff the class and every grid's shape and values agree."""
+    from onevae import Latents, Tokens
+
+    rest, first = torch.randint(0, 9, (1, 2, 2, 3, 2)), torch.randint(0, 9, (1, 1, 4, 6, 2))
+    tokens = Tokens(rest=rest, first=first)
+    assert tokens == Tokens(rest=rest.clone(), first=first.clone()) and not tokens != Tokens(rest=rest.clone(), first=first)
+    assert tokens != Tokens(rest=rest.to(torch.int32), first=first.to(torch.uint16))  # the same dtypes too
+    assert Tokens(rest=rest.to(torch.uint16)) == Tokens(rest=rest.to(torch.uint16))  # (no uint16 promotion is needed)
+    changed = rest.clone()
+    changed[0, 1, 1, 2, 1] += 1
+    assert tokens != Tokens(rest=changed, first=first)  # one value
+    assert tokens != Tokens(rest=rest)  # no first-frame grid
+    assert tokens != Tokens(rest=rest.reshape(1, 2, 3, 2, 2), first=first)  # the same values in another shape
+    assert tokens != Latents(rest=rest.float(), first=first.float()) and tokens != rest and tokens != [first, rest]
+    assert Latents(rest=rest.float()) == Latents(rest=rest.float()) and Latents(rest=rest.float()) != Latents(rest=rest.float() + 1)
+    for grids in (tokens, Latents(rest=rest.float())):
+        with pytest.raises(TypeError, match="unhashable"):  # tensors are mutable: no hash can follow the values
+            hash(grids)
+
+
 def test_tokens_flatten_into_one_sequence_and_back_as_docs_tokens_md_says():
     from onevae.io.tokens import flatten_tokens, unflatten_tokens
 

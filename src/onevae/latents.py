@@ -27,9 +27,13 @@ from .errors import InputError
 G = TypeVar("G", bound="Grids")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grids:
-    """Grids of one clip (or of one piece of a stream). Subclasses fix the layout and so the time axis."""
+    """Grids of one clip (or of one piece of a stream). Subclasses fix the layout and so the time axis.
+
+    ``a == b`` is True iff both are of the same class and each grid (``rest``, and ``first`` or its absence) has
+    the same shape, dtype and values (:func:`torch.equal`, on any devices: int32 tokens never equal int64 ones).
+    Grids are not hashable: their tensors can change in place, and a hash could not follow their values."""
 
     rest: torch.Tensor
     first: torch.Tensor | None = None
@@ -37,6 +41,14 @@ class Grids:
     TIME_DIM: ClassVar[int] = 2
     HEIGHT_DIM: ClassVar[int] = 3  # the width follows it
     LAYOUT: ClassVar[str] = ""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        pairs = ((self.rest, other.rest), (self.first, other.first))
+        return all(a is b if a is None or b is None else a.dtype == b.dtype and torch.equal(a, b.to(a.device)) for a, b in pairs)
+
+    __hash__ = None  # type: ignore[assignment]  # see the class docstring
 
     # ------------------------------------------------------------------------------------ list form
     @classmethod
@@ -126,7 +138,7 @@ class Grids:
         return cls(rest=rest, first=parts[0].first)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: Grids.__eq__, not the dataclass's elementwise one
 class Latents(Grids):
     """Continuous latent grids, ``(B, z_dim, t, h, w)``; ``first`` is ``(B, z_dim, 1, 2h, 2w)``."""
 
@@ -135,7 +147,7 @@ class Latents(Grids):
     LAYOUT: ClassVar[str] = "(B, z_dim, t, h, w)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: Grids.__eq__, not the dataclass's elementwise one
 class Tokens(Grids):
     """Token grids, integer ``(B, t, h, w, K)`` (K tokens per position); ``first`` is ``(B, 1, 2h, 2w, K)``."""
 
