@@ -279,6 +279,28 @@ def test_tokenize_then_token_shards_then_decode_equals_encode_then_decode(model,
     assert (a - b).abs().mean() < 2e-3
 
 
+def test_a_clip_shorter_than_the_chunk_is_planned_for_its_own_frames_as_encode_plans_it(model, corpus, tmp_path, monkeypatch):
+    """tokenize plans memory as onevae encode does (pipeline.piece_frames): the 13-frame clip streams frame 0, then
+    12 frames, which fit this budget untiled. Planned for the whole --chunk, it was tiled (--chunk 4: other tokens)
+    or refused (--chunk 1000: 'needs about 1.2 GiB even in tiles', the clip in errors.jsonl)."""
+    from onevae.pipeline import _cache_bytes, _chunk_bytes
+
+    clip = corpus / "clip0.mp4"  # 13 frames of 36x44, cropped to 32x40
+    chunks = (4, 1000)
+    untiled = {c: encode_file(model, clip, FitOptions(chunk_latents=c), kind="tokens")[0].to_list() for c in chunks}  # no limit
+    budget = _chunk_bytes(model, 32, 40, 12) + _cache_bytes(model, 32, 40)  # frame 0 then 12 frames, untiled
+    monkeypatch.setenv("ONEVAE_AVAILABLE_MEMORY", str(int(budget / 0.8) + 1))
+    for chunk in chunks:
+        out = tmp_path / f"chunk{chunk}"
+        tokenize_corpus(model, [str(clip)], out, TokenizeOptions(workers=0, chunk_latents=chunk))
+        assert json.loads((out / "dataset.json").read_text())["counts"]["errors"] == 0, (out / "errors.jsonl").read_text()
+        [sample] = list(TokenShards(out))
+        grids, _ = sample_token_grids(sample["tokens"], sample["meta"])
+        encoded, _ = encode_file(model, clip, FitOptions(chunk_latents=chunk), kind="tokens")  # the same budget
+        for expected in (untiled[chunk], encoded.to_list()):
+            assert len(grids) == len(expected) and all(torch.equal(a, b.long()) for a, b in zip(grids, expected)), chunk
+
+
 def test_decode_to_video_refuses_a_shard_clip_of_another_model(model, baseline, tmp_path):
     sample = next(iter(TokenShards(baseline)))
     grids, meta = sample_token_grids(sample["tokens"], sample["meta"])

@@ -46,10 +46,12 @@ class EncodeStage:
             self.open.pop(message.clip_id, None)
             return message
         encoder = self.open.get(message.clip_id)
-        if encoder is None:
+        if encoder is None:  # a clip in one part (a --clip-frames clip, or a video within one read window of
+            # --chunk) says its length, so memory is planned for its own frames; a longer one needs the whole chunk
             s = self.settings
+            frames = int(message.meta["clip"]["frames"]) if message.final else None
             encoder = self.open[message.clip_id] = ClipEncoder(
-                self.model, s.chunk_latents, s.tokens, s.latents, getattr(torch, s.latent_dtype))
+                self.model, s.chunk_latents, s.tokens, s.latents, getattr(torch, s.latent_dtype), clip_frames=frames)
         try:
             if message.frames.shape[0]:
                 encoder.push(message.as_video())

@@ -29,11 +29,15 @@ class ClipEncoder:
     """Streams one clip through the model as ``onevae encode`` does (frame 0, then chunks of ``chunk_latents * tf``
     frames, tiled where the pipeline would tile, the last chunk padded by repeating the last frame), keeping the
     grids on the CPU in their stored types: int32 tokens, ``latent_dtype`` latents. A frame too large for every
-    tile's caches at once keeps the clip's frames and encodes it tile by tile at :meth:`finish`."""
+    tile's caches at once keeps the clip's frames and encodes it tile by tile at :meth:`finish`. ``clip_frames``:
+    the clip's length when known before its first frames (memory is then planned for the largest piece it
+    streams in, :func:`onevae.pipeline.piece_frames`); None plans for a whole chunk."""
 
-    def __init__(self, model, chunk_latents: int, tokens: bool, latents: bool, latent_dtype: torch.dtype) -> None:
+    def __init__(self, model, chunk_latents: int, tokens: bool, latents: bool, latent_dtype: torch.dtype,
+                 clip_frames: int | None = None) -> None:
         self.model, self.want_tokens, self.want_latents, self.latent_dtype = model, tokens, latents, latent_dtype
         self.chunk = chunk_latents * model.config.temporal_factor
+        self.clip_frames = clip_frames
         self.encoder = None
         self.kept: list[torch.Tensor] | None = None  # the clip's frames, when it is encoded tile by tile at the end
         self.kept_bytes, self.keep_budget = 0, None  # their size, and the most they may take (half the memory)
@@ -54,10 +58,11 @@ class ClipEncoder:
     def _open(self, height: int, width: int) -> None:
         """Frame by frame (every tile keeping its caches) when that fits, as encode_file; else tile by tile over
         the clip kept in memory (one tile's caches alive), as encode_file does over the file."""
-        from ..pipeline import available_memory, plan_streaming, plan_tiling
+        from ..pipeline import available_memory, piece_frames, plan_streaming, plan_tiling
         from ..streaming import encoder_for
 
-        tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(self.model, height, width, self.chunk, tbt), height, width)
+        planned = piece_frames(self.model, self.chunk, self.clip_frames)
+        tiling, tile_by_tile = plan_streaming(lambda tbt: plan_tiling(self.model, height, width, planned, tbt), height, width)
         if tile_by_tile:
             self.kept, memory = [], available_memory(self.model.device)
             self.keep_budget = None if memory is None else memory // 2
