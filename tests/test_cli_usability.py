@@ -221,10 +221,22 @@ def test_info_token_counts_are_for_clips_the_model_takes_and_other_sizes_are_ref
     assert "--size values must be >= 1, got 0x0x0" in capsys.readouterr().err
 
 
-def test_info_on_a_video_or_other_file_says_what_info_takes(encoded, tmp_path):
+def test_info_on_a_video_an_image_or_other_file_says_what_info_takes(model_dir, encoded, tmp_path):
+    from PIL import Image
+
+    from onevae.cli.main import main
+    from onevae.io.tokens import load_token_file
+
     clip, _, _ = encoded
     takes = "onevae info takes a token/latent file (.safetensors from onevae encode), a model directory or a preset name"
     assert_user_error(run_cli("info", str(clip)), f"{clip} looks like a video; {takes} (onevae encode makes one from a video)")
+    still = tmp_path / "still.png"
+    Image.new("RGB", (16, 16), (200, 40, 90)).save(still)
+    said = f"{still} is an image; {takes} (onevae encode makes one from an image, read as a 1-frame clip)"
+    assert_user_error(run_cli("info", str(still)), said)  # was: 'still.png looks like a video'
+    tokens = tmp_path / "still.tokens.safetensors"
+    assert main(["encode", str(still), "-o", str(tokens), "--model", str(model_dir), "--quiet"]) == 0  # as said
+    assert load_token_file(tokens)[1].frames == 1
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     assert_user_error(run_cli("info", str(notes)), f"{notes} is not a token or latent file; {takes}")

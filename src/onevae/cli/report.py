@@ -149,18 +149,22 @@ INFO_TAKES = "onevae info takes a token/latent file (.safetensors from onevae en
 
 
 def describe_file(path: Path) -> dict[str, Any]:
-    """A token/latent file's metadata; a video (or any other file) is refused with what ``info`` takes."""
+    """A token/latent file's metadata; a video, an image (or any other file) is refused with what ``info`` takes."""
     from ..errors import InputError
     from ..io.tokens import describe, load_token_file
+    from ..io.video import is_still_image
 
     try:
         return describe(load_token_file(path)[1])
     except InputError:
         if path.suffix.lower() == ".safetensors":
             raise  # a token file's own problem, said precisely
-        if looks_like_video(path):
-            raise InputError(f"{path} looks like a video; {INFO_TAKES} (onevae encode makes one from a video)") from None
-        raise InputError(f"{path} is not a token or latent file; {INFO_TAKES}") from None
+        if not looks_like_video(path):
+            raise InputError(f"{path} is not a token or latent file; {INFO_TAKES}") from None
+        if is_still_image(path):
+            raise InputError(f"{path} is an image; {INFO_TAKES} (onevae encode makes one from an image, "
+                             "read as a 1-frame clip)") from None
+        raise InputError(f"{path} looks like a video; {INFO_TAKES} (onevae encode makes one from a video)") from None
 
 
 def looks_like_video(path: Path) -> bool:

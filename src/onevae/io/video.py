@@ -117,7 +117,7 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
     short file's header overstates it).
     """
     path = _check_input_file(path)
-    if _is_image(path):
+    if is_still_image(path):
         return _probe_image(path)
     with _open_video_stream(path) as (container, stream):
         header_frames = int(stream.frames or 0)
@@ -310,7 +310,7 @@ def _inner_suffix(path: Path) -> str:
     return Path(path.stem).suffix.lower() if _is_gzip(path) else path.suffix.lower()
 
 
-def _is_image(path: Path) -> bool:
+def is_still_image(path: Path) -> bool:
     """Whether PIL reads the file as a still image: an image extension, but not an animated PNG (FFmpeg's apng
     demuxer reads its frames and their times)."""
     return _inner_suffix(path) in IMAGE_EXTENSIONS and not (_inner_suffix(path) == ".png" and _is_animated(path))
@@ -428,7 +428,7 @@ def iter_video_frames(
     _check_read_args(path, fps, max_frames, start_s)
     if max_frames == 0:
         return
-    if _is_image(path):
+    if is_still_image(path):
         yield _image_to_rgb(_open_image(path))
         return
     emitted = 0
