@@ -255,6 +255,37 @@ def write_sequences(path: Path, batch: int, high: int | None = None) -> Path:
     return path
 
 
+def test_uint64_token_ids_of_2_63_or_more_are_refused_with_their_real_value(model_dir, encoded, tmp_path, capsys):
+    """int64 wrapped them: '... got values in [-1, -1]' for an id of 2^64 - 1 (a numpy uint64 sequence, a token
+    file's uint64 grid, Tokens built from a uint64 tensor)."""
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from onevae import OneVAE, Tokens
+    from onevae.cli.main import main
+
+    _, tokens, _ = encoded
+    sequence = np.load(write_sequences(tmp_path / "ids.npy", 1)).astype(np.uint64)
+    sequence[0, 3] = 2**64 - 1
+    np.save(tmp_path / "huge.npy", sequence)
+    assert main(["decode", str(tmp_path / "huge.npy"), "--frames", "5", "--size", "16x16", "-o", str(tmp_path / "a.mp4"),
+                 "--model", str(model_dir)]) == 2
+    assert f"{tmp_path / 'huge.npy'}: token ids must be below the model's vocabulary size, got 18446744073709551615 (>= 2^63)" \
+        in capsys.readouterr().err
+    with safe_open(str(tokens), framework="pt") as f:
+        ids, metadata = f.get_tensor("tokens.0").numpy().astype(np.uint64), f.metadata()
+    ids[0, 0, 0, 0, 0] = 2**63 + 5
+    grid = torch.from_numpy(ids)
+    save_file({"tokens.0": grid}, str(tmp_path / "huge.tokens.safetensors"), metadata=metadata)
+    assert main(["decode", str(tmp_path / "huge.tokens.safetensors"), "-o", str(tmp_path / "b.mp4"), "--model", str(model_dir)]) == 2
+    assert "got 9223372036854775813 (>= 2^63)" in capsys.readouterr().err
+    model = OneVAE.from_pretrained(model_dir)
+    with pytest.raises(OneVAEError, match=r"token values must lie in \[0, 64000\), got values in \[\d+, 9223372036854775813\]$"):
+        model.decode_tokens(Tokens(rest=grid))
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
+
+
 def test_batch_decode_creates_the_output_directory_and_removes_it_on_failure(model_dir, tmp_path, capsys):
     from onevae.cli.main import main
 

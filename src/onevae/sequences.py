@@ -16,6 +16,7 @@ import torch
 
 from .errors import InputError
 from .io.paths import existing_file
+from .quantizers.fsq import ids_to_int64
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def as_sequence_batch(tensor, source: str = "the sequence") -> torch.Tensor:
         raise InputError(f"{source}: a token sequence must be (N,) or (B, N), got shape {tuple(tensor.shape)}")
     if tensor.shape[0] == 0:
         raise InputError(f"{source} holds no sequence (a batch of 0, shape {tuple(tensor.shape)}): nothing to decode")
-    return tensor.to(torch.int64)
+    return ids_to_int64(tensor, source)
 
 
 def sequence_to_grids(sequence: torch.Tensor, grid: SequenceGrid, vocab_size: int, source: str = "the sequence") -> list[torch.Tensor]:

@@ -18,6 +18,7 @@ from ..config import architecture_fields
 from ..configtools import NON_NEGATIVE, Range, build_dataclass
 from ..errors import CheckpointError, InputError, OneVAEError
 from ..latents import Grids
+from ..quantizers.fsq import ids_to_int64
 
 FORMAT = "onevae-tokens"
 FORMAT_VERSION = 1
@@ -121,7 +122,7 @@ def load_token_file(path: str | Path) -> tuple[list[torch.Tensor], TokenFileMeta
         raise InputError(f"{path}: not a readable token file ({' '.join(str(exc).split())})") from None
     validate_token_file(grids, meta, str(path))
     if meta.kind == "tokens":
-        grids = [g.to(torch.int64) for g in grids]
+        grids = [ids_to_int64(g, str(path)) for g in grids]
     return grids, meta
 
 

@@ -28,9 +28,29 @@ def check_token_indices(indices: torch.Tensor, num_codebooks: int, vocab_size: i
     if indices.shape[-1:] != (num_codebooks,):
         raise InputError(f"token grids must end with {num_codebooks} tokens per position, got shape {tuple(indices.shape)}")
     if indices.numel():
-        lo, hi = (int(v) for v in indices.long().aminmax())  # long: PyTorch has no min/max for uint16/uint32
+        lo, hi = token_id_range(indices)
         if lo < 0 or hi >= vocab_size:
             raise InputError(f"token values must lie in [0, {vocab_size}), got values in [{lo}, {hi}]")
+
+
+def token_id_range(ids: torch.Tensor) -> tuple[int, int]:
+    """(smallest, largest) of non-empty integer ids, exactly: through int64 (PyTorch has no min/max for
+    uint16/uint32), but uint64 through numpy, as int64 would wrap its ids of 2^63 or more to negative values."""
+    if ids.dtype == torch.uint64:
+        values = ids.detach().cpu().numpy()
+        return int(values.min()), int(values.max())
+    lo, hi = ids.long().aminmax()
+    return int(lo), int(hi)
+
+
+def ids_to_int64(ids: torch.Tensor, source: str) -> torch.Tensor:
+    """Integer token ids -> int64; uint64 ids of 2^63 or more (which int64 would wrap to negative values) are
+    refused with their value."""
+    if ids.dtype == torch.uint64 and ids.numel():
+        high = token_id_range(ids)[1]
+        if high >= 2**63:
+            raise InputError(f"{source}: token ids must be below the model's vocabulary size, got {high} (>= 2^63)")
+    return ids.to(torch.int64)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
