@@ -90,8 +90,9 @@ def test_cpu_bf16_warning_reads_once(model_dir, monkeypatch, capsys):
 
 def test_train_without_config_says_so(tmp_path):
     result = run_cli("train", "trainer.max_steps=2", f"output_dir={tmp_path / 'run'}")
-    assert_user_error(result, "needs at least one entry in sources (no --config given: pass --config FILE; "
-                      "`onevae train --print-config > my.yaml` writes a starter config for your own videos)")
+    assert_user_error(result, "data kind 'files' needs at least one entry in data.sources (no --config given: pass "
+                      "--config FILE; `onevae train --print-config > my.yaml` writes a starter config for your own videos)")
+    assert "[onevae] model:" not in result.stderr and not (tmp_path / "run").exists()  # refused before the model
 
 
 def test_train_with_a_missing_config_points_to_the_starter(tmp_path):

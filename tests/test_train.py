@@ -616,6 +616,16 @@ def test_a_missing_data_source_is_refused_before_the_model_is_built(tmp_path, ca
     assert not out.exists()
 
 
+def test_an_empty_data_sources_list_is_refused_before_the_model_is_built(tmp_path, capsys):
+    """data.sources=[] for data that reads files was refused only after the model was built (by build_dataset)."""
+    out = tmp_path / "run"
+    path = write_config(tmp_path, "c", tiny_config(out, trainer={"max_steps": 1}))
+    for kind in ("files", "webdataset"):
+        line = _refused_before_the_model(capsys, path, f"data.kind={kind}", "data.sources=[]")
+        assert line == f"onevae train: error: data kind '{kind}' needs at least one entry in data.sources"
+    assert not out.exists()
+
+
 def test_sources_that_are_not_paths_pass_the_check_and_an_empty_folder_is_refused_as_before(tmp_path, capsys):
     """sample:NAME, heldout[:NAME], procedural data and shard ranges are not file names; an unknown sample or
     held-out name is refused as early, by key; an existing folder without videos fails as it did (at loading)."""

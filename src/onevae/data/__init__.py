@@ -40,6 +40,7 @@ __all__ = [
     "list_media_files",
     "missing_sources",
     "relative_paths_note",
+    "require_sources",
     "sample_token_grids",
     "validate_num_frames",
     "write_shards",
@@ -51,8 +52,7 @@ def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Datas
     random choice (crops, flips, start times, motion)."""
     cfg.validate()
     size = (cfg.height, cfg.width)
-    if cfg.kind != "procedural" and not cfg.sources:
-        raise InputError(f"data kind {cfg.kind!r} needs at least one entry in sources")
+    require_sources(cfg)
     if cfg.kind == "procedural":
         validate_num_frames(cfg.num_frames, temporal_factor)
         return ProceduralVideoDataset(cfg.num_samples, cfg.num_frames, size, seed=seed)
@@ -71,6 +71,12 @@ def build_dataset(cfg: DataConfig, temporal_factor: int, seed: int = 0) -> Datas
     if cfg.kind == "webdataset":
         return WebDatasetClips(cfg.sources, **common)
     return VideoClipDataset(cfg.sources, **common)
+
+
+def require_sources(cfg: DataConfig, key: str = "sources") -> None:
+    """Refuse data that reads files (every kind but procedural) with no source; ``key`` names the list."""
+    if cfg.kind != "procedural" and not cfg.sources:
+        raise InputError(f"data kind {cfg.kind!r} needs at least one entry in {key}")
 
 
 def missing_sources(cfg: DataConfig) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..data import DataConfig, DataWarning, build_dataset, collate_clips, missing_sources, relative_paths_note
+from ..data import DataConfig, DataWarning, build_dataset, collate_clips, missing_sources, relative_paths_note, require_sources
 from ..errors import InputError, OneVAEError
 from ..eval.heldout import load as load_held_out
 from ..eval.heldout import select as select_held_out
@@ -71,9 +71,11 @@ def resolve_sources(sources: list[str]) -> list[str]:
 
 
 def check_sources(config: TrainConfig) -> None:
-    """Refuse, before the model is built, every ``data.sources`` and ``val.sources`` entry that names no file or
-    folder, in one line naming them by config key. Names that are not paths are checked by their owners:
-    ``sample:NAME`` (:func:`resolve_sources`) and ``heldout[:NAME]`` (:func:`held_out_names`)."""
+    """Refuse, before the model is built, an empty ``data.sources`` (for data read from files) and every
+    ``data.sources`` and ``val.sources`` entry that names no file or folder, in one line naming them by config key.
+    Names that are not paths are checked by their owners: ``sample:NAME`` (:func:`resolve_sources`) and
+    ``heldout[:NAME]`` (:func:`held_out_names`)."""
+    require_sources(config.data, "data.sources")
     sections = [("data.sources", config.data)]
     if held_out_names(config.val.sources) is None:
         sections.append(("val.sources", config.val.data_config(config.data)))
