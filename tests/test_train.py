@@ -264,7 +264,8 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
     assert cli_main(["train", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "unknown config key(s) in trainer: max_stepz (did you mean max_steps?)" in err and len(err.splitlines()) == 1
-    good = write_config(tmp_path, "good", {"stage": "continuous", "output_dir": str(tmp_path / "run")})
+    # valid data (procedural clips): an empty data.sources is itself refused first (check_sources)
+    good = write_config(tmp_path, "good", {"stage": "continuous", "data": {"kind": "procedural"}, "output_dir": str(tmp_path / "run")})
     assert cli_main(["train", "--config", str(good), "data.batchsize=2"]) == 2
     assert "unknown config key(s) in data: batchsize (did you mean batch_size?)" in capsys.readouterr().err
     assert cli_main(["train", "--config", str(good), "model.config.dimm=8"]) == 2
@@ -276,7 +277,8 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert cli_main(["train", "--config", str(path), "trainer.max_steps=abc"]) == 2
     capsys.readouterr()
-    no_stage = write_config(tmp_path, "no_stage", {"schedule": {"kind": "continuous"}, "output_dir": str(tmp_path / "run")})
+    no_stage = write_config(tmp_path, "no_stage", {"schedule": {"kind": "continuous"}, "data": {"kind": "procedural"},
+                                                   "output_dir": str(tmp_path / "run")})
     assert cli_main(["train", "--config", str(no_stage)]) == 2
     assert "schedule.kind continuous never trains the tokens, but stage is discrete" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
