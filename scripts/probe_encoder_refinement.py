@@ -11,18 +11,19 @@ the encoder writes. docs/training.md, "Is it the encoder or the decoder?".
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from onevae import OneVAE
 from onevae.eval import heldout
+from onevae.eval.metrics import psnr_per_frame
 from onevae.latents import Latents
 
 
 def psnr(recon: torch.Tensor, video: torch.Tensor) -> float:
-    return -10 * math.log10(((recon.clamp(-1, 1) - video) ** 2).mean().item() / 4)
+    """The mean of the frames' PSNR, as ``onevae eval`` reports it."""
+    return psnr_per_frame(video, recon).mean().item()
 
 
 def main() -> None:
