@@ -259,6 +259,24 @@ def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
         assert not torch.allclose(start.reconstruct(clip), end.reconstruct(clip))
 
 
+def test_encoder_only_fine_tune_decodes_every_token_the_same(tmp_path):
+    """Freezing everything after the tokens (configs/default_small_encoder_cpu.yaml), EMA included, changes
+    which tokens the encoder writes but not what a given token grid decodes to."""
+    out = tmp_path / "encoder_only"
+    config = tiny_config(out, stage="joint", schedule={"kind": "joint", "joint_mode": "sample", "final_discrete": 0.7},
+                         loss={"g_loss_weight": 0.0},
+                         trainer={"max_steps": 4, "freeze": ["model.decoder", "model.conv2", "post_quant_conv"]})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "e", config))]) == 0
+    torch.manual_seed(0)
+    start = OneVAE(OneVAEConfig(**TINY_MODEL))
+    end = OneVAE.from_pretrained(out / "export")
+    clip = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (B, C, T, H, W)
+    with torch.no_grad():
+        tokens = start.encode_tokens(clip)
+        assert torch.equal(start.decode_tokens(tokens), end.decode_tokens(tokens))
+        assert not torch.equal(start.encode_latents(clip).rest, end.encode_latents(clip).rest)
+
+
 def test_bad_configs_are_clear_errors(tmp_path, capsys):
     path = write_config(tmp_path, "bad", {"stage": "continuous", "trainer": {"max_stepz": 3}})
     assert cli_main(["train", "--config", str(path)]) == 2
