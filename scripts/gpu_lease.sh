@@ -12,7 +12,7 @@
 #   that left 14 separate files got 8 back and lost both models), so a lease's whole output is 2 files for
 #   onevae-small and warns when $OUT holds more than the device returns. Here: `cat NAME.tar.part* | tar xf -`.
 #   The next lease starts from that export (`model.init_from=DIR`); the optimizer state stays behind.
-# docs/training.md "A lease, step by step" has the carry: data/train_default and .whl (scripts/gpu_wheels.sh).
+# docs/default_model.md "A lease, step by step" has the carry: data/train_default and .whl (scripts/gpu_wheels.sh).
 set -u
 config=${1:?usage: OUT=DIR bash scripts/gpu_lease.sh CONFIG SECONDS [KEY=VALUE ...]}
 seconds=${2:?usage: OUT=DIR bash scripts/gpu_lease.sh CONFIG SECONDS [KEY=VALUE ...]}

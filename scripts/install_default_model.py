@@ -281,7 +281,7 @@ network's; one on the tokens path only is the quantizer's.
 ### carphone by frame range
 
 PSNR (dB) by frame range. A causal model trained only on short clips degrades past its training length; stages 3-4
-(33- and 49-frame clips) are what keep the later frames close to the first ones (docs/training.md, "clip length").
+(33- and 49-frame clips) are what keep the later frames close to the first ones (docs/default_model.md, "a lesson on clip length").
 
 | path | {' | '.join(f'frames {a}-{b - 1}' for a, b in ranges['ranges'])} |
 |---|{'---|' * len(ranges['ranges'])}

@@ -3,7 +3,7 @@
 Optimises the continuous latent (the encoder's output, before FSQ) with Adam so that the decoded tokens reconstruct
 the clip, straight through the rounding, and prints the tokens path's PSNR as it goes. A diagnostic of the
 encoder's share of the error (the amortisation gap), not an encoding mode: the refined tokens are far from what
-the encoder writes. docs/training.md, "Is it the encoder or the decoder?".
+the encoder writes. docs/default_model.md, "Is it the encoder or the decoder?".
 
     python scripts/probe_encoder_refinement.py --frames 17 --steps 30 --lr 0.05
 """

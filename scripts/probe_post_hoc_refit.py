@@ -10,7 +10,7 @@ Two layers are linear in their weights once the rest of the network is frozen:
 The normal equations are summed over random clips of a training config's data; the script prints the fitted
 objective before and after, writes the refit model (float16) for ``onevae eval``, and reports carphone's first
 17 frames through the tokens for a few blends of old and new weights. Session 10's answer for the stage-10
-model is in docs/training.md ("Post-hoc refits"): neither helps on held-out video.
+model is in docs/default_model.md ("Post-hoc refits"): neither helps on held-out video.
 
     python scripts/probe_post_hoc_refit.py head --clips 40 --out /tmp/refit_head
     python scripts/probe_post_hoc_refit.py post-quant --clips 100 --out /tmp/refit_pq

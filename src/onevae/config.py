@@ -267,7 +267,7 @@ PRESETS: dict[str, OneVAEConfig] = {
         ],
     ),
     # The small tokenizer trained by this project, shipped inside the package (see its MODEL_CARD.md and
-    # docs/training.md): 4x8x8, two FSQ tokens per position (vocabulary 64,000), 11.7 M parameters. Stages 1-9 of
+    # docs/default_model.md): 4x8x8, two FSQ tokens per position (vocabulary 64,000), 11.7 M parameters. Stages 1-9 of
     # the shipped model trained it at dim 16 (7.6 M; their configs say `config: {dim: 16}`), stage 10 grew it to 20.
     "onevae-small": OneVAEConfig(
         name="onevae-small", dim=20, z_dim=32, dim_mult=[1, 2, 4, 8], num_res_blocks=1,

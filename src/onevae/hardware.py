@@ -3,7 +3,7 @@ would crawl on a CPU.
 
 PyTorch's CPU kernels run bfloat16 (and float16) natively only on CPUs with AVX-512 BF16/FP16 or AMX; on others
 (AVX2-only machines, many AMD EPYCs) oneDNN emulates them. Measured on a 2-core AVX2 EPYC VM (2026-11-27,
-PyTorch 2.13, docs/training.md "Recipe measurements"): a training step of onevae-small under bf16 autocast took
+PyTorch 2.13, docs/default_model.md "Recipe measurements"): a training step of onevae-small under bf16 autocast took
 11x as long as in float32, and decoding in bfloat16 34x. The result is right, only slow, so this warns instead of refusing.
 """
 

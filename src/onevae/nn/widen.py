@@ -1,8 +1,8 @@
 """Growing a trained network into a wider one (more channels per stage, same everything else) so that the wider
 network starts out computing what the narrower one computed (Net2Net-style function-preserving growth).
 
-Why: the default tokenizer's capacity, not its training, bounds its quality (docs/training.md, "How far can
-onevae-small go?"). Starting a wider model from scratch would throw away every hour spent on the narrow one;
+Why: the default tokenizer's capacity, not its training, bounds its quality (docs/default_model.md, "How far
+can onevae-small go?"). Starting a wider model from scratch would throw away every hour spent on the narrow one;
 grown from it, the wider model starts at the narrow model's quality and training only has to use the new
 channels.
 
