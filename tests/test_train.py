@@ -241,18 +241,21 @@ def test_freezing_by_name_keeps_the_encoder_fixed(tmp_path):
     assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config)), "trainer.freeze=[model.nothing]"]) == 2
 
 
+def _fine_tune_frozen(tmp_path, freeze: list[str]) -> tuple[OneVAE, OneVAE, torch.Tensor]:
+    """4 joint steps of the tiny model with ``freeze`` (EMA on): the model before, the export after, a clip."""
+    out = tmp_path / "frozen_run"
+    config = tiny_config(out, stage="joint", schedule={"kind": "joint", "joint_mode": "sample", "final_discrete": 0.7},
+                         loss={"g_loss_weight": 0.0}, trainer={"max_steps": 4, "freeze": freeze})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "frozen", config))]) == 0
+    torch.manual_seed(0)
+    start = OneVAE(OneVAEConfig(**TINY_MODEL))
+    return start, OneVAE.from_pretrained(out / "export"), torch.rand(1, 3, 5, 32, 32) * 2 - 1  # clip: (B, C, T, H, W)
+
+
 def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
     """Freezing everything up to the tokens (configs/default_small_decoder_cpu.yaml), EMA included,
     changes how tokens decode but not one token: a corpus tokenized with the starting model stays valid."""
-    out = tmp_path / "decoder_only"
-    config = tiny_config(out, stage="joint", schedule={"kind": "joint", "joint_mode": "sample", "final_discrete": 0.7},
-                         loss={"g_loss_weight": 0.0},
-                         trainer={"max_steps": 4, "freeze": ["model.encoder", "model.conv1", "quant_conv"]})
-    assert cli_main(["train", "--config", str(write_config(tmp_path, "d", config))]) == 0
-    torch.manual_seed(0)
-    start = OneVAE(OneVAEConfig(**TINY_MODEL))
-    end = OneVAE.from_pretrained(out / "export")
-    clip = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (B, C, T, H, W)
+    start, end, clip = _fine_tune_frozen(tmp_path, ["model.encoder", "model.conv1", "quant_conv"])
     with torch.no_grad():
         start_tokens, end_tokens = start.encode_tokens(clip).to_list(), end.encode_tokens(clip).to_list()
         assert all(torch.equal(a, b) for a, b in zip(start_tokens, end_tokens))
@@ -262,15 +265,7 @@ def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
 def test_encoder_only_fine_tune_decodes_every_token_the_same(tmp_path):
     """Freezing everything after the tokens (configs/default_small_encoder_cpu.yaml), EMA included, changes
     which tokens the encoder writes but not what a given token grid decodes to."""
-    out = tmp_path / "encoder_only"
-    config = tiny_config(out, stage="joint", schedule={"kind": "joint", "joint_mode": "sample", "final_discrete": 0.7},
-                         loss={"g_loss_weight": 0.0},
-                         trainer={"max_steps": 4, "freeze": ["model.decoder", "model.conv2", "post_quant_conv"]})
-    assert cli_main(["train", "--config", str(write_config(tmp_path, "e", config))]) == 0
-    torch.manual_seed(0)
-    start = OneVAE(OneVAEConfig(**TINY_MODEL))
-    end = OneVAE.from_pretrained(out / "export")
-    clip = torch.rand(1, 3, 5, 32, 32) * 2 - 1  # (B, C, T, H, W)
+    start, end, clip = _fine_tune_frozen(tmp_path, ["model.decoder", "model.conv2", "post_quant_conv"])
     with torch.no_grad():
         tokens = start.encode_tokens(clip)
         assert torch.equal(start.decode_tokens(tokens), end.decode_tokens(tokens))
