@@ -143,7 +143,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
             torch.testing.assert_close(pb["exp_avg"], pa["exp_avg"], rtol=1e-5, atol=1e-7)
 
 
-def test_non_finite_loss_is_skipped_then_stops_with_a_clear_message(tmp_path, monkeypatch):
+def test_non_finite_loss_is_skipped_then_stops_with_a_clear_message(tmp_path, monkeypatch, capsys):
     from onevae.losses import ReconstructionLoss
     from onevae.train.config import load_train_config
     from onevae.train.runner import train
@@ -164,6 +164,13 @@ def test_non_finite_loss_is_skipped_then_stops_with_a_clear_message(tmp_path, mo
     assert skipped[-1] == 2.0  # steps 2 and 3 skipped, training went on to step 6
     weights = load_file(str(out / "export" / "model.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
+    assert "[onevae] warning: 2 of the run's 6 steps were skipped as non-finite" in capsys.readouterr().err
+
+    poisoned.clear()
+    poisoned.update({4, 5})  # the run ends on skipped steps: the export is step 4's weights, and it says so
+    config["output_dir"] = str(tmp_path / "nan_end")
+    train(load_train_config(write_config(tmp_path, "nan_end", config)))
+    assert "the last 2 in a row, so the export holds step 4's weights" in capsys.readouterr().err
 
     poisoned.update(range(0, 100))
     out2 = tmp_path / "nan2"
@@ -463,6 +470,20 @@ def test_precision_auto_trains_in_float32_on_a_cpu_that_emulates_bf16(tmp_path, 
     err = capsys.readouterr().err
     assert "[onevae] trainer.precision=auto: 32-true (the CPU would emulate bfloat16" in err and "warning" not in err
     assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["trainer"]["precision"] == "auto"
+
+
+def test_16_true_is_refused_and_16_mixed_on_a_cpu_says_it_runs_bf16(tmp_path, capsys):
+    """16-true never trains (AdamW's float16 statistics underflow): refused before anything is written. Lightning
+    runs 16-mixed as bf16-mixed on a CPU: said in one line, and the run is bf16-mixed."""
+    config = tiny_config(tmp_path / "fp16", trainer={"max_steps": 1, "precision": "16-true"})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config))]) == 2
+    assert "error: trainer.precision 16-true does not train" in capsys.readouterr().err
+    assert not (tmp_path / "fp16").exists()
+    config = tiny_config(tmp_path / "mixed", trainer={"max_steps": 1, "precision": "16-mixed", "accelerator": "cpu"})
+    assert cli_main(["train", "--config", str(write_config(tmp_path, "m", config))]) == 0
+    err = capsys.readouterr().err
+    assert "[onevae] trainer.precision=16-mixed: bf16-mixed (float16 autocast runs on GPUs only)" in err
+    assert "emulates float16" not in err  # the slow-CPU warning, if any, is about the bfloat16 that runs
 
 
 @pytest.mark.slow

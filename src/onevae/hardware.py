@@ -58,11 +58,15 @@ def warn_if_slow_on_cpu(dtype: torch.dtype, setting: str, fallback: str) -> None
         print(f"[onevae] warning: {message}", file=sys.stderr)
 
 
+def trains_on_cuda(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` setting (``auto``, ``cpu``, ``gpu``, ``cuda``...) trains on a CUDA GPU."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def auto_precision(accelerator: str) -> tuple[str, str]:
     """``trainer.precision: auto`` on ``accelerator`` (the trainer's setting): bf16 autocast where the hardware
     runs bfloat16 natively (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX), float32 elsewhere; and why."""
-    on_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_cuda:
+    if trains_on_cuda(accelerator):
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return ("bf16-mixed", "the GPU runs bfloat16") if native else ("32-true", "the GPU has no bfloat16")
     if accelerator in ("cpu", "auto"):

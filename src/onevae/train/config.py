@@ -221,4 +221,7 @@ def validate(config: TrainConfig) -> None:
     if config.stage == "discrete" and config.schedule.kind == "continuous":
         raise OneVAEError("schedule.kind continuous never trains the tokens, but stage is discrete (the default when a "
                           "config has no stage): set stage: continuous, or a discrete schedule (ramp, switch, interpolate)")
+    if config.trainer.precision == "16-true":
+        raise OneVAEError("trainer.precision 16-true does not train: AdamW keeps its statistics in float16, where squared "
+                          "gradients underflow, and nothing scales the loss; use bf16-mixed, bf16-true, or 16-mixed on a GPU")
     # data.random_crop_scale's order is checked by DataConfig itself

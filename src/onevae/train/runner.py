@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from ..errors import InputRangeWarning
-from ..hardware import auto_precision, warn_if_slow_on_cpu
+from ..hardware import auto_precision, trains_on_cuda, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
@@ -199,7 +199,19 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
                 print("[onevae] validation on synthetic clips (val.sources is empty): name held-out videos in val.sources, "
                       "or [heldout]", file=sys.stderr)
         _fit(trainer, module, OneVAEDataModule(config), point.path if point else None)
+        if trainer.is_global_zero and module.skipped_steps:
+            print(f"[onevae] warning: {skipped_steps_line(module.skipped_steps, trainer.global_step, module.nonfinite_streak)}", file=sys.stderr)
     return out / "export" if trainer.is_global_zero else None
+
+
+def skipped_steps_line(skipped: int, steps: int, final_streak: int) -> str:
+    """What a run that finished with skipped (non-finite) steps says about them: a skipped step changes no weight,
+    so the export holds the weights of the last step that was not skipped."""
+    line = f"{skipped} of the run's {steps} steps were skipped as non-finite (train/skipped_steps in the logs)"
+    if final_streak:
+        line += (f"; the last {final_streak} in a row, so the export holds step {steps - final_streak}'s weights: "
+                 "lower optim.lr or train in 32-true before trusting it")
+    return line
 
 
 def model_line(config: TrainConfig, model: OneVAE, point: ResumePoint | None) -> str:
@@ -218,8 +230,14 @@ def model_line(config: TrainConfig, model: OneVAE, point: ResumePoint | None) ->
 
 
 def _precision(precision: str, accelerator: str) -> str:
-    """``trainer.precision`` with ``auto`` resolved for this machine."""
-    return auto_precision(accelerator)[0] if precision == "auto" else precision
+    """``trainer.precision`` with ``auto`` resolved for this machine, and ``16-mixed`` off a GPU made the
+    ``bf16-mixed`` that Lightning would run instead (it has no float16 autocast for CPUs), so that what is said
+    about it names the dtype that actually runs."""
+    if precision == "auto":
+        return auto_precision(accelerator)[0]
+    if precision == "16-mixed" and not trains_on_cuda(accelerator):
+        return "bf16-mixed"
+    return precision
 
 
 def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> None:
@@ -231,6 +249,9 @@ def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> N
     if precision == "auto":
         precision, why = auto_precision(accelerator)
         print(f"[onevae] trainer.precision=auto: {precision} ({why})", file=sys.stderr)
+    elif _precision(precision, accelerator) != precision:
+        precision = _precision(precision, accelerator)
+        print(f"[onevae] trainer.precision=16-mixed: {precision} (float16 autocast runs on GPUs only)", file=sys.stderr)
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     if dtype is not None and isinstance(trainer.accelerator, CPUAccelerator):
         warn_if_slow_on_cpu(dtype, f"trainer.precision={precision}", "trainer.precision=32-true")
