@@ -23,9 +23,11 @@ def make_clip(
     container_options: dict | None = None,
     rotation: float | None = None,
     hflip: bool = False,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> Path:
     """Encode RGB(A) uint8 frames with PyAV exactly as given (no project code); ``rotation`` (degrees
-    counter-clockwise) and ``hflip`` tag the stream with a display matrix, as phones do."""
+    counter-clockwise) and ``hflip`` tag the stream with a display matrix, as phones do; ``sample_aspect_ratio``
+    tags non-square pixels (an anamorphic source)."""
     with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
@@ -34,6 +36,8 @@ def make_clip(
             stream.set_display_rotation(rotation or 0, hflip=hflip)
         if options:
             stream.options = options
+        if sample_aspect_ratio is not None:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if pts_ms is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for i, array in enumerate(frames):
@@ -45,6 +49,16 @@ def make_clip(
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def stored_sample_aspect(path: Path) -> Fraction | None:
+    """The sample aspect ratio PyAV reads from a file, container and bitstream agreeing (None: not tagged)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        next(container.decode(stream))  # the decoder has read the bitstream's (H.264 VUI) ratio
+        tags = {stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio}
+    assert len(tags) == 1, f"{path}: the container and the bitstream disagree: {tags}"
+    return tags.pop()
 
 
 def make_held_frames_avi(path: Path, frames: Sequence[np.ndarray], slots: Sequence[int], fps: int = 10) -> Path:

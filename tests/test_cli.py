@@ -4,9 +4,11 @@ bad input: one clear line on stderr, a non-zero exit, no traceback, no partial o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,11 @@ from cli_helpers import TINY_ARCH, assert_user_error, run_cli, save_tiny_model
 from onevae import OneVAE, OneVAEConfig
 from onevae.errors import InputError
 from onevae.io.samples import sample_video_path
-from onevae.io.tokens import load_token_file
+from onevae.io.tokens import load_token_file, save_token_file
 from onevae.io.video import probe_video, read_video
 from onevae.pipeline import plan_tiling
 
-from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames
+from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames, stored_sample_aspect
 
 TINY = dict(name="tiny-cli", **TINY_ARCH)
 
@@ -82,6 +84,7 @@ def test_reconstruct_real_clip_with_report_and_side_by_side(model_dir, tmp_path)
     assert "tokens" in result.stdout and "latents" in result.stdout and "PSNR" in result.stdout
     info = probe_video(out, count_frames=True)
     assert (info.width, info.height, info.num_frames) == (3 * 640, 272, 13)  # input | tokens | latents
+    assert stored_sample_aspect(out) is None  # square pixels (bikes is tagged 1:1): no tag
     assert info.fps == pytest.approx(25.0)
     metrics = json.loads((report / "metrics.json").read_text())
     assert len(metrics["per_frame"]["tokens"]["psnr"]) == len(metrics["per_frame"]["latents"]["ssim"]) == 13
@@ -143,6 +146,7 @@ def test_grayscale_alpha_and_variable_frame_rate_inputs_work(model_dir, tmp_path
         result = run_cli("reconstruct", str(path), "--model", str(model_dir), "-o", str(out), "--quiet")
         assert result.returncode == 0, result.stderr
         assert probe_video(out).variable_frame_rate is not True
+        assert stored_sample_aspect(out) is None  # square pixels in, square pixels out
     # resampled to a constant 30 fps over its 0.933 s (nearest source frame at each output time)
     resampled = probe_video(tmp_path / "vfr.out.mp4", count_frames=True)
     assert resampled.num_frames == 28 and resampled.fps == pytest.approx(30)
@@ -161,6 +165,50 @@ def test_portrait_phone_video_stored_landscape_is_encoded_and_decoded_upright(mo
     result = run_cli("decode", str(tokens), "-o", str(out), "--model", str(model_dir), "--quiet")
     assert result.returncode == 0, result.stderr
     assert (probe_video(out).width, probe_video(out).height) == (32, 48)
+
+
+@pytest.fixture(scope="module")
+def anamorphic_clip(tmp_path_factory) -> Path:
+    """5 frames of 50x70 samples of DV's shape (32:27): neither size is a multiple of the 4x8x8 model's 8."""
+    path = tmp_path_factory.mktemp("clips") / "dv.mp4"
+    return make_clip(path, smooth_frames(5, 50, 70), fps=10, sample_aspect_ratio=Fraction(32, 27))
+
+
+def test_reconstruct_keeps_the_sample_aspect_ratio(model_dir, anamorphic_clip, tmp_path):
+    """Resized to 48x72 for the model, written back at 50x70 (input | tokens | latents): the source's sample grid,
+    so tagged 32:27 like the source, in the container and the bitstream."""
+    out = tmp_path / "dv.out.mp4"
+    result = run_cli("reconstruct", str(anamorphic_clip), "--model", str(model_dir), "-o", str(out), "--resize",
+                     "--side-by-side", "--quiet")
+    assert result.returncode == 0, result.stderr
+    info = probe_video(out)
+    assert (info.width, info.height) == (3 * 70, 50) and info.sample_aspect_ratio == Fraction(32, 27)
+    assert stored_sample_aspect(out) == Fraction(32, 27)
+
+
+def test_encode_decode_keeps_the_sample_aspect_ratio_and_old_token_files_decode_square(model_dir, anamorphic_clip, tmp_path):
+    from onevae.pipeline import decode_to_video
+
+    tokens = tmp_path / "dv.tokens.safetensors"
+    result = run_cli("encode", str(anamorphic_clip), "-o", str(tokens), "--model", str(model_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    grids, meta = load_token_file(tokens)
+    assert meta.source["sample_aspect_ratio"] == "32:27" and (meta.fit["height"], meta.fit["width"]) == (48, 64)
+    out = tmp_path / "dv.mp4"
+    result = run_cli("decode", str(tokens), "-o", str(out), "--model", str(model_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (probe_video(out).width, probe_video(out).height) == (64, 48)  # centre-cropped: the samples keep their shape
+    assert stored_sample_aspect(out) == Fraction(32, 27)
+    # a file written before the ratio was recorded decodes, with square pixels; a malformed ratio is refused
+    without = {k: v for k, v in meta.source.items() if k != "sample_aspect_ratio"}
+    save_token_file(tmp_path / "old.tokens.safetensors", grids, dataclasses.replace(meta, source=without))
+    grids, old = load_token_file(tmp_path / "old.tokens.safetensors")
+    assert decode_to_video(OneVAE.from_pretrained(model_dir), grids, old, tmp_path / "old.mp4") == 5
+    assert stored_sample_aspect(tmp_path / "old.mp4") is None
+    broken = tmp_path / "broken.tokens.safetensors"
+    save_token_file(broken, grids, dataclasses.replace(meta, source={**meta.source, "sample_aspect_ratio": "32/27"}))
+    with pytest.raises(InputError, match="invalid metadata: source: a sample aspect ratio must be 'num:den'"):
+        load_token_file(broken)
 
 
 def test_truncated_avi_is_one_warning_line_and_its_counts_agree(model_dir, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from onevae.io.video import probe_video
 from onevae.io.writer import OutputSizeWarning
 from onevae.pipeline import FitOptions, decode_to_video, encode_file, load_encoded_for, reconstruct_file, write_encoded
 
-from media import make_clip, smooth_frames
+from media import make_clip, smooth_frames, stored_sample_aspect
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,19 @@ def test_decode_and_reconstruct_write_the_same_geometry(model, tmp_path, mode, m
     notices = [str(w.message) for w in caught if issubclass(w.category, OutputSizeWarning)]
     expected = f"is written as {written[0]}x{written[1]}, not {size[0]}x{size[1]}"
     assert len(notices) == (2 if written != size else 0) and all(expected in n for n in notices)
+
+
+def test_decode_tags_the_fitted_frames_of_a_resize_with_their_own_sample_aspect_ratio(model, tmp_path):
+    """50x70 samples of 32:27 resized to 48x72: brought back to 50x70 they are 32:27; kept at 48x72 (no undo) each
+    sample is 70/72 as wide and 50/48 as tall, 448:405, so the picture still displays as the source does."""
+    clip = make_clip(tmp_path / "dv.mp4", smooth_frames(3, 50, 70), fps=10, sample_aspect_ratio=Fraction(32, 27))
+    grids, meta = encode_file(model, clip, FitOptions(size_mode="resize"))
+    decode_to_video(model, grids, meta, tmp_path / "undone.mp4")
+    decode_to_video(model, grids, meta, tmp_path / "fitted.mp4", size_mode_undo=False)
+    undone, fitted = probe_video(tmp_path / "undone.mp4"), probe_video(tmp_path / "fitted.mp4")
+    assert (undone.width, undone.height, stored_sample_aspect(undone.path)) == (70, 50, Fraction(32, 27))
+    assert (fitted.width, fitted.height, stored_sample_aspect(fitted.path)) == (72, 48, Fraction(448, 405))
+    assert 70 * Fraction(32, 27) / 50 == 72 * Fraction(448, 405) / 48  # the same display aspect
 
 
 class _FsPath(os.PathLike):

@@ -6,6 +6,7 @@ import gzip
 import os
 import warnings
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ from onevae.io import (
     tensor_to_frames,
     write_video,
 )
+from onevae.io.fit import aspect_text, parse_aspect
 
 # ------------------------------------------------------------------------------------------ helpers
-from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames  # noqa: E402
+from media import make_bad_files, make_clip, make_held_frames_avi, smooth_frames, stored_sample_aspect  # noqa: E402
 
 
 def flat_frames(levels: Sequence[int], h: int = 32, w: int = 32) -> list[np.ndarray]:
@@ -72,6 +74,7 @@ def test_sample_clips_are_found_and_probed():
     carphone = probe_video(sample_video_path("carphone_pristine"))
     assert (carphone.width, carphone.height, carphone.num_frames) == (176, 144, 120)
     assert carphone.fps == pytest.approx(30000 / 1001)
+    assert carphone.sample_aspect_ratio == Fraction(128, 117) and bikes.sample_aspect_ratio == 1
     with pytest.raises(OneVAEError, match="unknown sample clip"):
         sample_video_path("nope")
 
@@ -205,6 +208,64 @@ def test_display_matrix_at_another_angle_is_not_applied_and_warned(tmp_path):
         info = probe_video(path)
     assert (info.height, info.width) == (32, 48)
     assert np.abs(next(iter_video_frames(path)).astype(int) - stored).max() <= 2
+
+
+# ------------------------------------------------------------------------------------------ non-square pixels
+
+
+@pytest.mark.parametrize("codec, ext", [("libx264", ".mp4"), ("mpeg4", ".mp4"), ("libx264", ".mkv"), ("libx264", ".mov")])
+def test_sample_aspect_ratio_is_probed_and_written_back(tmp_path, codec, ext):
+    """An anamorphic 64x48 source (DV's 32:27) is read as stored, 64x48, and its ratio reported; a video written
+    with it carries it in the container and the H.264 bitstream alike, as PyAV reads them."""
+    frames = smooth_frames(3, 48, 64)
+    source = make_clip(tmp_path / f"dv{ext}", frames, codec=codec, pix_fmt="yuv420p", sample_aspect_ratio=Fraction(32, 27))
+    info = probe_video(source)
+    assert (info.width, info.height) == (64, 48) and info.sample_aspect_ratio == Fraction(32, 27)
+    assert info.to_dict()["sample_aspect_ratio"] == "32:27" and next(iter_video_frames(source)).shape == (48, 64, 3)
+    out = write_video(tmp_path / f"out{ext}", np.stack(frames), fps=10, sample_aspect_ratio=info.sample_aspect_ratio)
+    assert stored_sample_aspect(out) == Fraction(32, 27) and probe_video(out).sample_aspect_ratio == Fraction(32, 27)
+
+
+def test_square_pixels_are_reported_as_1_and_written_untagged(tmp_path):
+    source = make_clip(tmp_path / "square.mp4", smooth_frames(3, 48, 64))
+    info = probe_video(source)
+    assert info.sample_aspect_ratio == 1 and info.to_dict()["sample_aspect_ratio"] == "1:1"
+    for sar in (None, info.sample_aspect_ratio, Fraction(10000, 9999)):  # within the 4096-term bound of 1: square
+        out = write_video(tmp_path / "out.mp4", np.stack(smooth_frames(2, 48, 64)), sample_aspect_ratio=sar)
+        assert stored_sample_aspect(out) is None and probe_video(out).sample_aspect_ratio == 1
+
+
+def test_a_quarter_turn_inverts_the_sample_aspect_ratio(tmp_path):
+    """32:27 samples stored 64x48, shown turned a quarter: 48x64 frames whose samples are 27:32."""
+    path = make_clip(tmp_path / "phone.mp4", smooth_frames(2, 48, 64), rotation=90, sample_aspect_ratio=Fraction(32, 27))
+    info = probe_video(path)
+    assert (info.width, info.height) == (48, 64) and info.sample_aspect_ratio == Fraction(27, 32)
+    upside_down = make_clip(tmp_path / "flipped.mp4", smooth_frames(2, 48, 64), rotation=180, sample_aspect_ratio=Fraction(32, 27))
+    assert probe_video(upside_down).sample_aspect_ratio == Fraction(32, 27)
+
+
+def test_writer_sample_aspect_ratio_bounds_and_errors(tmp_path):
+    frames = np.stack(smooth_frames(2, 48, 64))
+    out = write_video(tmp_path / "odd.mp4", frames, sample_aspect_ratio=Fraction(12345, 678))  # libx264 keeps <= 4096 terms
+    assert stored_sample_aspect(out) == Fraction(2276, 125)  # the nearest with terms <= 4096, in both layers
+    assert stored_sample_aspect(write_video(tmp_path / "f.mov", frames, sample_aspect_ratio=1.5)) == Fraction(3, 2)
+    for bad in (Fraction(0), -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="sample aspect ratio must be a positive number"):
+            write_video(tmp_path / "bad.mp4", frames, sample_aspect_ratio=bad)
+    assert not list(tmp_path.glob("bad*")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_sample_aspect_ratio_text_and_fitted_frames():
+    assert aspect_text(Fraction(32, 27)) == "32:27" and parse_aspect("128:117") == Fraction(128, 117)
+    for bad in ("32/27", "0:1", "-4:3", "4:", 1.5, None, "4:3:1", "１:1"):
+        with pytest.raises(InputError, match="'num:den'"):
+            parse_aspect(bad)
+    sar = Fraction(32, 27)
+    assert fit_size(50, 70, 8, "crop").fitted_sample_aspect(sar) == sar  # cropped: the samples keep their shape
+    assert fit_size(50, 70, 8, "pad").fitted_sample_aspect(sar) == sar
+    resized = fit_size(50, 70, 8, "resize")  # 50x70 -> 48x72: wider by 72/70, shorter by 48/50
+    assert (resized.height, resized.width) == (48, 72)
+    assert resized.fitted_sample_aspect(sar) == sar * Fraction(70, 72) / Fraction(50, 48)
 
 
 def test_duration_is_the_frames_span_not_the_containers(tmp_path):

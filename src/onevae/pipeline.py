@@ -23,9 +23,17 @@ import torch
 
 from .errors import InputError
 from .guards import check_finite
-from .io.fit import Geometry, fit_size
+from .io.fit import Geometry, aspect_text, fit_size
 from .io.paths import PathLike
-from .io.tokens import TokenFileMeta, check_same_model, load_token_file, save_token_file, token_meta_for, undone_size
+from .io.tokens import (
+    TokenFileMeta,
+    check_same_model,
+    load_token_file,
+    save_token_file,
+    source_sample_aspect,
+    token_meta_for,
+    undone_size,
+)
 from .io.video import VideoInfo, iter_video_windows, probe_video
 from .io.writer import VideoWriter
 from .latent_stats import LatentStatsAccumulator, stats_tensors
@@ -321,7 +329,8 @@ def _encode_frame_by_frame(encoder: StreamingEncoder, windows: Iterator[torch.Te
 
 
 def _source_dict(info: VideoInfo) -> dict[str, Any]:
-    return {"width": info.width, "height": info.height, "num_frames": info.num_frames, "fps": info.fps, "codec": info.codec}
+    return {"width": info.width, "height": info.height, "num_frames": info.num_frames, "fps": info.fps, "codec": info.codec,
+            "sample_aspect_ratio": aspect_text(info.sample_aspect_ratio)}
 
 
 def write_encoded(path: PathLike, grids: Grids, meta: TokenFileMeta) -> None:
@@ -348,8 +357,9 @@ class FrameSink:
 @torch.no_grad()
 def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: PathLike, size_mode_undo: bool = True,
                     progress: bool = False, chunk_latents: int = 2, fingerprint: str | None = None) -> int:
-    """Decode grids to an mp4 at the recorded fps; returns the number of frames written. Grids whose metadata
-    names another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
+    """Decode grids to an mp4 at the recorded fps, tagged with the source's sample aspect ratio (of the fitted
+    frames when ``size_mode_undo`` is off); returns the number of frames written. Grids whose metadata names
+    another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
     computed when not given."""
     out = Path(out)
     if meta.model_fingerprint:
@@ -359,6 +369,9 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
     geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
+    sar = source_sample_aspect(meta.source)
+    if meta.fit and not size_mode_undo:  # the fitted frames: a resize may have stretched the samples
+        sar = Geometry.from_dict(meta.fit).fitted_sample_aspect(sar)
     if meta.latent_normalization:  # stored as (z - mean) / std: back to the raw latents the decoder takes
         norm = meta.latent_normalization
         grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
@@ -368,7 +381,7 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, grids, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
-    with (VideoWriter(out, fps=meta.fps) as writer, FrameProgress(meta.frames, f"decode {out.name}", progress) as bar,
+    with (VideoWriter(out, fps=meta.fps, sample_aspect_ratio=sar) as writer, FrameProgress(meta.frames, f"decode {out.name}", progress) as bar,
           contextlib.ExitStack() as stack):
         sink = FrameSink(geometry, meta.frames, writer)
         if tile_by_tile:  # a pass decoding the tiles into the canvas, then one writing its frames
@@ -461,7 +474,8 @@ def reconstruct_file(
     on_frames: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
 ) -> Reconstruction:
     """Encode and decode a file through tokens and through latents; PSNR/SSIM per frame against the fitted
-    input; optionally write ``out`` (one path, or input | tokens | latents side by side).
+    input; optionally write ``out`` (one path, or input | tokens | latents side by side), at the source's scale
+    (``geometry.undo``), so tagged with its sample aspect ratio.
 
     Frame by frame with causal caches (one pass over the file) when every tile's caches fit in memory; else tile
     by tile (one tile's caches alive: the file is read once per tile, then the decoded frames wait in a canvas
@@ -489,7 +503,7 @@ def reconstruct_file(
     writer = None
     frames_total = 0
     try:
-        writer = VideoWriter(out, fps=fps) if out is not None else None
+        writer = VideoWriter(out, fps=fps, sample_aspect_ratio=info.sample_aspect_ratio) if out is not None else None
         for inputs, recons in pairs:  # (3, n, H, W) and path -> (3, n, H, W)
             for p in paths:
                 per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()

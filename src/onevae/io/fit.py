@@ -6,12 +6,18 @@ The model needs ``H, W`` multiples of the spatial factor and ``T = 1 + k * f``. 
     multiple). ``resize_short_side`` / ``max_side`` first downscale (never upscale) with antialiased bilinear
     interpolation. The returned :class:`Geometry` records what was done and can undo it. (Clip length is
     brought to ``1 + k * f`` while streaming, by repeating the last frame: :mod:`onevae.padding`.)
+
+Sample aspect ratio (SAR): the shape of a stored sample (width / height; 1 for square pixels). Crop and pad keep
+    it, and so does :meth:`Geometry.undo` (frames back at the source's scale); only the fitted frames of a resize
+    that changes the grid's proportions have other samples (:meth:`Geometry.fitted_sample_aspect`). It is written
+    ``"num:den"`` in metadata (:func:`aspect_text`, :func:`parse_aspect`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -83,6 +89,14 @@ class Geometry:
             video = resize_video(video, h, w)
         return video
 
+    def fitted_sample_aspect(self, source_sar: Fraction) -> Fraction:
+        """The sample aspect ratio of the fitted (height x width) frames of a source whose samples have
+        ``source_sar``: a resize stretches the samples by the ratio of its horizontal and vertical scales; a crop
+        or a pad keeps them. (Frames brought back by :meth:`undo` have the source's.)"""
+        if not self.resized:
+            return source_sar
+        return source_sar * Fraction(self.source_width * self.resized_height, self.resized_width * self.source_height)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -135,6 +149,22 @@ def fit_size(
         resized_height=h, resized_width=w, height=out_h, width=out_w,
         crop_top=(h - out_h) // 2, crop_left=(w - out_w) // 2, **common,
     )
+
+
+# ============================================================================================ sample aspect ratio
+
+
+def aspect_text(sar: Fraction) -> str:
+    """``Fraction(32, 27)`` -> ``"32:27"`` (as FFmpeg writes it)."""
+    return f"{sar.numerator}:{sar.denominator}"
+
+
+def parse_aspect(value: Any) -> Fraction:
+    """``"32:27"`` -> ``Fraction(32, 27)``; InputError unless it is two positive integers ``"num:den"``."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 9 and int(p) > 0 for p in parts):
+        raise InputError(f"a sample aspect ratio must be 'num:den' (two positive integers, e.g. '32:27'), got {value!r}")
+    return Fraction(int(parts[0]), int(parts[1]))
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from ..configtools import NON_NEGATIVE, Range, build_dataclass
 from ..errors import CheckpointError, InputError, OneVAEError
 from ..latents import Grids
 from ..quantizers.fsq import ids_to_int64
+from .fit import parse_aspect
 
 FORMAT = "onevae-tokens"
 FORMAT_VERSION = 1
@@ -39,7 +41,9 @@ class TokenFileMeta:
     num_codebooks: Annotated[int, NON_NEGATIVE]
     vocab_size: Annotated[int, NON_NEGATIVE]
     fps: Annotated[float, Range(0, MAX_FPS, low_open=True)]
-    source: dict[str, Any] = field(default_factory=dict)  # path, width, height, num_frames of the input
+    # path, width, height, num_frames, fps, codec of the input, and its "sample_aspect_ratio" ("num:den"; a file
+    # without it, written before it was recorded, has square pixels: see source_sample_aspect)
+    source: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)  # resize/crop/pad applied (onevae.io.video.Geometry)
     frames: Annotated[int, NON_NEGATIVE] = 0  # frames encoded (after fitting, before length padding)
     padded_frames: Annotated[int, NON_NEGATIVE] = 0  # frames added at the end (repeat of the last frame) to reach 1 + k*tf
@@ -171,6 +175,10 @@ def validate_token_file(grids: list[torch.Tensor], meta: TokenFileMeta, source: 
         height, width = height * config.spatial_factor, width * config.spatial_factor
     if meta.fit:
         check_geometry(meta.fit, height, width, refuse)
+    try:
+        source_sample_aspect(meta.source)
+    except InputError as exc:
+        refuse(f"invalid metadata: source: {exc}")
     if meta.latent_normalization is not None:
         _check_normalization(meta, config, refuse)
 
@@ -230,6 +238,12 @@ def check_geometry(fit: dict[str, Any], height: int, width: int, refuse) -> None
     }[g.mode]
     if not kept:
         refuse(f"invalid metadata: fit {fit} is not a consistent {g.mode} geometry")
+
+
+def source_sample_aspect(source: dict[str, Any]) -> Fraction:
+    """The source's sample aspect ratio recorded in a token file's ``source`` (1, square pixels, when absent)."""
+    value = source.get("sample_aspect_ratio")
+    return Fraction(1) if value is None else parse_aspect(value)
 
 
 def undone_size(fit: dict[str, Any]) -> tuple[int, int]:

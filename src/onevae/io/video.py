@@ -20,6 +20,11 @@ Orientation
     as FFmpeg's autorotate does. A rotation by another angle than a multiple of 90 degrees is not applied (a
     warning says so); a mirrored matrix is read by its rotation only. Images follow their EXIF orientation.
 
+Non-square pixels
+    A stream's sample aspect ratio (an anamorphic source: DV's 32:27) is not converted: frames are read as stored,
+    one sample per pixel. :func:`probe_video` reports it (``sample_aspect_ratio``, of the upright frames: inverted
+    by a quarter turn), so that outputs on the same sample grid can be tagged with it (:mod:`onevae.io.writer`).
+
 Frame rate (``fps=``)
     Output frame *k* is shown at ``t0 + k / fps`` (``t0`` = the first frame's timestamp, or the requested start);
     it is the source frame whose timestamp (pts) is nearest to that time (ties go to the earlier frame). This
@@ -60,7 +65,7 @@ import torch
 from av.video.reformatter import ColorRange
 
 from ..errors import InputError
-from .fit import Geometry
+from .fit import Geometry, aspect_text
 from .paths import PathLike, existing_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts")
@@ -86,7 +91,8 @@ class VideoDisplayWarning(UserWarning):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe_video` found. ``fps`` is the average rate (0.0 for a still image)."""
+    """What :func:`probe_video` found. ``fps`` is the average rate (0.0 for a still image);
+    ``sample_aspect_ratio`` the shape (width / height) of a sample of the frames as read, 1 for square pixels."""
 
     path: Path
     width: int
@@ -102,10 +108,11 @@ class VideoInfo:
     variable_frame_rate: bool | None  # None when the timestamps could not tell
     num_frames_exact: bool = True
     is_image: bool = False
+    sample_aspect_ratio: Fraction = Fraction(1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly description (for metadata files)."""
-        return {**asdict(self), "path": str(self.path)}
+        """JSON-friendly description (for metadata files); the sample aspect ratio as ``"num:den"``."""
+        return {**asdict(self), "path": str(self.path), "sample_aspect_ratio": aspect_text(self.sample_aspect_ratio)}
 
 
 def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
@@ -135,7 +142,8 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
         else:
             num_frames, exact = (max(1, round(duration * fps)) if fps else 1), False
         fmt = first_frame.format
-        width, height = _display_orientation(first_frame, path).display_size(first_frame.width, first_frame.height)
+        orientation = _display_orientation(first_frame, path)
+        width, height = orientation.display_size(first_frame.width, first_frame.height)
         return VideoInfo(
             path=path,
             width=width,
@@ -149,6 +157,7 @@ def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
             is_grayscale=_is_grayscale_format(fmt),
             variable_frame_rate=variable,
             num_frames_exact=exact,
+            sample_aspect_ratio=orientation.sample_aspect(_stream_sample_aspect(stream)),
         )
 
 
@@ -274,6 +283,15 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float:
         if rate and float(rate) > 0 and float(rate) < 1000:
             return float(rate)
     return 0.0
+
+
+def _stream_sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stored samples' aspect ratio, as FFmpeg guesses it: the container's, else the bitstream's; 1 when
+    neither tags one (unknown is taken as square)."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar is not None and sar > 0:
+            return Fraction(sar)
+    return Fraction(1)
 
 
 def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
@@ -634,6 +652,10 @@ class _Orientation:
     def display_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) as shown, from the stored size."""
         return (height, width) if self.transpose else (width, height)
+
+    def sample_aspect(self, stored: Fraction) -> Fraction:
+        """The samples' aspect ratio as shown, from the stored one (a quarter turn inverts it)."""
+        return 1 / stored if self.transpose else stored
 
 
 _UPRIGHT = _Orientation()

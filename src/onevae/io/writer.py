@@ -3,6 +3,10 @@
 :class:`VideoWriter` / :func:`write_video` encode H.264 (libx264, yuv420p, CRF 18, BT.709 tags) to
     ``.mp4``/``.mov``/``.mkv`` through a temporary file in the same directory, renamed on success.
 
+Non-square pixels: ``sample_aspect_ratio`` tags the stream (the H.264 bitstream and the container) with the shape of
+    its samples, so that players show frames on an anamorphic source's grid as they show the source (see
+    :mod:`onevae.io.video`); square pixels (None or 1) are not tagged.
+
 Odd sizes: yuv420p H.264 needs an even width and height, so odd ones get one replicated pixel at the bottom/right
     (an :class:`OutputSizeWarning` says so). yuv444p would keep them, but few players decode H.264 4:4:4.
 """
@@ -40,12 +44,15 @@ class VideoWriter:
 
     ``write`` takes uint8 (T, H, W, 3) / (H, W, 3) arrays or float tensors in [-1, 1] shaped (3, T, H, W) or
     (1, 3, T, H, W). Odd heights/widths are padded by one pixel (replicated edge) for yuv420p.
+    ``sample_aspect_ratio``: the shape (width / height) of a sample, when the pixels are not square.
     """
 
-    def __init__(self, path: PathLike, fps: float = 24.0, crf: int = 18, preset: str = "medium") -> None:
+    def __init__(self, path: PathLike, fps: float = 24.0, crf: int = 18, preset: str = "medium",
+                 sample_aspect_ratio: Fraction | None = None) -> None:
         self.path = Path(path)
         if not (fps > 0 and math.isfinite(fps)):
             raise InputError(f"{self.path}: fps must be a positive number, got {fps}")
+        self.sample_aspect_ratio = _sar_tag(self.path, sample_aspect_ratio)
         self.format = _output_format(self.path)
         self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
         self.crf, self.preset = crf, preset
@@ -122,6 +129,8 @@ class VideoWriter:
         context = stream.codec_context
         context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
         context.color_range = 1  # limited ("tv") range
+        if self.sample_aspect_ratio is not None:  # libx264 writes it in the bitstream, the muxer in the container
+            context.sample_aspect_ratio = self.sample_aspect_ratio
         self.container, self.stream = container, stream
 
     def _encode(self, image: np.ndarray) -> None:
@@ -134,10 +143,11 @@ class VideoWriter:
 
 
 def write_video(
-    path: PathLike, frames: np.ndarray | torch.Tensor, fps: float = 24.0, crf: int = 18, preset: str = "medium"
+    path: PathLike, frames: np.ndarray | torch.Tensor, fps: float = 24.0, crf: int = 18, preset: str = "medium",
+    sample_aspect_ratio: Fraction | None = None,
 ) -> Path:
     """Write a whole clip (see :class:`VideoWriter` for the accepted frames) atomically; returns the path."""
-    with VideoWriter(path, fps=fps, crf=crf, preset=preset) as writer:
+    with VideoWriter(path, fps=fps, crf=crf, preset=preset, sample_aspect_ratio=sample_aspect_ratio) as writer:
         writer.write(frames)
     return writer.path
 
@@ -147,6 +157,20 @@ def _output_format(path: Path) -> str:
     if fmt is None:
         raise InputError(f"{path}: unsupported output extension {path.suffix!r}; use .mp4, .mov or .mkv")
     return fmt
+
+
+_SAR_TERMS = 4096  # libx264 reduces the ratio to terms of at most this; so does the writer, so the container agrees
+
+
+def _sar_tag(path: Path, sar: Fraction | None) -> Fraction | None:
+    """The ratio to tag the stream with (terms of at most 4096), or None for square pixels."""
+    if sar is None:
+        return None
+    if not (sar > 0 and math.isfinite(sar)):
+        raise InputError(f"{path}: the sample aspect ratio must be a positive number, got {sar}")
+    sar = min(max(Fraction(sar), Fraction(1, _SAR_TERMS)), Fraction(_SAR_TERMS))
+    bounded = sar.limit_denominator(_SAR_TERMS) if sar < 1 else 1 / (1 / sar).limit_denominator(_SAR_TERMS)
+    return None if bounded == 1 else bounded
 
 
 def _create_temp_beside(path: Path) -> Path:
