@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from onevae.io.tokens import flatten_tokens
 from onevae.io.video import read_video
 from onevae.pipeline import FitOptions, decode_to_video, encode_file
 
-from media import make_bad_files, make_clip, smooth_frames
+from media import make_bad_files, make_clip, smooth_frames, stored_sample_aspect
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(name="tiny-corpus", dim=8, z_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temporal_downsample=[False, True, True])
@@ -299,6 +300,18 @@ def test_a_clip_shorter_than_the_chunk_is_planned_for_its_own_frames_as_encode_p
         encoded, _ = encode_file(model, clip, FitOptions(chunk_latents=chunk), kind="tokens")  # the same budget
         for expected in (untiled[chunk], encoded.to_list()):
             assert len(grids) == len(expected) and all(torch.equal(a, b.long()) for a, b in zip(grids, expected)), chunk
+
+
+def test_an_anamorphic_clip_keeps_its_sample_aspect_ratio_from_shard_to_decoded_video(model, tmp_path):
+    """Non-square pixels are tokenized as stored; the clip's metadata records their shape, and a clip decoded from
+    the shards is tagged with it, so that it shows as the source does."""
+    source = make_clip(tmp_path / "dv.mp4", smooth_frames(9, 32, 40), fps=10, sample_aspect_ratio=Fraction(32, 27))
+    tokenize_corpus(model, [str(source)], tmp_path / "out", TokenizeOptions(workers=0, size_mode="pad"))
+    [sample] = list(TokenShards(tmp_path / "out"))
+    assert sample["meta"]["source"]["sample_aspect_ratio"] == "32:27"
+    grids, meta = sample_token_grids(sample["tokens"], sample["meta"])
+    decode_to_video(model, grids, meta, tmp_path / "decoded.mp4")
+    assert stored_sample_aspect(tmp_path / "decoded.mp4") == Fraction(32, 27)
 
 
 def test_decode_to_video_refuses_a_shard_clip_of_another_model(model, baseline, tmp_path):

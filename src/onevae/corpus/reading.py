@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import OneVAEError
-from ..io.fit import Geometry, fit_size
+from ..io.fit import Geometry, aspect_text, fit_size
 from ..io.video import VideoReadWarning, iter_video_windows, probe_video, tensor_to_frames
 from ..pipeline import FitOptions, output_fps, read_fps
 from .plan import ClipSettings, SegmentPlan, clip_start, count_clips, expected_frames
@@ -101,7 +101,7 @@ def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
     options = fit_options(settings)
     plan.probe = {"width": info.width, "height": info.height, "fps": info.fps, "num_frames": info.num_frames,
                   "duration_s": info.duration_s, "codec": info.codec, "is_image": info.is_image,
-                  "variable_frame_rate": info.variable_frame_rate}
+                  "variable_frame_rate": info.variable_frame_rate, "sample_aspect_ratio": aspect_text(info.sample_aspect_ratio)}
     plan.rate = output_fps(info, options)
     try:
         geometry = fit_size(info.height, info.width, settings.spatial_factor, settings.size_mode, settings.short_side,
