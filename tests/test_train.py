@@ -479,6 +479,14 @@ def test_16_true_is_refused_and_16_mixed_on_a_cpu_says_it_runs_bf16(tmp_path, ca
     assert cli_main(["train", "--config", str(write_config(tmp_path, "f", config))]) == 2
     assert "error: trainer.precision 16-true does not train" in capsys.readouterr().err
     assert not (tmp_path / "fp16").exists()
+    from onevae.train.config import load_train_config
+    from onevae.train.runner import train
+
+    built = load_train_config(write_config(tmp_path, "m32", tiny_config(tmp_path / "api", trainer={"max_steps": 1})))
+    built.trainer.precision = "16-true"  # set in Python, after the file was read and checked: train() checks again
+    with pytest.raises(OneVAEError, match="16-true does not train"):
+        train(built)
+    assert not (tmp_path / "api").exists()
     config = tiny_config(tmp_path / "mixed", trainer={"max_steps": 1, "precision": "16-mixed", "accelerator": "cpu"})
     assert cli_main(["train", "--config", str(write_config(tmp_path, "m", config))]) == 0
     err = capsys.readouterr().err

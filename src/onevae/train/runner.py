@@ -15,7 +15,7 @@ from ..hardware import auto_precision, trains_on_cuda, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
-from .config import TrainConfig, TrainerSection
+from .config import TrainConfig, TrainerSection, validate
 from .config_changes import check_resume_config
 from .data import OneVAEDataModule, check_sources
 from .initialise import initialise_model
@@ -173,6 +173,7 @@ def train(config: TrainConfig, resume: str | None = None, extra_callbacks: list 
 
     _quiet_lightning()
     out = Path(config.output_dir)
+    validate(config)  # a config built in Python, not read by load_train_config, is checked the same way
     model_config = config.model_config()  # every config error before the directory is touched
     check_sources(config)  # a missing data or val source (or an unknown heldout:NAME) before the model is built
     with RunDirectory(out, resume, overwrite):
