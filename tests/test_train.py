@@ -490,7 +490,7 @@ def test_16_true_is_refused_and_16_mixed_on_a_cpu_says_it_runs_bf16(tmp_path, ca
     config = tiny_config(tmp_path / "mixed", trainer={"max_steps": 1, "precision": "16-mixed", "accelerator": "cpu"})
     assert cli_main(["train", "--config", str(write_config(tmp_path, "m", config))]) == 0
     err = capsys.readouterr().err
-    assert "[onevae] trainer.precision=16-mixed: bf16-mixed (float16 autocast runs on GPUs only)" in err
+    assert "[onevae] trainer.precision=16-mixed: bf16-mixed (no float16 autocast on a CPU)" in err
     assert "emulates float16" not in err  # the slow-CPU warning, if any, is about the bfloat16 that runs
 
 

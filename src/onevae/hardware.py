@@ -63,6 +63,12 @@ def trains_on_cuda(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
+def trains_on_cpu(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` setting trains on the CPU (``auto`` does when there is no CUDA or MPS)."""
+    mps = getattr(torch.backends, "mps", None)
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available() and not (mps and mps.is_available()))
+
+
 def auto_precision(accelerator: str) -> tuple[str, str]:
     """``trainer.precision: auto`` on ``accelerator`` (the trainer's setting): bf16 autocast where the hardware
     runs bfloat16 natively (CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX), float32 elsewhere; and why."""

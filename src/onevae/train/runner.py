@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from ..errors import InputRangeWarning
-from ..hardware import auto_precision, trains_on_cuda, warn_if_slow_on_cpu
+from ..hardware import auto_precision, trains_on_cpu, warn_if_slow_on_cpu
 from ..model import OneVAE
 from ..state_dict import LoadReport
 from .checkpointing import AtomicModelCheckpoint, ExportCallback, ResumePoint, SafeCheckpointIO, find_resume_checkpoint
@@ -232,11 +232,11 @@ def model_line(config: TrainConfig, model: OneVAE, point: ResumePoint | None) ->
 
 def _precision(precision: str, accelerator: str) -> str:
     """``trainer.precision`` with ``auto`` resolved for this machine, and ``16-mixed`` off a GPU made the
-    ``bf16-mixed`` that Lightning would run instead (it has no float16 autocast for CPUs), so that what is said
-    about it names the dtype that actually runs."""
+    ``bf16-mixed`` that Lightning would run instead on a CPU (it has no float16 autocast there), so that what is
+    said about it names the dtype that actually runs."""
     if precision == "auto":
         return auto_precision(accelerator)[0]
-    if precision == "16-mixed" and not trains_on_cuda(accelerator):
+    if precision == "16-mixed" and trains_on_cpu(accelerator):
         return "bf16-mixed"
     return precision
 
@@ -252,7 +252,7 @@ def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> N
         print(f"[onevae] trainer.precision=auto: {precision} ({why})", file=sys.stderr)
     elif _precision(precision, accelerator) != precision:
         precision = _precision(precision, accelerator)
-        print(f"[onevae] trainer.precision=16-mixed: {precision} (float16 autocast runs on GPUs only)", file=sys.stderr)
+        print(f"[onevae] trainer.precision=16-mixed: {precision} (no float16 autocast on a CPU)", file=sys.stderr)
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     if dtype is not None and isinstance(trainer.accelerator, CPUAccelerator):
         warn_if_slow_on_cpu(dtype, f"trainer.precision={precision}", "trainer.precision=32-true")
