@@ -368,10 +368,11 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
         check_same_model(meta, model, fingerprint or model_fingerprint(model), meta.source.get("path") or "these grids")
     if not isinstance(grids, Grids):  # the list form, as a token file stores it
         grids = model.as_tokens(grids) if meta.kind == "tokens" else model.as_latents(grids)
-    geometry = Geometry.from_dict(meta.fit) if (meta.fit and size_mode_undo) else None
+    fit = Geometry.from_dict(meta.fit) if meta.fit else None
+    geometry = fit if size_mode_undo else None
     sar = source_sample_aspect(meta.source)
-    if meta.fit and not size_mode_undo:  # the fitted frames: a resize may have stretched the samples
-        sar = Geometry.from_dict(meta.fit).fitted_sample_aspect(sar)
+    if fit is not None and not size_mode_undo:  # the fitted frames: a resize may have stretched the samples
+        sar = fit.fitted_sample_aspect(sar)
     if meta.latent_normalization:  # stored as (z - mean) / std: back to the raw latents the decoder takes
         norm = meta.latent_normalization
         grids = denormalize_latents(grids.to(torch.float32), torch.tensor(norm["mean"]), torch.tensor(norm["std"]))

@@ -250,9 +250,9 @@ def _report_precision(trainer: L.Trainer, precision: str, accelerator: str) -> N
     if precision == "auto":
         precision, why = auto_precision(accelerator)
         print(f"[onevae] trainer.precision=auto: {precision} ({why})", file=sys.stderr)
-    elif _precision(precision, accelerator) != precision:
-        precision = _precision(precision, accelerator)
-        print(f"[onevae] trainer.precision=16-mixed: {precision} (no float16 autocast on a CPU)", file=sys.stderr)
+    elif (resolved := _precision(precision, accelerator)) != precision:
+        print(f"[onevae] trainer.precision={precision}: {resolved} (no float16 autocast on a CPU)", file=sys.stderr)
+        precision = resolved
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     if dtype is not None and isinstance(trainer.accelerator, CPUAccelerator):
         warn_if_slow_on_cpu(dtype, f"trainer.precision={precision}", "trainer.precision=32-true")
