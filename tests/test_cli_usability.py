@@ -349,3 +349,67 @@ def test_ctrl_c_during_reconstruct_removes_the_report_directory_it_created(model
         report.mkdir(parents=True)
     assert main(["reconstruct", "--model", str(model_dir), "--report", str(report), "--quiet"]) == 130
     assert report.is_dir() if existing else not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------------ image and lossless outputs
+def test_reconstruct_writes_png_frames_and_lossless_video_exactly_as_it_measured(model_dir, encoded, tmp_path, capsys):
+    """The written frames are the ones the printed PSNR was measured on: PSNR of the files against the input equals
+    the table's (a 16x16 clip needs no fitting), PNG frames and FFV1 agree pixel for pixel."""
+    import numpy as np
+
+    from onevae.cli.main import main
+    from onevae.eval.metrics import psnr_per_frame
+    from onevae.io.video import frames_to_tensor, iter_video_frames
+
+    clip = encoded[0]
+    common = ["--model", str(model_dir), "--quiet", "--json"]
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "rec_%02d.png"), *common]) == 0
+    measured = json.loads(capsys.readouterr().out)["metrics"]["tokens"]["psnr"]
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "rec.mkv"), "--lossless", *common]) == 0
+    assert f"wrote {tmp_path / 'rec.mkv'}" in capsys.readouterr().err
+    pngs = np.concatenate([np.stack(list(iter_video_frames(tmp_path / f"rec_{i:02d}.png"))) for i in range(1, 6)])
+    np.testing.assert_array_equal(np.stack(list(iter_video_frames(tmp_path / "rec.mkv"))), pngs)
+    inputs = frames_to_tensor(np.stack(list(iter_video_frames(clip))))
+    assert psnr_per_frame(inputs, frames_to_tensor(pngs)).mean().item() == pytest.approx(measured, abs=1e-3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mkv"] + [f"rec_{i:02d}.png" for i in range(1, 6)]
+
+
+def test_an_image_round_trips_to_an_image_and_a_clip_is_refused_one_image(model_dir, encoded, tmp_path, capsys):
+    from onevae.cli.main import main
+    from onevae.io.video import probe_video
+
+    from media import smooth_frames
+
+    common = ["--model", str(model_dir), "--quiet"]
+    still = tmp_path / "still.png"
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(smooth_frames(1, 24, 40)[0]).save(still)
+    tokens = tmp_path / "still.tokens.safetensors"
+    assert main(["encode", str(still), "-o", str(tokens), *common]) == 0
+    assert ": 1 frame, tokens grids" in capsys.readouterr().err
+    assert main(["decode", str(tokens), "-o", str(tmp_path / "back.webp"), *common]) == 0
+    assert f"-> {tmp_path / 'back.webp'}: 1 frame at" in capsys.readouterr().err
+    info = probe_video(tmp_path / "back.webp")
+    assert info.is_image and (info.width, info.height) == (40, 24)
+    # a 5-frame token file into one image: refused before anything is decoded, nothing written
+    assert main(["decode", str(encoded[1]), "-o", str(tmp_path / "five.png"), *common]) == 2
+    assert "one image cannot hold 5 frames; name a frame pattern" in capsys.readouterr().err
+    assert main(["decode", str(encoded[1]), "-o", str(tmp_path / "five.mp4"), "--lossless", *common]) == 2
+    assert "lossless video is FFV1, which only .mkv holds" in capsys.readouterr().err
+    assert main(["reconstruct", str(encoded[0]), "-o", str(tmp_path / "five.jpg"), *common]) == 2
+    assert "one image cannot hold 5 frames" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["back.webp", "still.png", "still.tokens.safetensors"]
+
+
+def test_decoding_a_batch_of_sequences_losslessly_writes_mkv_files(model_dir, tmp_path, capsys):
+    from onevae.cli.main import main
+    from onevae.io.video import probe_video
+
+    sequences = write_sequences(tmp_path / "two.npy", 2)
+    out = tmp_path / "clips"
+    assert main(["decode", str(sequences), "-o", str(out), "--frames", "5", "--size", "16x16", "--lossless",
+                 "--model", str(model_dir), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip-00000.mkv", "clip-00001.mkv"]
+    assert probe_video(out / "clip-00001.mkv", count_frames=True).num_frames == 5
+    assert main(["decode", str(sequences), "-o", str(tmp_path / "one_%03d.png"), "--frames", "5", "--size", "16x16",
+                 "--model", str(model_dir), "--quiet"]) == 2  # two clips need a directory

@@ -24,6 +24,7 @@ import torch
 from .errors import InputError
 from .guards import check_finite
 from .io.fit import Geometry, aspect_text, fit_size
+from .io.outputs import check_output
 from .io.paths import PathLike
 from .io.tokens import (
     TokenFileMeta,
@@ -35,7 +36,7 @@ from .io.tokens import (
     undone_size,
 )
 from .io.video import VideoInfo, iter_video_windows, probe_video
-from .io.writer import VideoWriter
+from .io.writer import Writer, open_writer
 from .latent_stats import LatentStatsAccumulator, stats_tensors
 from .latent_stats import denormalize as denormalize_latents
 from .latent_stats import normalize as normalize_latents
@@ -341,7 +342,7 @@ def write_encoded(path: PathLike, grids: Grids, meta: TokenFileMeta) -> None:
 class FrameSink:
     """Crops decoded chunks back to the source geometry, drops padded frames at the end, writes or collects."""
 
-    def __init__(self, geometry: Geometry | None, keep_frames: int, writer: VideoWriter | None) -> None:
+    def __init__(self, geometry: Geometry | None, keep_frames: int, writer: Writer | None) -> None:
         self.geometry, self.remaining, self.writer = geometry, keep_frames, writer
 
     def push(self, frames: torch.Tensor) -> torch.Tensor:
@@ -356,12 +357,14 @@ class FrameSink:
 
 @torch.no_grad()
 def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: TokenFileMeta, out: PathLike, size_mode_undo: bool = True,
-                    progress: bool = False, chunk_latents: int = 2, fingerprint: str | None = None) -> int:
-    """Decode grids to an mp4 at the recorded fps, tagged with the source's sample aspect ratio (of the fitted
-    frames when ``size_mode_undo`` is off); returns the number of frames written. Grids whose metadata names
-    another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
+                    progress: bool = False, chunk_latents: int = 2, fingerprint: str | None = None, lossless: bool = False) -> int:
+    """Decode grids to a video at the recorded fps (H.264; FFV1 when ``lossless``; images for an image name or a
+    frame pattern: :func:`onevae.io.writer.open_writer`), tagged with the source's sample aspect ratio (of the
+    fitted frames when ``size_mode_undo`` is off); returns the number of frames written. Grids whose metadata
+    names another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
     computed when not given."""
     out = Path(out)
+    check_output(out, lossless=lossless, frames=meta.frames)
     if meta.model_fingerprint:
         from .model_dir import model_fingerprint
 
@@ -382,7 +385,8 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     tiling, tile_by_tile = plan_streaming(lambda tbt: plan_decode_tiling(model, meta, grids, chunk_latents, tbt), h * sf, w * sf)
     decoder = decoder_for(model, h * sf, w * sf, tiling=tiling)
     written = 0
-    with (VideoWriter(out, fps=meta.fps, sample_aspect_ratio=sar) as writer, FrameProgress(meta.frames, f"decode {out.name}", progress) as bar,
+    with (open_writer(out, fps=meta.fps, sample_aspect_ratio=sar, lossless=lossless, frames=meta.frames) as writer,
+          FrameProgress(meta.frames, f"decode {out.name}", progress) as bar,
           contextlib.ExitStack() as stack):
         sink = FrameSink(geometry, meta.frames, writer)
         if tile_by_tile:  # a pass decoding the tiles into the canvas, then one writing its frames
@@ -473,10 +477,12 @@ def reconstruct_file(
     output_path: str = "tokens",
     progress: bool = False,
     on_frames: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
+    lossless: bool = False,
 ) -> Reconstruction:
     """Encode and decode a file through tokens and through latents; PSNR/SSIM per frame against the fitted
     input; optionally write ``out`` (one path, or input | tokens | latents side by side), at the source's scale
-    (``geometry.undo``), so tagged with its sample aspect ratio.
+    (``geometry.undo``), so tagged with its sample aspect ratio: a video (FFV1 when ``lossless``), an image or a
+    frame pattern (:func:`onevae.io.writer.open_writer`).
 
     Frame by frame with causal caches (one pass over the file) when every tile's caches fit in memory; else tile
     by tile (one tile's caches alive: the file is read once per tile, then the decoded frames wait in a canvas
@@ -485,6 +491,8 @@ def reconstruct_file(
 
     path, out = Path(path), (Path(out) if out is not None else None)
     info = probe_video(path)
+    if out is not None:
+        check_output(out, lossless=lossless, frames=_expected_frames(info, options))
     geometry = plan_geometry(model, info, options)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]
     if output_path not in paths:
@@ -504,7 +512,9 @@ def reconstruct_file(
     writer = None
     frames_total = 0
     try:
-        writer = VideoWriter(out, fps=fps, sample_aspect_ratio=info.sample_aspect_ratio) if out is not None else None
+        if out is not None:
+            writer = open_writer(out, fps=fps, sample_aspect_ratio=info.sample_aspect_ratio, lossless=lossless,
+                                 frames=_expected_frames(info, options))
         for inputs, recons in pairs:  # (3, n, H, W) and path -> (3, n, H, W)
             for p in paths:
                 per_frame[p]["psnr"] += psnr_per_frame(inputs, recons[p]).tolist()

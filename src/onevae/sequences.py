@@ -140,8 +140,9 @@ def decode_token_sequence(model, sequence, frames: int | None = None, size: tupl
 
 
 def write_sequence_videos(model, sequence: torch.Tensor, grid: SequenceGrid, outputs: list[Path], fps: float,
-                          fingerprint: str, source: str = "the sequence", progress: bool = False) -> int:
-    """Decode each clip of a (B, N) batch to its own video file, streamed; returns the frames written per clip."""
+                          fingerprint: str, source: str = "the sequence", progress: bool = False, lossless: bool = False) -> int:
+    """Decode each clip of a (B, N) batch to its own video file (or images: see decode_to_video), streamed;
+    returns the frames written per clip."""
     from .io.tokens import token_meta_for
     from .pipeline import decode_to_video
 
@@ -151,5 +152,5 @@ def write_sequence_videos(model, sequence: torch.Tensor, grid: SequenceGrid, out
         meta = token_meta_for(model, "tokens", fps, fingerprint, frames=grid.frames)
         meta.grid_shapes = [list(g[i : i + 1].shape) for g in grids]
         written = decode_to_video(model, [g[i : i + 1] for g in grids], meta, out, size_mode_undo=False, progress=progress,
-                                  fingerprint=fingerprint)
+                                  fingerprint=fingerprint, lossless=lossless)
     return written

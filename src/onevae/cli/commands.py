@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from ..errors import OneVAEError, SlowDtypeWarning
 from ..hardware import checked_device
 from ..io.atomic import output_directory
+from ..io.outputs import checked_output, written_names
 from ..io.paths import directory_output, existing_file, new_output_dir, writable_output
 
 if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
     from ..model import OneVAE
     from ..pipeline import FitOptions
 
-VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv")  # what onevae.io.writer writes
 ENCODED_OUTPUT = ".safetensors"
 MAX_FPS = 1000.0  # resampling a video to more than this is a typo, not a request
 
@@ -33,6 +33,11 @@ def checked_fps(value: float, option: str = "--fps") -> float:
 
 
 # ------------------------------------------------------------------------------------------------ shared
+def add_lossless_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lossless", action="store_true", help="keep every decoded pixel: FFV1 in .mkv instead of H.264 "
+                        "(or PNG/WebP/TIFF frames); what to measure a reconstruction on")
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory, Hugging Face id in the local cache, or 'default' (the shipped tokenizer)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -251,15 +256,17 @@ def _encode(args: argparse.Namespace, directory: Path | None) -> int:
                                   latent_dtype=getattr(torch, args.latent_dtype or "float16"), normalize=args.normalize_latents)
         write_encoded(out, grids, meta)
         shapes = ", ".join("x".join(str(s) for s in g.shape[1:]) for g in grids.to_list())
-        print_err(f"[onevae] {video} -> {out}: {meta.frames} frames, {kind} grids {shapes}")
+        print_err(f"[onevae] {video} -> {out}: {meta.frames} frame{'s' * (meta.frames != 1)}, {kind} grids {shapes}")
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ decode
 def add_decode(sub) -> None:
-    p = sub.add_parser("decode", help="token (or latent) file -> mp4")
+    p = sub.add_parser("decode", help="token (or latent) file -> video (or images)")
     p.add_argument("tokens", help="a file written by onevae encode, or a flattened token sequence (.npy, .safetensors, .pt)")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264); a directory for a batch of sequences")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264), an image (.png, .jpg, "
+                   ".webp, ...) for a one-frame clip, or frames (out_%%05d.png); a directory for a batch of sequences")
+    add_lossless_option(p)
     p.add_argument("--chunk", type=int, default=2, help="latent frames per streamed chunk (default 2)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the written video (default: the token file's "
                    "recorded rate; 24 for a flattened sequence)")
@@ -277,12 +284,12 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.fps is not None:
         checked_fps(args.fps)
     if is_sequence_request(args):
-        return run_decode_sequence(args, load_model_from_args, VIDEO_OUTPUTS)
+        return run_decode_sequence(args, load_model_from_args)
     from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 
     source = existing_file(args.tokens, "token file")
-    out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[source])
+    out = checked_output(args.output, source, args.lossless)
     if args.chunk < 1:
         raise OneVAEError("--chunk must be >= 1")
     model = load_model_from_args(args)
@@ -290,8 +297,9 @@ def run_decode(args: argparse.Namespace) -> int:
     grids, meta = load_encoded_for(model, source, fingerprint)
     if args.fps is not None:  # the same frames, played at another rate
         meta = dataclasses.replace(meta, fps=args.fps)
-    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk, fingerprint=fingerprint)
-    print_err(f"[onevae] {source} -> {out}: {frames} frames at {meta.fps:g} fps")
+    frames = decode_to_video(model, grids, meta, out, progress=not args.quiet, chunk_latents=args.chunk, fingerprint=fingerprint,
+                             lossless=args.lossless)
+    print_err(f"[onevae] {source} -> {written_names(out, frames)}: {frames} frame{'s' * (frames != 1)} at {meta.fps:g} fps")
     return 0
 
 
@@ -301,7 +309,9 @@ def add_reconstruct(sub) -> None:
                        description="Encode and decode through both representations, print a PSNR/SSIM table, write the "
                        "reconstruction (tokens path by default) and optionally a report with per-frame metrics and a plot.")
     p.add_argument("video", nargs="?", default=None, help="video file (default: the sample clip carphone_pristine)")
-    p.add_argument("-o", "--output", default=None, help="output video (.mp4)")
+    p.add_argument("-o", "--output", default=None, help="output video (.mp4, .mov, .mkv), an image (.png, .jpg, ...) for "
+                   "an image input, or frames (out_%%05d.png)")
+    add_lossless_option(p)
     p.add_argument("--side-by-side", action="store_true", help="write input | tokens | latents side by side")
     p.add_argument("--path", dest="recon_path", default="tokens", choices=["tokens", "latents"], help="which reconstruction to write (default tokens)")
     p.add_argument("--report", default=None, help="directory for metrics.json, metrics.csv and psnr.png")
@@ -315,7 +325,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from ..io.samples import sample_video_path
 
     video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
-    out = writable_output(Path(args.output), VIDEO_OUTPUTS, inputs=[video]) if args.output else None
+    out = checked_output(args.output, video, args.lossless) if args.output else None
     report_dir = Path(args.report) if args.report else None
     with output_directory(report_dir):  # removed again if the command stops before writing the report
         return _reconstruct(args, video, out, report_dir)
@@ -326,7 +336,8 @@ def _reconstruct(args: argparse.Namespace, video: Path, out: Path | None, report
     from .report import print_table, write_report
 
     model = load_model_from_args(args)
-    result = reconstruct_file(model, video, fit_options(args), out, side_by_side=args.side_by_side, output_path=args.recon_path, progress=not args.quiet)
+    result = reconstruct_file(model, video, fit_options(args), out, side_by_side=args.side_by_side, output_path=args.recon_path,
+                              progress=not args.quiet, lossless=args.lossless)
     summary = result.summary()
     if args.json:
         print(json.dumps({"video": str(video), "model": model.config.name, "frames": result.frames, "metrics": summary}, indent=1))
@@ -336,7 +347,7 @@ def _reconstruct(args: argparse.Namespace, video: Path, out: Path | None, report
         write_report(report_dir, video, model, result)
         print_err(f"[onevae] report: {report_dir}/metrics.json, metrics.csv, psnr.png")
     if out is not None:
-        print_err(f"[onevae] wrote {out}")
+        print_err(f"[onevae] wrote {written_names(out, result.frames)}")
     return 0
 
 
@@ -459,7 +470,7 @@ def run_stats(args: argparse.Namespace) -> int:
         raise OneVAEError("--save writes into a model directory of yours: give --model DIR (the shipped model is read-only; copy it first)")
 
     def counted(video, meta, latents) -> None:
-        print_err(f"[onevae] {video}: {meta.frames} frames, {sum(g[0, 0].numel() for g in latents.to_list())} latent positions")
+        print_err(f"[onevae] {video}: {meta.frames} frame{'s' * (meta.frames != 1)}, {sum(g[0, 0].numel() for g in latents.to_list())} latent positions")
 
     accumulator = latent_stats_of_files(model, videos, fit_options(args), progress=not args.quiet, on_file=counted)
     mean, std = accumulator.result()

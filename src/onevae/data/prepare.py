@@ -29,6 +29,7 @@ import numpy as np
 from ..eval.heldout import source_stem, train_end
 from ..extras import require
 from ..io.fit import resize_video
+from ..io.image_writer import write_image
 from ..io.video import IMAGE_EXTENSIONS, frames_to_tensor, iter_video_frames, probe_video, tensor_to_frames
 from ..io.writer import VideoWriter
 
@@ -118,15 +119,6 @@ def short_side_size(h: int, w: int, short: int) -> tuple[int, int]:
 def write_clip(path: Path, frames: np.ndarray, fps: float) -> None:
     with VideoWriter(path, fps=fps, crf=10, preset="fast") as writer:
         writer.write(frames)
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    from ..io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
 
 
 # ------------------------------------------------------------------------------------------------ sources

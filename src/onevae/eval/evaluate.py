@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, InputRangeWarning
 from ..io.atomic import atomic_path
+from ..io.image_writer import write_image
 from ..io.video import tensor_to_frames
 from .heldout import DEFAULT_OPENCV_DIR, HELD_OUT, check_available, load, read_frames, select
 from .metrics import clip_metrics
@@ -295,8 +296,7 @@ def write_side_by_side(path: Path, panels: dict[str, torch.Tensor], frame: int) 
         canvas.paste(Image.fromarray(image), (index * w, label))
         draw.text((index * w + 3, 1), name, fill=(255, 255, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+    write_image(path, np.asarray(canvas))
 
 
 METHOD_ORDER = ("tokens", "latents", "bicubic_x4", "bicubic_x8", "x264")

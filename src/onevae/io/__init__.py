@@ -1,6 +1,9 @@
-"""Video input/output: probing, streaming decode, size fitting, atomic H.264 writing, sample clips."""
+"""Video input/output: probing, streaming decode, size fitting, atomic writing (H.264, lossless FFV1, images and
+frame sequences), sample clips."""
 
 from .fit import Geometry, fit_size, resize_video
+from .image_writer import ImageWriter, StaleFramesWarning, write_image
+from .outputs import SampleAspectWarning
 from .samples import EVALUATION_CLIP, SAMPLE_CLIPS, sample_data_dir, sample_video_path
 from .video import (
     IMAGE_EXTENSIONS,
@@ -15,7 +18,7 @@ from .video import (
     read_video,
     tensor_to_frames,
 )
-from .writer import OutputSizeWarning, VideoWriter, side_by_side, write_video
+from .writer import OutputSizeWarning, VideoWriter, open_writer, side_by_side, write_video
 
 __all__ = [
     "EVALUATION_CLIP",
@@ -23,7 +26,10 @@ __all__ = [
     "SAMPLE_CLIPS",
     "VIDEO_EXTENSIONS",
     "Geometry",
+    "ImageWriter",
     "OutputSizeWarning",
+    "SampleAspectWarning",
+    "StaleFramesWarning",
     "VideoInfo",
     "VideoDisplayWarning",
     "VideoReadWarning",
@@ -32,6 +38,7 @@ __all__ = [
     "frames_to_tensor",
     "iter_video_frames",
     "iter_video_windows",
+    "open_writer",
     "probe_video",
     "read_video",
     "resize_video",
@@ -39,5 +46,6 @@ __all__ = [
     "sample_video_path",
     "side_by_side",
     "tensor_to_frames",
+    "write_image",
     "write_video",
 ]

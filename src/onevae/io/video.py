@@ -724,6 +724,21 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     return frames.permute(1, 2, 3, 0).contiguous().numpy()  # (T, H, W, 3) uint8
 
 
+def as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """What the writers take -> uint8 (T, H, W, 3): uint8 (T, H, W, 3) / (H, W, 3), or a float tensor
+    (3, T, H, W) / (1, 3, T, H, W) in [-1, 1]."""
+    if isinstance(frames, torch.Tensor) and frames.is_floating_point():
+        return tensor_to_frames(frames)
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.dtype != np.uint8:
+        raise InputError(f"frames must be uint8 (T, H, W, 3) or a float tensor (3, T, H, W), got dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
+        raise InputError(f"frames must have shape (T, H, W, 3) or (H, W, 3), got {tuple(array.shape)}")
+    return array
+
+
 # ============================================================================================ windows
 
 

@@ -3,6 +3,14 @@
 :class:`VideoWriter` / :func:`write_video` encode H.264 (libx264, yuv420p, CRF 18, BT.709 tags) to
     ``.mp4``/``.mov``/``.mkv`` through a temporary file in the same directory, renamed on success.
 
+Lossless (``lossless=True``, ``.mkv`` only): FFV1 in RGB (``bgr0``), every pixel kept at any size; players
+    with FFmpeg inside (ffplay, VLC, mpv) play it, browsers do not. What a tokenizer's reconstruction is measured
+    on, without H.264's chroma subsampling and quantisation on top. It does not record a non-square sample shape
+    (a :class:`~onevae.io.outputs.SampleAspectWarning` says so).
+
+Images: :func:`open_writer` gives a :class:`~onevae.io.image_writer.ImageWriter` for ``.png``/``.jpg``/...
+    names (one image, or one per frame for a pattern such as ``out_%05d.png``): see :mod:`onevae.io.image_writer`.
+
 Non-square pixels: ``sample_aspect_ratio`` tags the stream (the H.264 bitstream and the container) with the shape of
     its samples, so that players show frames on an anamorphic source's grid as they show the source (see
     :mod:`onevae.io.video`); square pixels (None or 1) are not tagged.
@@ -26,10 +34,12 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
 from .atomic import replace_durably, temp_file_beside
+from .image_writer import ImageWriter
+from .outputs import IMAGE_OUTPUTS, SampleAspectWarning, check_output, is_image_output, sample_aspect_not_recorded
 from .paths import PathLike
-from .video import tensor_to_frames
+from .video import as_uint8_frames
 
-OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # onevae.io.outputs.VIDEO_OUTPUTS
 
 
 class OutputSizeWarning(UserWarning):
@@ -45,15 +55,19 @@ class VideoWriter:
     ``write`` takes uint8 (T, H, W, 3) / (H, W, 3) arrays or float tensors in [-1, 1] shaped (3, T, H, W) or
     (1, 3, T, H, W). Odd heights/widths are padded by one pixel (replicated edge) for yuv420p.
     ``sample_aspect_ratio``: the shape (width / height) of a sample, when the pixels are not square.
+    ``lossless``: FFV1 in RGB instead of H.264 (``.mkv``; every pixel kept, odd sizes too; ``crf`` unused).
     """
 
     def __init__(self, path: PathLike, fps: float = 24.0, crf: int = 18, preset: str = "medium",
-                 sample_aspect_ratio: Fraction | None = None) -> None:
+                 sample_aspect_ratio: Fraction | None = None, lossless: bool = False) -> None:
         self.path = Path(path)
         if not (fps > 0 and math.isfinite(fps)):
             raise InputError(f"{self.path}: fps must be a positive number, got {fps}")
         self.sample_aspect_ratio = _sar_tag(self.path, sample_aspect_ratio)
         self.format = _output_format(self.path)
+        self.lossless = lossless
+        if lossless:
+            check_output(self.path, lossless=True)
         self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
         self.crf, self.preset = crf, preset
         self.tmp_path = _create_temp_beside(self.path)
@@ -76,12 +90,12 @@ class VideoWriter:
         """Append frames: uint8 (T, H, W, 3) / (H, W, 3), or a float tensor (3, T, H, W) in [-1, 1]."""
         if self.closed:
             raise OneVAEError(f"{self.path}: the writer is already closed")
-        rgb = _as_uint8_frames(frames)  # (T, H, W, 3) uint8
+        rgb = as_uint8_frames(frames)  # (T, H, W, 3) uint8
         if self.size is None:
             self._open(rgb.shape[1], rgb.shape[2])
         elif rgb.shape[1:3] != self.size:
             raise InputError(f"{self.path}: frames of size {rgb.shape[1:3]} after frames of size {self.size}")
-        for image in _even_sized(rgb):
+        for image in rgb if self.lossless else _even_sized(rgb):
             self._encode(image)
 
     def close(self) -> Path:
@@ -115,6 +129,10 @@ class VideoWriter:
     def _open(self, height: int, width: int) -> None:
         self.size = (height, width)
         container = av.open(str(self.tmp_path), mode="w", format=self.format)
+        if self.lossless:
+            self.container, self.stream = container, _lossless_stream(container, self.path, self.fps, height, width,
+                                                                self.sample_aspect_ratio)
+            return
         stream = container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height = width + width % 2, height + height % 2
         if (stream.width, stream.height) != (width, height):
@@ -135,11 +153,42 @@ class VideoWriter:
 
     def _encode(self, image: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        if self.lossless:
+            frame = frame.reformat(format=self.stream.pix_fmt)  # the same RGB values, repacked
+        else:
+            frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
         frame.pts = self.frames_written
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames_written += 1
+
+
+def _lossless_stream(container: av.container.OutputContainer, path: Path, fps: Fraction, height: int, width: int,
+                     sar: Fraction | None) -> av.video.stream.VideoStream:
+    """An FFV1 stream of RGB samples (``bgr0``: FFmpeg's usual RGB layout for FFV1), tagged full-range RGB."""
+    stream = container.add_stream("ffv1", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+    context = stream.codec_context
+    context.colorspace = 0  # RGB: no colour matrix
+    context.color_primaries = context.color_trc = 1  # BT.709 / sRGB primaries, as the H.264 output is tagged
+    context.color_range = 2  # full range
+    if sar is not None:  # neither FFV1 nor the Matroska muxer (PyAV 18) stores it, as they do for H.264
+        warnings.warn(sample_aspect_not_recorded(path, sar, "FFV1 videos"), SampleAspectWarning, stacklevel=5)
+    return stream
+
+
+Writer = VideoWriter | ImageWriter
+
+
+def open_writer(path: PathLike, fps: float = 24.0, sample_aspect_ratio: Fraction | None = None, lossless: bool = False,
+                frames: int | None = None) -> Writer:
+    """The writer for an output name: a :class:`VideoWriter` (H.264, or FFV1 when ``lossless``) or an
+    :class:`~onevae.io.image_writer.ImageWriter` (one image or a frame pattern). ``frames``: how many frames
+    will be written, when known, so that a name that cannot hold them is refused before any work."""
+    check_output(path, lossless=lossless, frames=frames)
+    if is_image_output(path):
+        return ImageWriter(path, sample_aspect_ratio=sample_aspect_ratio)
+    return VideoWriter(path, fps=fps, sample_aspect_ratio=sample_aspect_ratio, lossless=lossless)
 
 
 def write_video(
@@ -155,7 +204,8 @@ def write_video(
 def _output_format(path: Path) -> str:
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unsupported output extension {path.suffix!r}; use .mp4, .mov or .mkv")
+        raise InputError(f"{path}: unsupported output extension {path.suffix!r}; use .mp4, .mov or .mkv, or an image "
+                         f"({', '.join(IMAGE_OUTPUTS)})")
     return fmt
 
 
@@ -186,20 +236,6 @@ def _create_temp_beside(path: Path) -> Path:
         return temp_file_beside(path, suffix=f".tmp{path.suffix}")
     except OneVAEError as error:
         raise OneVAEError(f"{error} (the directory {directory} is not writable)") from None
-
-
-def _as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Any accepted frame layout -> uint8 (T, H, W, 3)."""
-    if isinstance(frames, torch.Tensor) and frames.is_floating_point():
-        return tensor_to_frames(frames)
-    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    if array.dtype != np.uint8:
-        raise InputError(f"frames must be uint8 (T, H, W, 3) or a float tensor (3, T, H, W), got dtype {array.dtype}")
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
-        raise InputError(f"frames must have shape (T, H, W, 3) or (H, W, 3), got {tuple(array.shape)}")
-    return array
 
 
 def _even_sized(frames: np.ndarray) -> np.ndarray:

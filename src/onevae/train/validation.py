@@ -12,10 +12,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from PIL import Image
 
 from ..eval.metrics import codebook_usage, psnr_per_frame, ssim_per_frame
 from ..io.atomic import atomic_path
+from ..io.image_writer import write_image
 from ..io.video import tensor_to_frames
 from ..io.writer import write_video
 from ..model import CONTINUOUS, DISCRETE
@@ -154,7 +154,7 @@ def _save_media(stem: Path, video: torch.Tensor, recons: dict[str, torch.Tensor]
     frames = tensor_to_frames(side)  # (T, H, W*n, 3) uint8
     picks = sorted({0, t // 2, t - 1})
     grid = torch.cat([torch.from_numpy(frames[i]) for i in picks], dim=0).numpy()
-    Image.fromarray(grid).save(str(stem) + ".png")
+    write_image(str(stem) + ".png", grid)
     if t > 1:
         write_video(str(stem) + ".mp4", frames, fps=8)
 
