@@ -14,7 +14,8 @@ from pathlib import Path
 from ..errors import OneVAEError
 from .paths import PathLike, writable_output
 
-VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv")
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # video name -> FFmpeg muxer
+VIDEO_OUTPUTS = tuple(OUTPUT_FORMATS)
 LOSSLESS_VIDEO_OUTPUTS = (".mkv",)  # FFV1: the mp4 and mov muxers do not take it
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 LOSSY_IMAGE_OUTPUTS = (".jpg", ".jpeg")

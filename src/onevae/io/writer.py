@@ -35,11 +35,9 @@ from av.video.reformatter import ColorRange, Colorspace
 from ..errors import InputError, OneVAEError
 from .atomic import replace_durably, temp_file_beside
 from .image_writer import ImageWriter
-from .outputs import IMAGE_OUTPUTS, SampleAspectWarning, check_output, is_image_output, sample_aspect_not_recorded
+from .outputs import IMAGE_OUTPUTS, OUTPUT_FORMATS, SampleAspectWarning, check_output, is_image_output, sample_aspect_not_recorded
 from .paths import PathLike
 from .video import as_uint8_frames
-
-OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # onevae.io.outputs.VIDEO_OUTPUTS
 
 
 class OutputSizeWarning(UserWarning):
