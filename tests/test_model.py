@@ -102,7 +102,10 @@ def test_invalid_sizes_are_refused_or_padded_and_cropped_back():
 @pytest.mark.parametrize(
     "video,message",
     [
-        (torch.zeros(3, 9, 32, 32), "5 dimensions.*unsqueeze"),
+        (torch.zeros(3, 9, 32, 32), r"5 dimensions.*one clip\? add the batch dimension with video.unsqueeze\(0\)"),
+        (torch.zeros(2, 3, 32, 32), r"a batch of images\? an image is a one-frame video: video.unsqueeze\(2\)"),
+        (torch.zeros(3, 32, 32), r"one image\? video\[None, :, None\]"),
+        (torch.zeros(9, 32, 32, 3), r"channels-last frames \(T, H, W, 3\)\? video.permute\(3, 0, 1, 2\)"),
         (torch.zeros(1, 3, 9, 32), "5 dimensions"),
         (torch.zeros(1, 4, 9, 32, 32), "3 channels"),
         (torch.zeros(1, 3, 0, 32, 32), "empty"),

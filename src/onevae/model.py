@@ -196,8 +196,7 @@ class OneVAE(nn.Module):
         if not isinstance(video, torch.Tensor):
             raise InputError(f"video must be a torch.Tensor, got {type(video).__name__}")
         if video.dim() != 5:
-            hint = " (add the batch dimension with video.unsqueeze(0))" if video.dim() == 4 else ""
-            raise InputError(f"video must have 5 dimensions (B, 3, T, H, W), got shape {tuple(video.shape)}{hint}")
+            raise InputError(f"video must have 5 dimensions (B, 3, T, H, W), got shape {tuple(video.shape)}{_layout_hint(video)}")
         if video.shape[1] != 3:
             raise InputError(f"video must have 3 channels (RGB) in dimension 1, got shape {tuple(video.shape)}")
         if video.numel() == 0:
@@ -435,3 +434,19 @@ def _sample_posterior(mean: Latents, logvar: Latents, generator: torch.Generator
 
     pairs = zip(mean.to_list(), logvar.to_list())
     return Latents.from_list([sample(m, lv) for m, lv in pairs], mean.first is not None)
+
+
+def _layout_hint(video: torch.Tensor) -> str:
+    """What a tensor of the wrong rank probably is, and how to make it a (B, 3, T, H, W) video."""
+    shape = tuple(video.shape)
+    if video.dim() == 4 and shape[1] == 3 and shape[0] != 3:  # (B, 3, H, W): a batch of images
+        return " (a batch of images? an image is a one-frame video: video.unsqueeze(2) gives (B, 3, 1, H, W))"
+    if video.dim() == 4 and shape[0] == 3 and shape[1] != 3:  # (3, T, H, W): one clip
+        return " (one clip? add the batch dimension with video.unsqueeze(0))"
+    if video.dim() == 4 and shape[:2] == (3, 3):
+        return " (one clip (3, T, H, W) of 3 frames: video.unsqueeze(0); a batch of 3 images (B, 3, H, W): video.unsqueeze(2))"
+    if video.dim() == 3 and shape[0] == 3:  # (3, H, W): one image
+        return " (one image? video[None, :, None] gives (1, 3, 1, H, W))"
+    if video.dim() == 4 and shape[-1] == 3:  # (T, H, W, 3) channels-last frames
+        return " (channels-last frames (T, H, W, 3)? video.permute(3, 0, 1, 2).unsqueeze(0))"
+    return ""
