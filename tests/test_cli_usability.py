@@ -413,3 +413,60 @@ def test_decoding_a_batch_of_sequences_losslessly_writes_mkv_files(model_dir, tm
     assert probe_video(out / "clip-00001.mkv", count_frames=True).num_frames == 5
     assert main(["decode", str(sequences), "-o", str(tmp_path / "one_%03d.png"), "--frames", "5", "--size", "16x16",
                  "--model", str(model_dir), "--quiet"]) == 2  # two clips need a directory
+
+
+# ------------------------------------------------------------------------------------------------ generated latents
+def test_decode_writes_generated_latents_raw_or_normalised(model_dir, encoded, tmp_path, capsys):
+    """A diffusion model's output, (B, z, t, h, w) floats in a .npy/.safetensors/.pt, decodes like the latents it
+    was trained on; normalised ones with --normalized-latents and the model's statistics."""
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from onevae import OneVAE
+    from onevae.cli.main import main
+    from onevae.io.video import iter_video_frames, tensor_to_frames
+
+    model = OneVAE.from_pretrained(model_dir)
+    clip, _, _ = encoded
+    video = torch.from_numpy(np.stack(list(iter_video_frames(clip)))).permute(3, 0, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        latents = model.encode_latents(video.unsqueeze(0)).rest  # (1, z, 2, 2, 2)
+        batch = torch.cat([latents, latents.flip(-1)])  # two "generated" clips
+        expected = [tensor_to_frames(model.decode_latents([batch[i : i + 1]], mode="stream", chunk_latents=2)) for i in range(2)]
+    np.save(tmp_path / "gen.npy", batch.numpy())
+    common = ["--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(tmp_path / "gen.npy"), "-o", str(tmp_path / "clips"), "--lossless", "--fps", "8", *common]) == 0
+    assert "2 clip(s) of 5 frames of 16x16 (HxW) at 8 fps, from raw latents" in capsys.readouterr().err
+    for i in range(2):
+        written = np.stack(list(iter_video_frames(tmp_path / "clips" / f"clip-{i:05d}.mkv")))
+        np.testing.assert_array_equal(written, expected[i])
+
+    with_stats = tmp_path / "with-stats"
+    model.config.latents_mean, model.config.latents_std = [0.1] * model.config.z_dim, [2.0] * model.config.z_dim
+    model.save_pretrained(with_stats)
+    save_file({"latents": ((latents - 0.1) / 2.0).contiguous()}, tmp_path / "norm.safetensors")
+    assert main(["decode", str(tmp_path / "norm.safetensors"), "-o", str(tmp_path / "norm.mkv"), "--lossless",
+                 "--normalized-latents", "--model", str(with_stats), "--quiet"]) == 0
+    assert "from normalised latents" in capsys.readouterr().err
+    written = np.stack(list(iter_video_frames(tmp_path / "norm.mkv")))
+    assert np.abs(written.astype(int) - expected[0].astype(int)).max() <= 1  # (z - mean) / std * std + mean in float32
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda: torch.zeros(1, 3, 2, 2, 2), [], "latents of 3 channels (dimension 1 of (1, 3, 2, 2, 2)), but tiny-cli-usability has z_dim 8"),
+    (lambda: torch.zeros(8, 2, 2, 2), ["--grid", "2,2,2"], "their shape is their grid, so --frames, --size and --grid"),
+    (lambda: torch.full((8, 2, 2, 2), float("nan")), [], "the latents contain NaN or infinite values"),
+    (lambda: torch.zeros(8, 2, 2, 2), ["--normalized-latents"], "carries no latent statistics"),
+    (lambda: torch.zeros(2, 8, 2, 2, 2), ["-o", "one.mp4"], "a batch of 2 latent clips needs"),
+    (lambda: torch.zeros(1, 32, dtype=torch.int64), ["--frames", "5", "--size", "16x16", "--normalized-latents"],
+     "--normalized-latents is for latent tensors"),
+])
+def test_generated_latents_the_model_cannot_decode_are_refused(model_dir, tmp_path, monkeypatch, capsys, make, args, message):
+    from onevae.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(make(), tmp_path / "gen.pt")
+    output = [] if "-o" in args else ["-o", "out.mp4"]
+    assert main(["decode", "gen.pt", *output, *args, "--model", str(model_dir), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.pt"]

@@ -507,3 +507,79 @@ def test_an_output_path_that_is_a_file_is_refused(model, corpus, tmp_path):
     with pytest.raises(OneVAEError, match="cannot create the output folder"):
         tokenize_corpus(model, [str(corpus)], tmp_path / "taken", TokenizeOptions(workers=0))
     assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+# ------------------------------------------------------------------------------------------------ decoding clips by key
+def frames_of(path: Path) -> np.ndarray:
+    from onevae.io.video import iter_video_frames
+
+    return np.stack(list(iter_video_frames(path)))  # (T, H, W, 3) uint8
+
+
+def test_decode_writes_a_corpus_clip_by_key_exactly_as_decoding_its_sample(model, model_dir, baseline, tmp_path, capsys):
+    """`onevae decode OUT --key K` is TokenShards -> sample_token_grids -> decode_to_video for that clip (lossless
+    files compared pixel for pixel); keys in any order, short or padded; a shard gives every clip it holds."""
+    from onevae.cli.main import main
+    from onevae.data.token_shards import corpus_keys, read_clips
+
+    samples = {s["key"]: s for s in TokenShards(baseline)}
+    key = sorted(samples)[3]
+    grids, meta = sample_token_grids(samples[key]["tokens"], samples[key]["meta"])
+    decode_to_video(model, grids, meta, tmp_path / "api.mkv", lossless=True)
+    common = ["--model", str(model_dir), "--quiet"]
+    assert main(["decode", str(baseline), "--key", str(int(key)), "-o", str(tmp_path / "cli.mkv"), "--lossless", *common]) == 0
+    assert f"clip {key} -> {tmp_path / 'cli.mkv'}: 5 frames at 10 fps" in capsys.readouterr().err
+    np.testing.assert_array_equal(frames_of(tmp_path / "cli.mkv"), frames_of(tmp_path / "api.mkv"))
+
+    wanted = [sorted(samples)[4], sorted(samples)[0]]
+    assert [s["key"] for s in read_clips(baseline, [int(k) for k in wanted])] == wanted  # in the order given
+    assert main(["decode", str(baseline), "--key", wanted[0], "--key", wanted[1], "-o", str(tmp_path / "two"), *common]) == 0
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(f"{k}.mp4" for k in wanted)
+
+    shard = baseline / "shard-000001.tar"
+    in_shard = [s["key"] for s in TokenShards([shard])]
+    assert sorted(corpus_keys(shard)) == sorted(in_shard) and corpus_keys(baseline)[in_shard[0]] == shard
+    assert main(["decode", str(shard), "-o", str(tmp_path / "shard"), *common]) == 0
+    assert sorted(p.name for p in (tmp_path / "shard").iterdir()) == sorted(f"{k}.mp4" for k in in_shard)
+    assert f"{len(in_shard)} clips (KEY.mp4)" in capsys.readouterr().err
+
+
+def test_decode_of_a_corpus_refuses_what_it_cannot_do_before_writing_anything(baseline, model_dir, tmp_path):
+    common = ["--model", str(model_dir), "--quiet"]
+    last = sorted(s["key"] for s in TokenShards(baseline))[-1]
+    assert_user_error(run_cli("decode", str(baseline), "-o", str(tmp_path / "all"), *common),
+                      "is a whole corpus: name the clips with --key")
+    assert_user_error(run_cli("decode", str(baseline), "--key", "999", "-o", str(tmp_path / "x.mp4"), *common),
+                      f"has no clip 000000999 (its {int(last) + 1} clips are 000000000 ... {last})")
+    assert_user_error(run_cli("decode", str(baseline), "--key", "0", "--latents", "-o", str(tmp_path / "x.mp4"), *common),
+                      "clip 000000000 has no latents (onevae tokenize wrote its tokens only)")
+    assert_user_error(run_cli("decode", str(baseline), "--key", "x1", "-o", str(tmp_path / "x.mp4"), *common), "is not a clip id")
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    OneVAE(OneVAEConfig(**TINY)).eval().save_pretrained(other)
+    assert_user_error(run_cli("decode", str(baseline), "--key", "0", "-o", str(tmp_path / "x.mp4"), "--model", str(other)),
+                      "was encoded by model 'tiny-corpus'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+
+
+def test_decode_reads_a_corpus_of_latents_and_finds_keys_without_its_index(model, model_dir, corpus, tmp_path):
+    import shutil
+
+    from onevae.cli.main import main
+    from onevae.data.token_shards import corpus_keys, sample_latent_grids
+
+    out = tmp_path / "out"
+    tokenize_corpus(model, [str(corpus / "clip0.mp4")], out, TokenizeOptions(workers=0, tokens=False, latents=True))
+    [sample] = list(TokenShards(out, latents=True))
+    grids, meta = sample_latent_grids(sample["latents"], sample["meta"])
+    decode_to_video(model, grids, meta, tmp_path / "api.mkv", lossless=True)
+    assert main(["decode", str(out), "--key", "0", "--latents", "-o", str(tmp_path / "cli.mkv"), "--lossless",
+                 "--model", str(model_dir), "--quiet"]) == 0
+    np.testing.assert_array_equal(frames_of(tmp_path / "cli.mkv"), frames_of(tmp_path / "api.mkv"))
+    assert frames_of(tmp_path / "cli.mkv").shape == (13, 32, 40, 3)  # the clip's 13 frames, cropped to 32x40
+    assert main(["decode", str(out), "--key", "0", "-o", str(tmp_path / "t.mp4"), "--model", str(model_dir), "--quiet"]) == 2
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for index in ("index.parquet", "index.jsonl"):
+        (copy / index).unlink(missing_ok=True)
+    assert corpus_keys(copy) == {k: copy / v.name for k, v in corpus_keys(out).items()} == {"000000000": copy / "shard-000000.tar"}

@@ -1,9 +1,13 @@
-"""Decoding what an autoregressive model generates: a flattened token sequence (docs/tokens.md order), one clip
-``(N,)`` or a batch ``(B, N)``, with its grid given as a frame count and image size or as a latent grid.
+"""Decoding what a generative model generates.
 
-``grid=(t, h, w)``: ``t`` latent frames (the first frame included) of ``h x w`` positions — the whole grid for
-standard models, the low-resolution "rest" grid for first-frame-high-res models (whose first frame then has
-``2h x 2w`` positions). It means ``1 + (t-1)*tf`` frames of ``h*sf x w*sf`` pixels.
+Tokens (an autoregressive model): a flattened token sequence (docs/tokens.md order), one clip ``(N,)`` or a batch
+``(B, N)``, with its grid given as a frame count and image size or as a latent grid. ``grid=(t, h, w)``: ``t`` latent
+frames (the first frame included) of ``h x w`` positions — the whole grid for standard models, the low-resolution
+"rest" grid for first-frame-high-res models (whose first frame then has ``2h x 2w`` positions). It means
+``1 + (t-1)*tf`` frames of ``h*sf x w*sf`` pixels.
+
+Latents (a diffusion model): a float tensor ``(z, t, h, w)`` or ``(B, z, t, h, w)``, raw or normalised as
+``(z - mean) / std`` with the model's latent statistics; its shape is its grid.
 """
 
 from __future__ import annotations
@@ -62,7 +66,13 @@ def sequence_grid(config, frames: int | None = None, size: tuple[int, int] | Non
 def load_token_sequence(path: str | Path) -> torch.Tensor:
     """A sequence file (.npy, .safetensors with one tensor or a ``tokens`` tensor, .pt tensor or dict with
     ``tokens``) -> int64 (B, N)."""
-    path = existing_file(path, "token sequence file", InputError)
+    return as_sequence_batch(load_generated(path), str(path))
+
+
+def load_generated(path: str | Path) -> torch.Tensor:
+    """The tensor of a file a generative model wrote: .npy, .safetensors (one tensor, or one named ``tokens`` or
+    ``latents``), .pt (a tensor or such a dict; read with ``weights_only=True``)."""
+    path = existing_file(path, "token sequence or latent file", InputError)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -75,20 +85,23 @@ def load_token_sequence(path: str | Path) -> torch.Tensor:
             tensor = torch.load(path, map_location="cpu", weights_only=True)
             tensor = _pick(tensor, path) if isinstance(tensor, dict) else tensor
         else:
-            raise InputError(f"{path}: a token sequence must be .npy, .safetensors or .pt")
+            raise InputError(f"{path}: a token sequence or latent tensor must be .npy, .safetensors or .pt")
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - any unreadable file gets one line
         raise InputError(f"{path}: not a readable {suffix} file ({type(error).__name__}: {error})") from None
-    return as_sequence_batch(tensor, str(path))
+    if not isinstance(tensor, torch.Tensor):
+        raise InputError(f"{path}: expected a tensor of token ids or latents, got {type(tensor).__name__}")
+    return tensor
 
 
 def _pick(tensors: dict, path: Path) -> torch.Tensor:
-    if "tokens" in tensors:
-        return tensors["tokens"]
+    for name in ("tokens", "latents"):
+        if name in tensors:
+            return tensors[name]
     if len(tensors) == 1:
         return next(iter(tensors.values()))
-    raise InputError(f"{path} holds several tensors ({', '.join(map(str, tensors))}); name the sequence 'tokens'")
+    raise InputError(f"{path} holds several tensors ({', '.join(map(str, tensors))}); name the one to decode 'tokens' or 'latents'")
 
 
 def as_sequence_batch(tensor, source: str = "the sequence") -> torch.Tensor:
@@ -152,5 +165,51 @@ def write_sequence_videos(model, sequence: torch.Tensor, grid: SequenceGrid, out
         meta = token_meta_for(model, "tokens", fps, fingerprint, frames=grid.frames)
         meta.grid_shapes = [list(g[i : i + 1].shape) for g in grids]
         written = decode_to_video(model, [g[i : i + 1] for g in grids], meta, out, size_mode_undo=False, progress=progress,
+                                  fingerprint=fingerprint, lossless=lossless)
+    return written
+
+
+# ------------------------------------------------------------------------------------------------ latents
+def as_latent_batch(tensor: torch.Tensor, config, source: str = "the latents") -> torch.Tensor:
+    """Generated latents (z, t, h, w) or (B, z, t, h, w), float -> float32 (B, z, t, h, w), checked against the
+    model: its z_dim, finite values, one grid (first-frame-high-res models' latents are two grids of different
+    sizes, which one tensor cannot hold)."""
+    if not tensor.is_floating_point():
+        raise InputError(f"{source}: latents must be floating point, got {tensor.dtype}")
+    if config.first_frame_highres:
+        raise InputError(f"{source}: {config.name} keeps frame 0 at twice the resolution, so its latents are two grids, "
+                         "which one tensor cannot hold; decode them in Python (model.decode_latents(Latents(first, rest))) "
+                         "or from a file written by onevae encode --continuous")
+    if tensor.dim() == 4:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 5:
+        raise InputError(f"{source}: latents must be (z, t, h, w) or (B, z, t, h, w), got shape {tuple(tensor.shape)}")
+    if tensor.shape[1] != config.z_dim:
+        raise InputError(f"{source}: latents of {tensor.shape[1]} channels (dimension 1 of {tuple(tensor.shape)}), but "
+                         f"{config.name} has z_dim {config.z_dim}")
+    if 0 in tensor.shape:
+        raise InputError(f"{source} holds no latent (shape {tuple(tensor.shape)}): nothing to decode")
+    tensor = tensor.to(torch.float32)
+    if not torch.isfinite(tensor).all():
+        raise InputError(f"{source}: the latents contain NaN or infinite values")
+    return tensor
+
+
+def write_latent_videos(model, latents: torch.Tensor, outputs: list[Path], fps: float, fingerprint: str,
+                        normalized: bool = False, progress: bool = False, lossless: bool = False) -> int:
+    """Decode each clip of (B, z, t, h, w) latents (``normalized``: stored as (z - mean) / std with the model's
+    statistics) to its own file, streamed; returns the frames written per clip."""
+    from .io.tokens import token_meta_for
+    from .latent_stats import stats_tensors
+    from .pipeline import decode_to_video
+
+    stats = stats_tensors(model.config) if normalized else None
+    frames = 1 + (latents.shape[2] - 1) * model.config.temporal_factor
+    written = 0
+    for i, out in enumerate(outputs):
+        meta = token_meta_for(model, "latents", fps, fingerprint, frames=frames,
+                              latent_normalization=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()})
+        meta.grid_shapes = [list(latents[i : i + 1].shape)]
+        written = decode_to_video(model, [latents[i : i + 1]], meta, out, size_mode_undo=False, progress=progress,
                                   fingerprint=fingerprint, lossless=lossless)
     return written

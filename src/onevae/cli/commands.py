@@ -262,8 +262,9 @@ def _encode(args: argparse.Namespace, directory: Path | None) -> int:
 
 # ------------------------------------------------------------------------------------------------ decode
 def add_decode(sub) -> None:
-    p = sub.add_parser("decode", help="token (or latent) file -> video (or images)")
-    p.add_argument("tokens", help="a file written by onevae encode, or a flattened token sequence (.npy, .safetensors, .pt)")
+    p = sub.add_parser("decode", help="token/latent file, generated tokens or latents, or corpus clips -> video (or images)")
+    p.add_argument("tokens", help="a file written by onevae encode, a flattened token sequence or a latent tensor (.npy, "
+                   ".safetensors, .pt), or an onevae tokenize folder or shard (.tar) with --key")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv; H.264), an image (.png, .jpg, "
                    ".webp, ...) for a one-frame clip, or frames (out_%%05d.png); a directory for a batch of sequences")
     add_lossless_option(p)
@@ -273,25 +274,34 @@ def add_decode(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
     from .sequence_decode import add_sequence_options
+    from .shard_decode import add_shard_options
 
     add_sequence_options(p)
+    add_shard_options(p)
     p.set_defaults(func=run_decode)
 
 
 def run_decode(args: argparse.Namespace) -> int:
     from .sequence_decode import is_sequence_request, run_decode_sequence
+    from .shard_decode import check_shard_options, is_shard_request, run_decode_shards
 
     if args.fps is not None:
         checked_fps(args.fps)
+    if args.chunk < 1:
+        raise OneVAEError("--chunk must be >= 1")
+    check_shard_options(args)
+    if is_shard_request(args):
+        return run_decode_shards(args, load_model_from_args)
     if is_sequence_request(args):
         return run_decode_sequence(args, load_model_from_args)
     from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video, load_encoded_for
 
     source = existing_file(args.tokens, "token file")
+    if args.normalized_latents:
+        raise OneVAEError(f"--normalized-latents is for generated latent tensors; {source}, written by onevae encode, records "
+                          "whether its latents are normalised")
     out = checked_output(args.output, source, args.lossless)
-    if args.chunk < 1:
-        raise OneVAEError("--chunk must be >= 1")
     model = load_model_from_args(args)
     fingerprint = model_fingerprint(model)
     grids, meta = load_encoded_for(model, source, fingerprint)

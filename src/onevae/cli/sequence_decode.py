@@ -1,4 +1,5 @@
-"""``onevae decode`` of a flattened token sequence (what an autoregressive model generates)."""
+"""``onevae decode`` of what a generative model generates: a flattened token sequence (an autoregressive model) or
+a latent tensor (a diffusion model)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,25 @@ SEQUENCE_FPS = 24.0  # the frame rate of a decoded sequence without --fps (a bar
 
 
 def add_sequence_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("flattened token sequences (docs/tokens.md order; one clip (N,) or a batch (B, N))")
+    g = parser.add_argument_group("generated tokens and latents: a flattened token sequence (docs/tokens.md order; one clip "
+                                  "(N,) or a batch (B, N)), or a float latent tensor (z, t, h, w) / (B, z, t, h, w)")
     g.add_argument("--frames", type=int, default=None, help="frames of the clip the sequence encodes (with --size)")
     g.add_argument("--size", default=None, help="HxW image size of the clip, e.g. 256x256 (with --frames)")
     g.add_argument("--grid", default=None, help="t,h,w: latent frames and positions (the low-resolution grid for fe models)")
+    g.add_argument("--normalized-latents", action="store_true", help="the latent tensor is (z - mean) / std with the "
+                   "model's latent statistics (what a diffusion model trained on normalised latents generates)")
 
 
 def is_sequence_request(args: argparse.Namespace) -> bool:
-    return any(v is not None for v in (args.frames, args.size, args.grid)) or Path(args.tokens).suffix.lower() in SEQUENCE_SUFFIXES
+    """Anything but a token file written by onevae encode: a sequence suffix, grid options, or a readable
+    .safetensors file without onevae's metadata (an unreadable one is refused as a token file)."""
+    from ..io.tokens import has_onevae_metadata
+
+    path = Path(args.tokens)
+    if any(v is not None for v in (args.frames, args.size, args.grid)):
+        return True
+    suffix = path.suffix.lower()
+    return suffix in SEQUENCE_SUFFIXES or (suffix == ".safetensors" and path.is_file() and has_onevae_metadata(path) is False)
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -58,9 +70,14 @@ def _outputs(output: str, directory: Path | None, batch: int, source: str, lossl
 
 def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any]) -> int:
     """``load_model`` comes from onevae.cli.commands (which calls this module)."""
-    from ..sequences import load_token_sequence
+    from ..sequences import as_sequence_batch, load_generated
 
-    sequence = load_token_sequence(args.tokens)
+    generated = load_generated(args.tokens)
+    if generated.is_floating_point():
+        return _run_decode_latents(args, generated, load_model)
+    if args.normalized_latents:
+        raise OneVAEError(f"--normalized-latents is for latent tensors; {args.tokens} holds token ids ({generated.dtype})")
+    sequence = as_sequence_batch(generated, args.tokens)
     batch = sequence.shape[0]
     directory = directory_output(args.output, batch, f"a batch of {batch} sequences needs")
     with output_directory(directory):  # created if needed; removed again if nothing was written into it
@@ -83,4 +100,34 @@ def _decode_sequence(args: argparse.Namespace, sequence, directory: Path | None,
                                    progress=not args.quiet, lossless=args.lossless)
     target = written_names(outputs[0], frames) if len(outputs) == 1 else Path(args.output)
     print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames of {grid.height}x{grid.width} (HxW) at {fps:g} fps", file=sys.stderr)
+    return 0
+
+
+def _run_decode_latents(args: argparse.Namespace, latents, load_model: Callable[[argparse.Namespace], Any]) -> int:
+    """A latent tensor: its shape is its grid, so --frames/--size/--grid are refused rather than checked."""
+    if any(v is not None for v in (args.frames, args.size, args.grid)):
+        raise OneVAEError(f"{args.tokens} holds latents ({latents.dtype}, shape {tuple(latents.shape)}): their shape is their "
+                          "grid, so --frames, --size and --grid (for token sequences) do not apply")
+    batch = latents.shape[0] if latents.dim() == 5 else 1
+    directory = directory_output(args.output, batch, f"a batch of {batch} latent clips needs")
+    with output_directory(directory):  # created if needed; removed again if nothing was written into it
+        return _decode_latents(args, latents, directory, batch, load_model)
+
+
+def _decode_latents(args: argparse.Namespace, latents, directory: Path | None, batch: int,
+                    load_model: Callable[[argparse.Namespace], Any]) -> int:
+    from ..model_dir import model_fingerprint
+    from ..sequences import as_latent_batch, write_latent_videos
+
+    outputs = _outputs(args.output, directory, batch, args.tokens, args.lossless)
+    model = load_model(args)
+    latents = as_latent_batch(latents, model.config, args.tokens)  # checked before anything is written
+    fps = SEQUENCE_FPS if args.fps is None else args.fps
+    frames = write_latent_videos(model, latents, outputs, fps, model_fingerprint(model), normalized=args.normalized_latents,
+                                 progress=not args.quiet, lossless=args.lossless)
+    target = written_names(outputs[0], frames) if len(outputs) == 1 else Path(args.output)
+    sf = model.config.spatial_factor
+    print(f"[onevae] {args.tokens} -> {target}: {len(outputs)} clip(s) of {frames} frames of {latents.shape[3] * sf}x"
+          f"{latents.shape[4] * sf} (HxW) at {fps:g} fps, from {'normalised' if args.normalized_latents else 'raw'} latents",
+          file=sys.stderr)
     return 0

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset, IterableDataset
 from ..errors import InputError
 from .config import DATA_KINDS, DataConfig
 from .procedural import ProceduralVideoDataset
-from .token_shards import TokenShards, collate_token_sequences, sample_token_grids
+from .token_shards import TokenShards, collate_token_sequences, read_clips, sample_latent_grids, sample_token_grids
 from .video_dataset import (
     DEFAULT_EXCLUDE,
     ClipSampler,
@@ -41,6 +41,8 @@ __all__ = [
     "missing_sources",
     "relative_paths_note",
     "require_sources",
+    "read_clips",
+    "sample_latent_grids",
     "sample_token_grids",
     "validate_num_frames",
     "write_shards",

@@ -101,6 +101,18 @@ def save_token_file(path: str | Path, grids: Grids | list[torch.Tensor], meta: T
     write_safetensors(path, tensors, metadata={"onevae": meta.to_json()})
 
 
+def has_onevae_metadata(path: str | Path) -> bool | None:
+    """Whether a safetensors file carries onevae's metadata (a token/latent file ``onevae encode`` wrote); None when
+    it is not a readable safetensors file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return "onevae" in (f.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
 def load_token_file(path: str | Path) -> tuple[list[torch.Tensor], TokenFileMeta]:
     """Read a token/latent file: grids (int64 tokens or float latents) and metadata."""
     from safetensors import SafetensorError, safe_open
