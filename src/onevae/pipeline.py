@@ -69,7 +69,8 @@ class FitOptions:
     size_mode: str = "crop"  # crop | pad | resize
     max_side: int | None = None  # downscale first so that the long side is at most this
     short_side: int | None = None  # downscale first so that the short side is at most this
-    fps: float | None = None  # resample the frame rate (a variable-rate file is resampled to its mean rate)
+    fps: float | None = None  # resample the frame rate (a variable-rate file is resampled to its mean rate); for a
+    # frame sequence, the rate its frames were shot at (nothing resampled)
     max_frames: int | None = None
     chunk_latents: int = 2  # latent frames per streamed chunk (memory vs speed)
 
@@ -85,7 +86,9 @@ def output_fps(info: VideoInfo, options: FitOptions) -> float:
 
 
 def read_fps(info: VideoInfo, options: FitOptions) -> float | None:
-    """The rate to resample to: the asked one, or the mean rate for a variable-frame-rate file."""
+    """The rate to resample to: the asked one, or the mean rate for a variable-frame-rate file. A frame sequence
+    is never resampled: the asked rate is the one its frames were shot at (probed with it, and what the reader
+    takes ``fps`` as for a sequence)."""
     if options.fps:
         return float(options.fps)
     return float(info.fps) if info.variable_frame_rate and info.fps > 0 else None
@@ -239,7 +242,7 @@ def _tile_reads(path: Path, model: OneVAE, info: VideoInfo, geometry: Geometry, 
 
 def _expected_frames(info: VideoInfo, options: FitOptions) -> int | None:
     frames = info.num_frames or None
-    if options.fps and info.duration_s:
+    if options.fps and info.duration_s and not info.is_frame_sequence:
         frames = int(info.duration_s * options.fps)
     if options.max_frames is not None and frames is not None:
         frames = min(frames, options.max_frames)
@@ -264,7 +267,7 @@ def encode_file(
     if normalize and kind != "latents":
         raise InputError("only continuous latents can be stored normalised (tokens are indices)")
     stats = stats_tensors(model.config) if normalize else None
-    info = probe_video(path)
+    info = probe_video(path, sequence_fps=options.fps)
     geometry = plan_geometry(model, info, options)
     chunk = options.chunk_latents * model.config.temporal_factor
     planned = piece_frames(model, chunk, _expected_frames(info, options))
@@ -490,7 +493,7 @@ def reconstruct_file(
     from .eval.metrics import psnr_per_frame, ssim_per_frame  # torchmetrics: heavy, and only reconstruct needs it
 
     path, out = Path(path), (Path(out) if out is not None else None)
-    info = probe_video(path)
+    info = probe_video(path, sequence_fps=options.fps)
     if out is not None:
         check_output(out, lossless=lossless, frames=_expected_frames(info, options))
     geometry = plan_geometry(model, info, options)

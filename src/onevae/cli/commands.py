@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from ..errors import OneVAEError, SlowDtypeWarning
 from ..hardware import checked_device
 from ..io.atomic import output_directory
+from ..io.frame_files import is_frame_sequence, sequence_name
 from ..io.outputs import checked_output, written_names
-from ..io.paths import directory_output, existing_file, new_output_dir, writable_output
+from ..io.paths import directory_output, existing_file, existing_input, new_output_dir, writable_output
 
 if TYPE_CHECKING:  # the commands import torch and the model lazily, so that `onevae --help` starts fast
     from ..model import OneVAE
@@ -163,7 +164,8 @@ def model_output_dir(args: argparse.Namespace):
 # ------------------------------------------------------------------------------------------------ video I/O options
 def add_fit_arguments(g) -> None:
     """The reading and fitting options every command that reads videos shares (encode, reconstruct, stats, tokenize)."""
-    g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate)")
+    g.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: the source rate); for numbered "
+                   "frames (frames/%%05d.png), the rate they were shot at (default 25): none dropped or repeated")
     g.add_argument("--max-frames", type=int, default=None, help="read at most this many frames (of each video)")
     modes = g.add_mutually_exclusive_group()  # one size policy: given together, argparse refuses them
     modes.add_argument("--crop", dest="size_mode", action="store_const", const="crop", help="centre-crop H, W down to the model's multiple (default)")
@@ -197,7 +199,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
 def add_encode(sub) -> None:
     p = sub.add_parser("encode", help="video(s) -> token files (or latent files with --continuous)",
                        description="Encode videos to discrete tokens (default) or continuous latents, streamed chunk by chunk.")
-    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
+    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads), images, or numbered frames (frames/%%05d.png)")
     p.add_argument("-o", "--output", required=True, help="output file for one video, or a directory for several (NAME.tokens.safetensors)")
     p.add_argument("--continuous", action="store_true", help="write continuous latents instead of tokens")
     p.add_argument("--latent-dtype", default=None, choices=["float16", "float32"], help="with --continuous: dtype of stored latents (default float16)")
@@ -211,7 +213,7 @@ def add_encode(sub) -> None:
 
 def _encode_targets(args: argparse.Namespace, directory: Path | None) -> list[tuple[Path, Path]]:
     """(video, output file) pairs: ``-o`` itself for one video, else NAME.tokens/latents.safetensors in ``directory``."""
-    videos = [existing_file(v, "video file") for v in args.videos]
+    videos = [existing_input(v) for v in args.videos]
     suffix = ".latents.safetensors" if args.continuous else ".tokens.safetensors"
     if directory is None:
         return [(videos[0], writable_output(args.output, (ENCODED_OUTPUT,), inputs=videos))]
@@ -225,7 +227,10 @@ def _encode_targets(args: argparse.Namespace, directory: Path | None) -> list[tu
 
 
 def _clip_name(video: Path) -> str:
-    """'a.v1.mp4' -> 'a.v1', 'box.mp4.gz' -> 'box': the name without its media suffixes."""
+    """'a.v1.mp4' -> 'a.v1', 'box.mp4.gz' -> 'box': the name without its media suffixes; a frame pattern's
+    (onevae.io.frame_files.sequence_name): 'bear/%05d.jpg' -> 'bear'."""
+    if is_frame_sequence(video):
+        return sequence_name(video)
     name = video.name.removesuffix(".gz")
     return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
@@ -318,7 +323,7 @@ def add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="encode + decode a video through tokens and latents; print PSNR/SSIM",
                        description="Encode and decode through both representations, print a PSNR/SSIM table, write the "
                        "reconstruction (tokens path by default) and optionally a report with per-frame metrics and a plot.")
-    p.add_argument("video", nargs="?", default=None, help="video file (default: the sample clip carphone_pristine)")
+    p.add_argument("video", nargs="?", default=None, help="video file, image or numbered frames (frames/%%05d.png) (default: the sample clip carphone_pristine)")
     p.add_argument("-o", "--output", default=None, help="output video (.mp4, .mov, .mkv), an image (.png, .jpg, ...) for "
                    "an image input, or frames (out_%%05d.png)")
     add_lossless_option(p)
@@ -334,7 +339,7 @@ def add_reconstruct(sub) -> None:
 def run_reconstruct(args: argparse.Namespace) -> int:
     from ..io.samples import sample_video_path
 
-    video = existing_file(args.video, "video file") if args.video else sample_video_path("carphone_pristine")
+    video = existing_input(args.video) if args.video else sample_video_path("carphone_pristine")
     out = checked_output(args.output, video, args.lossless) if args.output else None
     report_dir = Path(args.report) if args.report else None
     with output_directory(report_dir):  # removed again if the command stops before writing the report
@@ -462,7 +467,7 @@ def add_stats(sub) -> None:
                        description="Encode videos to continuous latents and measure each channel's mean and standard deviation "
                        "over every latent position: the statistics that normalise latents for a diffusion model, (z - mean) / std. "
                        "--save writes them into the model directory's config.json (latents_mean, latents_std).")
-    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads) or images")
+    p.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads), images, or numbered frames (frames/%%05d.png)")
     p.add_argument("--save", action="store_true", help="write the statistics into the --model directory's config.json")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_model_options(p)
@@ -474,7 +479,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from ..model_dir import default_model_dir
     from ..pipeline import latent_stats_of_files
 
-    videos = [existing_file(v, "video file") for v in args.videos]
+    videos = [existing_input(v) for v in args.videos]
     model = load_model_from_args(args)
     if args.save and (model.source_dir is None or model.source_dir.resolve() == default_model_dir().resolve()):
         raise OneVAEError("--save writes into a model directory of yours: give --model DIR (the shipped model is read-only; copy it first)")

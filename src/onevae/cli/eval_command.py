@@ -13,7 +13,8 @@ def add_eval(sub) -> None:
                        "token bit budget, and the round trip of 17 flat colours. Writes results.json, results.md, side_by_side/CLIP.png "
                        "and flat_colours.{json,md} to --out.")
     p.add_argument("model", help="model directory, or 'default' / 'onevae-small' for the shipped tokenizer")
-    p.add_argument("clips", nargs="*", help="held-out clip names or video files (default: the whole held-out set)")
+    p.add_argument("clips", nargs="*", help="held-out clip names, video files or numbered frames (frames/%%05d.png) "
+                   "(default: the whole held-out set)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: eval/MODEL_NAME; for a training run's export/, eval/RUN_NAME)")
     p.add_argument("--opencv", type=Path, default=Path("data/opencv"), help="folder with OpenCV's sample videos (vtest.avi, cup.mp4.gz, tree.avi, Megamind.avi; `make data` in a source checkout "
                    "puts them in data/opencv, the default)")

@@ -24,10 +24,11 @@ import torch
 
 from ..errors import OneVAEError
 from ..io.fit import Geometry, aspect_text, fit_size
+from ..io.frame_files import is_frame_sequence
 from ..io.video import VideoReadWarning, iter_video_windows, probe_video, tensor_to_frames
 from ..pipeline import FitOptions, output_fps, read_fps
 from .plan import ClipSettings, SegmentPlan, clip_start, count_clips, expected_frames
-from .sources import Segment
+from .sources import FRAME_PATTERNS_REFUSED, Segment
 
 
 @dataclass
@@ -88,6 +89,9 @@ def _reason(error: BaseException, tmp: Path, segment: Segment) -> str:
 def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
     """Probe a segment and count its clips (ids are given later, by :func:`onevae.corpus.plan.number_clips`)."""
     plan = SegmentPlan(segment)
+    if not segment.member and is_frame_sequence(segment.path):
+        plan.error = f"{segment.label}: {FRAME_PATTERNS_REFUSED}"
+        return plan
     try:
         with segment_file(segment) as path:
             try:

@@ -5,7 +5,9 @@ A SOURCE is a folder (its media files, recursively, sorted), a glob (``**`` recu
 ``.lst``, ``.list``: one path per line), a CSV/TSV or Parquet manifest (a path column, optional start/end times
 in seconds, any other columns carried into each clip's metadata), a webdataset ``.tar`` shard of videos (each
 sample's video member; the sample's ``.json`` object and ``.txt`` members are carried as columns), or a video.
-Relative paths in lists and manifests are relative to the list's folder. The order of the segments is the order
+Relative paths in lists and manifests are relative to the list's folder. Numbered frames (``frames/%05d.png``, which
+the other commands read as a clip) are not read: refused here as a SOURCE, and as a list or manifest entry when
+planned (:data:`FRAME_PATTERNS_REFUSED`). The order of the segments is the order
 of the SOURCE arguments, then of the rows (folders and globs sorted), so it does not depend on the machine.
 """
 
@@ -24,9 +26,12 @@ from typing import Any
 
 from ..data.video_dataset import LIST_EXTENSIONS, is_media_file
 from ..errors import InputError
+from ..io.frame_files import is_frame_sequence
 
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".parquet")
 SHARD_EXTENSIONS = (".tar",)
+FRAME_PATTERNS_REFUSED = ("numbered frames (a %d pattern) are not read by tokenize; make them a video first, e.g. "
+                          "ffmpeg -framerate 25 -i frames/%05d.png -c:v ffv1 clip.mkv")
 OUTPUT_MARKER = ".onevae-tokenize"  # the state folder of a tokenize output (onevae.corpus.state.STATE_DIR)
 
 
@@ -102,6 +107,8 @@ def _expand_one(source: str, columns: ManifestColumns) -> Iterator[Segment]:
         for match in sorted(glob.glob(source, recursive=True)):
             yield from _expand_path(Path(match), columns, from_glob=True)
         return
+    if is_frame_sequence(source):
+        raise InputError(f"SOURCE {source}: {FRAME_PATTERNS_REFUSED}")
     if not path.exists():
         raise InputError(f"SOURCE {source}: no such file or folder")
     yield from _expand_path(path, columns, from_glob=False)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, InputRangeWarning
 from ..io.atomic import atomic_path
+from ..io.frame_files import is_frame_sequence, sequence_name
 from ..io.image_writer import write_image
 from ..io.video import tensor_to_frames
 from .heldout import DEFAULT_OPENCV_DIR, HELD_OUT, check_available, load, read_frames, select
@@ -195,7 +196,7 @@ class EvalClip:
 
 
 def resolve_clips(names: list[str], opencv_dir: str | Path = DEFAULT_OPENCV_DIR, max_frames: int | None = None) -> list[EvalClip]:
-    """Held-out clip names (all of them by default) or video files, optionally cut to ``max_frames``."""
+    """Held-out clip names (all of them by default), video files or frame patterns, optionally cut to ``max_frames``."""
     held = {clip.name for clip in HELD_OUT}
     names = names or [clip.name for clip in HELD_OUT]
     check_available([clip for clip in HELD_OUT if clip.name in names], opencv_dir)  # all missing files at once, before any is read
@@ -205,11 +206,13 @@ def resolve_clips(names: list[str], opencv_dir: str | Path = DEFAULT_OPENCV_DIR,
             spec = select([name])[0]
             video, fps = load(spec, opencv_dir)
             clips.append(EvalClip(spec.name, video, fps, spec.kind))
-        elif Path(name).is_file():
+        elif Path(name).is_file() or is_frame_sequence(name):  # a file, or numbered frames (frames/%05d.png, 25 fps)
             video, fps = read_frames(name, 0, max_frames, exact=False)
-            clips.append(EvalClip(Path(name).name.split(".")[0], video, fps, "file"))
+            clip_name = sequence_name(name) if is_frame_sequence(name) else Path(name).name.split(".")[0]
+            clips.append(EvalClip(clip_name, video, fps, "file"))
         else:
-            raise InputError(f"{name}: neither a held-out clip ({', '.join(sorted(held))}) nor a video file")
+            raise InputError(f"{name}: neither a held-out clip ({', '.join(sorted(held))}) nor a video file (nor "
+                             "numbered frames, frames/%05d.png)")
     if max_frames is not None:
         for clip in clips:
             clip.video = clip.video[:, :max_frames]

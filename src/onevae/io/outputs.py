@@ -3,15 +3,15 @@
 * a video: ``.mp4``/``.mov``/``.mkv`` (H.264; lossless FFV1 in ``.mkv`` only): :mod:`onevae.io.writer`;
 * one image (``.png``/``.jpg``/``.jpeg``/``.webp``/``.bmp``/``.tif``/``.tiff``), for a one-frame clip, or one image
   per frame for a name with a printf-style frame number (``out_%05d.png``; ``%%`` is a literal ``%``), numbered
-  from 1 as FFmpeg numbers them: :mod:`onevae.io.image_writer`.
+  from 1 as FFmpeg numbers them: :mod:`onevae.io.image_writer` (the name syntax: :mod:`onevae.io.frame_files`).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ..errors import OneVAEError
+from .frame_files import frame_pattern, numbered
 from .paths import PathLike, writable_output
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # video name -> FFmpeg muxer
@@ -20,7 +20,6 @@ LOSSLESS_VIDEO_OUTPUTS = (".mkv",)  # FFV1: the mp4 and mov muxers do not take i
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 LOSSY_IMAGE_OUTPUTS = (".jpg", ".jpeg")
 OUTPUTS = VIDEO_OUTPUTS + IMAGE_OUTPUTS
-_FRAME_NUMBER = re.compile(r"%(0?\d*)d")
 
 
 class SampleAspectWarning(UserWarning):
@@ -69,26 +68,6 @@ def checked_output(output: PathLike, source: PathLike, lossless: bool = False) -
     out = writable_output(output, OUTPUTS, inputs=[source])
     check_output(out, lossless=lossless)
     return out
-
-
-def frame_pattern(path: PathLike) -> str | None:
-    """The file name's printf-style frame number (``%05d``), or None for a single file; a name with several, or
-    with another ``%`` directive, is refused (``%%`` is a literal ``%``)."""
-    name = Path(path).name
-    plain = name.replace("%%", "")
-    numbers = _FRAME_NUMBER.findall(plain)
-    if len(numbers) > 1:
-        raise OneVAEError(f"output {path}: the name has {len(numbers)} frame numbers; give one (e.g. out_%05d.png)")
-    if "%" in _FRAME_NUMBER.sub("", plain):
-        raise OneVAEError(f"output {path}: a '%' in the name must be a frame number (%d, %05d) or written '%%'")
-    return f"%{numbers[0]}d" if numbers else None
-
-
-def numbered(path: PathLike, number: int) -> Path:
-    """The file of frame ``number`` (from 1) of the pattern ``path``; a plain name is itself (``%%`` as ``%``)."""
-    path = Path(path)
-    name = _FRAME_NUMBER.sub(lambda m: m.group(0) % number, path.name.replace("%%", "\0"))
-    return path.with_name(name.replace("\0", "%"))
 
 
 def written_names(path: PathLike, frames: int) -> str:

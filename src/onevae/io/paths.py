@@ -1,4 +1,5 @@
-"""Checks on the paths users give: an input must be an existing file, an output must be writable."""
+"""Checks on the paths users give: an input must be an existing file (or a frame pattern naming existing files),
+an output must be writable."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import OneVAEError
+from .frame_files import find_frames, is_frame_sequence
 
 PathLike = str | os.PathLike  # what every function taking a path accepts
 
@@ -19,6 +21,16 @@ def existing_file(path: str | os.PathLike, what: str = "file", error: type[OneVA
     if path.is_dir():
         raise error(f"{path} is a directory, not a {what}")
     return path
+
+
+def existing_input(path: str | os.PathLike, what: str = "video file") -> Path:
+    """``path`` as a Path: an existing file (even one whose name holds a ``%``), or a frame pattern
+    (``frames/%05d.png``) that names existing frame files (:func:`onevae.io.frame_files.find_frames`); else
+    OneVAEError. What the commands that read videos check before any work."""
+    if is_frame_sequence(path):
+        find_frames(path)
+        return Path(path)
+    return existing_file(path, what)
 
 
 def writable_output(

@@ -8,6 +8,17 @@ Reading
     (an animated WebP, a multi-page TIFF: refused, rather than read as their first frame); a ``.gz`` file (e.g.
     ``box.mp4.gz``) is decompressed in memory.
 
+Frame sequences
+    A path that names no file but holds a printf-style frame number (``frames/%05d.png``, any extension above;
+    ``%%`` is a literal ``%``, and an existing file is always that file) is one clip of image files, found as
+    FFmpeg's image2 demuxer finds them: from the first existing number among 0 to 4, consecutive; a missing
+    number ends the clip (:func:`probe_video` warns, naming it, when files follow the gap). Each frame is read
+    as a still image is (EXIF orientation, alpha dropped, grey replicated), one file at a time; a frame whose
+    size differs from the first's is an :class:`InputError` naming it. Images carry no frame rate: a sequence's
+    ``fps`` is the rate its frames were shot at, 25 by default (image2's ``-framerate``), given to
+    :func:`probe_video` as ``sequence_fps`` and to :func:`iter_video_frames` as ``fps``: its frames are never
+    resampled (dropped or repeated), ``fps`` only times them (``start_s``).
+
 Pixel formats
     Every pixel format is converted to rgb24 by swscale, honouring the colour matrix and range the file is
     tagged with (untagged files: BT.601 limited range, as FFmpeg does). Grey frames are replicated to three
@@ -49,12 +60,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import math
 import os
 import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -66,10 +78,12 @@ from av.video.reformatter import ColorRange
 
 from ..errors import InputError
 from .fit import Geometry, aspect_text
+from .frame_files import FrameFiles, find_frames, is_frame_sequence
 from .paths import PathLike, existing_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+SEQUENCE_FPS = 25.0  # a frame sequence's rate unless told (FFmpeg's image2 default)
 
 MAX_GZ_BYTES = 2 * 2**30  # a .gz video is decompressed in memory, up to this size
 _TIME_EPS = 1e-6  # seconds: timestamps closer than this are equal
@@ -91,8 +105,9 @@ class VideoDisplayWarning(UserWarning):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe_video` found. ``fps`` is the average rate (0.0 for a still image);
-    ``sample_aspect_ratio`` the shape (width / height) of a sample of the frames as read, 1 for square pixels."""
+    """What :func:`probe_video` found. ``fps`` is the average rate (0.0 for a still image; a frame sequence's is
+    the rate it was given); ``sample_aspect_ratio`` the shape (width / height) of a sample of the frames as read,
+    1 for square pixels. ``path`` is the pattern for a frame sequence (``is_frame_sequence``)."""
 
     path: Path
     width: int
@@ -109,20 +124,26 @@ class VideoInfo:
     num_frames_exact: bool = True
     is_image: bool = False
     sample_aspect_ratio: Fraction = Fraction(1)
+    is_frame_sequence: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description (for metadata files); the sample aspect ratio as ``"num:den"``."""
         return {**asdict(self), "path": str(self.path), "sample_aspect_ratio": aspect_text(self.sample_aspect_ratio)}
 
 
-def probe_video(path: PathLike, count_frames: bool = False) -> VideoInfo:
-    """Describe a video (or image) file; raise :class:`InputError` if it has no decodable video frame.
+def probe_video(path: PathLike, count_frames: bool = False, sequence_fps: float | None = None) -> VideoInfo:
+    """Describe a video (or image) file, or a frame sequence; raise :class:`InputError` if it has no decodable
+    video frame.
 
     Decodes the first frame (to make sure the file is readable) and demuxes about a hundred packets (to detect a
     variable frame rate). ``count_frames=True`` demuxes the whole file (no decoding) to count the frames exactly,
     which is done anyway for files up to 64 MiB; larger files use the count the container stores, if any (a cut
-    short file's header overstates it).
+    short file's header overstates it). ``sequence_fps``: the rate a frame sequence was shot at (default 25; a
+    file's own rate is never replaced).
     """
+    sequence = _frame_sequence(path)
+    if sequence is not None:
+        return _probe_sequence(sequence, sequence_fps)
     path = _check_input_file(path)
     if is_still_image(path):
         return _probe_image(path)
@@ -255,6 +276,20 @@ def _probe_image(path: Path) -> VideoInfo:
     )
 
 
+def _probe_sequence(frames: FrameFiles, fps: float | None) -> VideoInfo:
+    """A frame sequence described by its first frame (read, so an unreadable first file is refused here), with its
+    exact frame count; a gap that ends it early is warned of."""
+    _check_fps(frames.pattern, fps)
+    rate = float(fps or SEQUENCE_FPS)
+    if frames.after_gap is not None:
+        warnings.warn(f"{frames.pattern}: frame file {frames.path(frames.count).name} is missing, so the clip ends after "
+                      f"{frames.count} frames ({frames.after_gap.name} and later files are not read)", VideoReadWarning,
+                      stacklevel=3)
+    first = _probe_image(_check_input_file(frames.path(0)))
+    return replace(first, path=frames.pattern, num_frames=frames.count, fps=rate, duration_s=frames.count / rate,
+                   is_image=False, is_frame_sequence=True)
+
+
 def _has_gaps(timeline: _Timeline | None, fps: float) -> bool:
     """Whether the stored frames fill clearly less of the timeline than the rate says (frames held for several
     slots, as the empty chunks of an AVI do): such a file is read as a variable-rate one."""
@@ -303,6 +338,16 @@ def _stream_duration(container: av.container.InputContainer, stream: av.video.st
 
 
 # ============================================================================================ opening
+
+
+def _frame_sequence(path: PathLike) -> FrameFiles | None:
+    """The frame files ``path`` names as a pattern (see the module doc), or None for a file path."""
+    if not is_frame_sequence(path):
+        return None
+    if _inner_suffix(Path(path)) not in IMAGE_EXTENSIONS:
+        raise InputError(f"{path}: a frame pattern names image files ({', '.join(IMAGE_EXTENSIONS)}); for other files "
+                         "give each file")
+    return find_frames(path)
 
 
 def _check_input_file(path: PathLike) -> Path:
@@ -441,7 +486,14 @@ def iter_video_frames(
     ``fps`` resamples to that rate by timestamps (nearest source frame for each output time; see the module
     doc). ``start_s`` seeks (to the keyframe before, then decodes forward) and starts at that time, in seconds
     from the start of the stream. ``max_frames`` stops after that many output frames. An image gives one frame.
+    A frame sequence gives each of its frames: ``fps`` is the rate they were shot at (default 25), which only
+    places ``start_s``.
     """
+    sequence = _frame_sequence(path)
+    if sequence is not None:
+        _check_read_args(sequence.pattern, fps, max_frames, start_s)
+        yield from itertools.islice(_sequence_frames(sequence, fps or SEQUENCE_FPS, start_s), max_frames)
+        return
     path = _check_input_file(path)
     _check_read_args(path, fps, max_frames, start_s)
     if max_frames == 0:
@@ -459,12 +511,34 @@ def iter_video_frames(
 
 
 def _check_read_args(path: Path, fps: float | None, max_frames: int | None, start_s: float) -> None:
-    if fps is not None and not (fps > 0 and math.isfinite(fps)):
-        raise InputError(f"{path}: fps must be a positive number, got {fps}")
+    _check_fps(path, fps)
     if max_frames is not None and max_frames < 0:
         raise InputError(f"{path}: max_frames must be >= 0, got {max_frames}")
     if not (start_s >= 0 and math.isfinite(start_s)):
         raise InputError(f"{path}: start_s must be >= 0 seconds, got {start_s}")
+
+
+def _check_fps(path: Path, fps: float | None) -> None:
+    if fps is not None and not (fps > 0 and math.isfinite(fps)):
+        raise InputError(f"{path}: fps must be a positive number, got {fps}")
+
+
+def _sequence_frames(frames: FrameFiles, fps: float, start_s: float) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 RGB of each frame file from ``start_s`` on (frame k is at k / fps), one file at a time.
+
+    Read with PIL as a still image is (not by FFmpeg's image2 demuxer): a frame of a sequence is then the very
+    array that reading the file alone gives (EXIF orientation, 16-bit greys, JPEG's colour conversion)."""
+    first_read: tuple[Path, tuple[int, ...]] | None = None
+    for index in range(math.ceil(start_s * fps - _TIME_EPS), frames.count):
+        path = frames.path(index)
+        rgb = _image_to_rgb(_open_image(_check_input_file(path)))  # (H, W, 3) uint8
+        if first_read is None:
+            first_read = (path, rgb.shape)
+        elif rgb.shape != first_read[1]:
+            (h, w), (h0, w0) = rgb.shape[:2], first_read[1][:2]
+            raise InputError(f"{path}: {w}x{h} pixels, but {first_read[0].name} is {w0}x{h0}; all frames of a sequence "
+                             f"({frames.pattern.name}) must have one size")
+        yield rgb
 
 
 def _select_frames(path: Path, fps: float | None, start_s: float) -> Iterator[np.ndarray]:
@@ -782,7 +856,7 @@ def read_video(
     Raises :class:`InputError` when the result would exceed ``max_bytes`` (use :func:`iter_video_windows`,
     ``max_frames`` or a downscaling ``geometry`` for long or large videos).
     """
-    info = probe_video(path)
+    info = probe_video(path, sequence_fps=fps)
     _check_read_size(info, fps, max_frames, start_s, geometry, max_bytes)
     windows = list(
         iter_video_windows(info.path, 16, fps=fps, max_frames=max_frames, start_s=start_s, geometry=geometry)
@@ -803,7 +877,7 @@ def _check_read_size(
     max_bytes: int,
 ) -> None:
     frames = info.num_frames
-    if fps is not None and info.fps > 0:
+    if fps is not None and info.fps > 0 and not info.is_frame_sequence:  # a sequence is not resampled
         frames = math.ceil(max(info.duration_s - start_s, 0.0) * fps)
     if max_frames is not None:
         frames = min(frames, max_frames)
