@@ -19,13 +19,13 @@ from __future__ import annotations
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError, OneVAEError
 from .atomic import atomic_path, replace_durably, temp_file_beside
+from .frame_writer import FrameWriter
 from .outputs import SampleAspectWarning, check_output, frame_pattern, numbered, sample_aspect_not_recorded
 from .paths import PathLike
 from .video import as_uint8_frames
@@ -38,7 +38,7 @@ class StaleFramesWarning(UserWarning):
     """A frame sequence was written over a longer one: the longer one's later frame files remain."""
 
 
-class ImageWriter:
+class ImageWriter(FrameWriter):
     """Frames to image files (see the module): one image for a plain name, one per frame for a pattern.
 
     ``write`` takes what :class:`~onevae.io.writer.VideoWriter` takes: uint8 (T, H, W, 3) / (H, W, 3), or float
@@ -52,32 +52,17 @@ class ImageWriter:
         self.pattern = frame_pattern(self.path)
         self.sample_aspect_ratio = sample_aspect_ratio
         self.pending: list[tuple[Path, Path]] = []  # (temporary file, target), in frame order
-        self.size: tuple[int, int] | None = None
-        self.closed = False
+        super().__init__()
 
     @property
     def frames_written(self) -> int:
         return len(self.pending)
 
-    def __enter__(self) -> ImageWriter:
-        return self
+    def _start(self, height: int, width: int) -> None:
+        self._warn_aspect()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def write(self, frames: np.ndarray | torch.Tensor) -> None:
+    def _write(self, rgb: np.ndarray) -> None:
         """Write frames under temporary names (they are renamed into place by :meth:`close`)."""
-        if self.closed:
-            raise OneVAEError(f"{self.path}: the writer is already closed")
-        rgb = as_uint8_frames(frames)  # (T, H, W, 3) uint8
-        if self.size is None:
-            self.size = rgb.shape[1:3]
-            self._warn_aspect()
-        elif rgb.shape[1:3] != self.size:
-            raise InputError(f"{self.path}: frames of size {rgb.shape[1:3]} after frames of size {self.size}")
         if self.pattern is None and self.frames_written + len(rgb) > 1:
             self.abort()
             raise InputError(f"{self.path}: one image cannot hold more than one frame; name a frame pattern (out_%05d"

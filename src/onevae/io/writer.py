@@ -25,7 +25,6 @@ import math
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -34,10 +33,10 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import InputError, OneVAEError
 from .atomic import replace_durably, temp_file_beside
+from .frame_writer import FrameWriter
 from .image_writer import ImageWriter
 from .outputs import IMAGE_OUTPUTS, OUTPUT_FORMATS, SampleAspectWarning, check_output, is_image_output, sample_aspect_not_recorded
 from .paths import PathLike
-from .video import as_uint8_frames
 
 
 class OutputSizeWarning(UserWarning):
@@ -47,7 +46,7 @@ class OutputSizeWarning(UserWarning):
 # ============================================================================================ writing
 
 
-class VideoWriter:
+class VideoWriter(FrameWriter):
     """Incremental H.264 writer; use as a context manager. The file appears only when it is complete.
 
     ``write`` takes uint8 (T, H, W, 3) / (H, W, 3) arrays or float tensors in [-1, 1] shaped (3, T, H, W) or
@@ -71,28 +70,10 @@ class VideoWriter:
         self.tmp_path = _create_temp_beside(self.path)
         self.container: av.container.OutputContainer | None = None
         self.stream: av.video.stream.VideoStream | None = None
-        self.size: tuple[int, int] | None = None  # (H, W) of the frames given
         self.frames_written = 0
-        self.closed = False
+        super().__init__()
 
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def write(self, frames: np.ndarray | torch.Tensor) -> None:
-        """Append frames: uint8 (T, H, W, 3) / (H, W, 3), or a float tensor (3, T, H, W) in [-1, 1]."""
-        if self.closed:
-            raise OneVAEError(f"{self.path}: the writer is already closed")
-        rgb = as_uint8_frames(frames)  # (T, H, W, 3) uint8
-        if self.size is None:
-            self._open(rgb.shape[1], rgb.shape[2])
-        elif rgb.shape[1:3] != self.size:
-            raise InputError(f"{self.path}: frames of size {rgb.shape[1:3]} after frames of size {self.size}")
+    def _write(self, rgb: np.ndarray) -> None:
         for image in rgb if self.lossless else _even_sized(rgb):
             self._encode(image)
 
@@ -124,8 +105,7 @@ class VideoWriter:
                 pass
         self.tmp_path.unlink(missing_ok=True)
 
-    def _open(self, height: int, width: int) -> None:
-        self.size = (height, width)
+    def _start(self, height: int, width: int) -> None:
         container = av.open(str(self.tmp_path), mode="w", format=self.format)
         if self.lossless:
             self.container, self.stream = container, _lossless_stream(container, self.path, self.fps, height, width,
