@@ -8,12 +8,17 @@ import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OneVAEError
 from ..io.atomic import output_directory
 from ..io.outputs import checked_output, written_names
 from ..io.paths import directory_output
+
+if TYPE_CHECKING:  # torch is imported when a command runs, not when the parser is built
+    import torch
+
+    from ..io.tokens import TokenFileMeta
 
 
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +87,7 @@ def _decode_clips(args: argparse.Namespace, source: Path, keys: list[str] | None
     return 0
 
 
-def _clip_grids(sample: dict[str, Any], latents: bool, source: Path):
+def _clip_grids(sample: dict[str, Any], latents: bool, source: Path) -> tuple[list[torch.Tensor], TokenFileMeta]:
     """The grids and metadata decode_to_video takes, from the tokens (default) or the latents of a clip."""
     from ..data.token_shards import sample_latent_grids, sample_token_grids
 
