@@ -583,3 +583,155 @@ def test_decode_reads_a_corpus_of_latents_and_finds_keys_without_its_index(model
     for index in ("index.parquet", "index.jsonl"):
         (copy / index).unlink(missing_ok=True)
     assert corpus_keys(copy) == {k: copy / v.name for k, v in corpus_keys(out).items()} == {"000000000": copy / "shard-000000.tar"}
+
+
+# ------------------------------------------------------------------------------------------------ numbered frames
+def save_frames(folder: Path, numbers, h: int = 20, w: int = 28, name: str = "%05d.png") -> None:
+    """Smooth frames as image files ``name % n``, one for each of ``numbers`` (frame k of the motion for the k-th)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, frame in zip(numbers, smooth_frames(len(numbers), h, w)):
+        Image.fromarray(frame).save(folder / (name % n))
+
+
+@pytest.fixture(scope="module")
+def davis(tmp_path_factory) -> Path:
+    """A DAVIS-like tree: JPEGImages/480p/{bear: 9 frames, cat: 13 frames of 24x36, empty, notes: no frame}."""
+    root = tmp_path_factory.mktemp("davis") / "JPEGImages" / "480p"
+    save_frames(root / "bear", range(9))
+    save_frames(root / "cat", range(13), h=24, w=36)
+    (root / "empty").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no frames here")
+    return root
+
+
+def grids_of(sample) -> list[torch.Tensor]:
+    return sample_token_grids(sample["tokens"], sample["meta"])[0]
+
+
+def test_a_frame_pattern_segment_has_the_tokens_encode_gives_at_the_rate_given(model, davis, tmp_path):
+    """A pattern is one clip, never resampled: --fps is the rate its frames were shot at (default 25)."""
+    import pyarrow.parquet as pq
+
+    pattern = davis / "cat" / "%05d.png"
+    for fps, rate in ((None, 25.0), (12.0, 12.0)):
+        out = tmp_path / f"fps{fps}"
+        tokenize_corpus(model, [str(pattern)], out, TokenizeOptions(workers=0, size_mode="pad", fps=fps, max_frames=11))
+        [sample] = list(TokenShards(out))
+        expected, expected_meta = encode_file(model, pattern, FitOptions(size_mode="pad", fps=fps, max_frames=11), kind="tokens")
+        expected = expected.to_list()
+        grids = grids_of(sample)
+        assert len(grids) == len(expected) and all(torch.equal(a, b.long()) for a, b in zip(grids, expected))
+        meta = sample["meta"]
+        assert meta["fps"] == rate and meta["clip"] == {"start_frame": 0, "frames": 11, "start_s": 0.0,
+                                                        "end_s": pytest.approx(11 / rate)}
+        assert meta["padded_frames"] == expected_meta.padded_frames == 2  # 11 -> 13 = 1 + 3 x 4
+        source = meta["source"]
+        assert (source["path"], source["codec"], source["fps"], source["num_frames"], source["is_frame_sequence"]) == \
+            (str(pattern), "png", rate, 13, True)
+        [row] = pq.read_table(out / "index.parquet").to_pylist()
+        assert (row["path"], row["fps"], row["frames"], row["height"], row["width"]) == (str(pattern), rate, 11, 24, 40)
+
+
+def test_a_glob_over_frame_folders_gives_one_segment_per_folder_holding_frames(model, davis, tmp_path):
+    from onevae.corpus import expand_sources
+
+    source = str(davis / "*" / "%05d.png")
+    assert [s.path for s in expand_sources([source])] == [str(davis / "bear" / "%05d.png"), str(davis / "cat" / "%05d.png")]
+    out = tmp_path / "out"
+    tokenize_corpus(model, [source], out, clip_options(stride=4))
+    samples = list(TokenShards(out))
+    # 5-frame clips every 4 frames: bear (9 frames) -> 0, 4; cat (13) -> 0, 4, 8
+    assert [(s["meta"]["source"]["segment"], s["meta"]["clip"]["start_frame"]) for s in samples] == \
+        [(0, 0), (0, 4), (1, 0), (1, 4), (1, 8)]
+    assert json.loads((out / "dataset.json").read_text())["counts"]["errors"] == 0
+    cat = davis / "cat" / "%05d.png"
+    assert samples[3]["meta"]["clip"]["start_s"] == pytest.approx(4 / 25)
+    direct, _ = read_video(cat, start_s=4 / 25, max_frames=5, geometry=fit_size(24, 36, 8, "crop"))
+    expected = model.encode_tokens(direct.unsqueeze(0), mode="stream", chunk_frames=8)
+    assert torch.equal(samples[3]["tokens"], flatten_tokens(expected.to_list())[0])
+    tokenize_corpus(model, [source], tmp_path / "w2", clip_options(stride=4, workers=2))
+    assert output_bytes(tmp_path / "w2") == output_bytes(out)
+
+
+@pytest.mark.slow
+def test_ray_engine_reads_frame_folders_as_the_local_engine_does(model, davis, tmp_path):
+    pytest.importorskip("ray")
+    source = [str(davis / "*" / "%05d.png")]
+    tokenize_corpus(model, source, tmp_path / "local", clip_options(stride=4))
+    tokenize_corpus(model, source, tmp_path / "ray", clip_options(stride=4, engine="ray", workers=1))
+    assert len(list(TokenShards(tmp_path / "ray"))) == 5
+    assert output_bytes(tmp_path / "ray") == output_bytes(tmp_path / "local")
+
+
+def test_a_manifest_row_names_a_pattern_with_start_and_end(model, davis, tmp_path):
+    """Frame k of a sequence is shot at k / fps: 0.1 s .. 0.5 s at 25 fps are frames 3 .. 12 (10 frames)."""
+    manifest = davis.parent / "manifest.csv"
+    manifest.write_text("path,start,end,caption\n480p/cat/%05d.png,0.1,0.5,a cat\n")
+    out = tmp_path / "out"
+    tokenize_corpus(model, [str(manifest)], out, TokenizeOptions(workers=0, clip_frames=5))
+    samples = list(TokenShards(out))
+    assert [s["meta"]["clip"]["start_s"] for s in samples] == [pytest.approx(0.12), pytest.approx(0.32)]
+    assert samples[1]["meta"]["clip"]["end_s"] == pytest.approx(0.52) and samples[0]["meta"]["columns"] == {"caption": "a cat"}
+    direct, _ = read_video(davis / "cat" / "%05d.png", start_s=0.1, max_frames=5, geometry=fit_size(24, 36, 8, "crop"))
+    expected = model.encode_tokens(direct.unsqueeze(0), mode="stream", chunk_frames=8)
+    assert torch.equal(samples[0]["tokens"], flatten_tokens(expected.to_list())[0])
+    # at 10 fps the same times are frames 1 .. 4: fewer than 5, so no clip and a line in errors.jsonl
+    tokenize_corpus(model, [str(manifest)], tmp_path / "fps10", TokenizeOptions(workers=0, clip_frames=5, fps=10))
+    [error] = [json.loads(line) for line in (tmp_path / "fps10" / "errors.jsonl").read_text().splitlines()]
+    assert error["error"].endswith("4 frame(s), fewer than --clip-frames 5")
+
+
+def test_a_gap_ends_a_frame_folder_and_frames_from_5_on_are_an_error(model, tmp_path):
+    from onevae.io.video import VideoReadWarning
+
+    root = tmp_path / "frames"
+    save_frames(root / "a", [1, 2, 3, 4, 5, 6, 8, 9])  # 7 is missing: the clip is frames 1..6
+    save_frames(root / "b", range(7, 12))  # FFmpeg's image2 starts at 0..4 only
+    with pytest.warns(VideoReadWarning, match="00007.png is missing, so the clip ends after 6 frames"):
+        tokenize_corpus(model, [str(root / "*" / "%05d.png")], tmp_path / "out", TokenizeOptions(workers=0, clip_frames=5))
+    [sample] = list(TokenShards(tmp_path / "out"))
+    assert sample["meta"]["source"]["num_frames"] == 6 and sample["meta"]["clip"]["frames"] == 5
+    [error] = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert error["source"] == str(root / "b" / "%05d.png") and "the frames must start at a number from 0 to 4" in error["error"]
+
+
+def test_a_folder_of_numbered_frames_is_read_file_by_file_with_one_hint(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from onevae.corpus import expand_sources
+
+    def images(folder: Path, names) -> None:
+        folder.mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (4, 4)).save(folder / name)
+
+    root = tmp_path / "JPEGImages"
+    for clip in ("bear", "cat", "dog"):
+        images(root / "480p" / clip, [f"{n:05d}.jpg" for n in range(34)])  # 102 frames in all
+    hint = f'onevae tokenize "{root}/*/*/%05d.jpg"'
+    with pytest.warns(UserWarning, match=re.escape(f"{root}: 102 images named as numbered frames are each tokenized as "
+                                                   f"a one-frame clip; to read each folder of frames as one clip, give "
+                                                   f"a pattern: {hint}")) as caught:
+        assert len(expand_sources([str(root)])) == 102  # a folder keeps its meaning: each image a clip
+    assert len(caught) == 1
+    quiet = tmp_path / "quiet"
+    images(quiet / "a", [f"{n:05d}.jpg" for n in range(50)])
+    images(quiet / "b", [f"{n:05d}.jpg" for n in range(50)])  # 100: not more than FRAME_HINT_COUNT
+    images(quiet / "photos", [f"IMG_{n:04d}.jpg" for n in range(101, 300)])  # numbered, but not from 0..4
+    images(quiet / "singles", [f"{n:03d}_{k:03d}.jpg" for n in range(5) for k in (n,)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(expand_sources([str(quiet)])) == 100 + 199 + 5
+
+
+def test_bad_frame_pattern_sources_end_in_one_line(model_dir, davis, tmp_path):
+    common = ["-o", str(tmp_path / "out"), "--model", str(model_dir), "--workers", "0", "--quiet"]
+    assert_user_error(run_cli("tokenize", str(davis / "*" / "%04d.png"), *common),
+                      f"SOURCE {davis / '*' / '%04d.png'}: no file matches this frame pattern (e.g. {davis / '*' / '0001.png'})")
+    assert_user_error(run_cli("tokenize", str(davis / "bear" / "f_%03d.png"), *common), "no file matches this frame pattern")
+    assert not (tmp_path / "out").exists()

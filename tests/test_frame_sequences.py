@@ -298,20 +298,19 @@ def test_eval_reads_a_pattern_as_a_file_clip(frames_and_video):
         resolve_clips([str(pattern.with_name("none.png"))])
 
 
-def test_tokenize_refuses_patterns_in_one_line(frames_and_video, tmp_path):
+def test_tokenize_plans_a_pattern_as_one_clip_at_the_rate_given(frames_and_video, tmp_path):
     from onevae.corpus.plan import ClipSettings
     from onevae.corpus.reading import plan_segment
     from onevae.corpus.sources import expand_sources
 
     pattern = frames_and_video[0]
-    with pytest.raises(InputError, match=r"numbered frames \(a %d pattern\) are not read by tokenize"):
-        expand_sources([str(pattern)])
     listed = tmp_path / "list.txt"
     listed.write_text(f"{pattern}\n")
+    assert [s.path for s in expand_sources([str(pattern)])] == [s.path for s in expand_sources([str(listed)])] == [str(pattern)]
     (segment,) = expand_sources([str(listed)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        plan = plan_segment(segment, ClipSettings(spatial_factor=8, temporal_factor=4))
-    assert plan.error == f"{pattern}: numbered frames (a %d pattern) are not read by tokenize; make " \
-                         "them a video first, e.g. ffmpeg -framerate 25 -i frames/%05d.png -c:v ffv1 clip.mkv"
-    assert plan.num_clips == 0
+    for fps, rate in ((None, 25.0), (12.0, 12.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plan = plan_segment(segment, ClipSettings(spatial_factor=8, temporal_factor=4, fps=fps, clip_frames=5))
+        assert (plan.error, plan.rate, plan.frames, plan.num_clips) == ("", rate, 5, 1)
+        assert (plan.probe["fps"], plan.probe["num_frames"], plan.probe["is_frame_sequence"]) == (rate, 5, True)

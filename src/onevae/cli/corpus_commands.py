@@ -16,7 +16,8 @@ def add_tokenize(sub) -> None:
         description="Tokenize every video (or every fixed-length clip) of the SOURCEs into OUT_DIR/shard-NNNNNN.tar, "
         "with an index, errors.jsonl and dataset.json. Rerunning the same command resumes. See docs/corpus.md.")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="folder (recursive), glob, text list, CSV/Parquet manifest, webdataset .tar shard, or video")
+                   help="folder (recursive), glob, text list, CSV/Parquet manifest, webdataset .tar shard, video, or "
+                   "numbered frames ('DIR/*/%%05d.jpg': each folder of frames a video)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
     g = p.add_argument_group("clips")
     g.add_argument("--clip-frames", type=int, default=None, help="fixed clips of this many frames (1 + k*tf); default: whole videos")

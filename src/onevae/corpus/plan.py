@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from ..io.frame_files import frame_at
 from .sources import Segment
 
 _EPS = 1e-6
@@ -84,9 +85,20 @@ class SegmentPlan:
 
 def expected_frames(probe: dict[str, Any], rate: float, resampled: bool, start_s: float | None, end_s: float | None,
                     max_frames: int | None) -> int:
-    """Frames the reader should give for a segment (exact for constant-rate files whose count is known)."""
+    """Frames the reader should give for a segment (exact for constant-rate files whose count is known, and for
+    frame sequences)."""
     if probe["is_image"]:
         return 1
+    if probe.get("is_frame_sequence"):
+        frames = _sequence_frames(probe["num_frames"], rate, start_s, end_s)
+    else:
+        frames = _video_frames(probe, rate, resampled, start_s, end_s)
+    if max_frames is not None:
+        frames = min(frames, max_frames)
+    return max(frames, 0)
+
+
+def _video_frames(probe: dict[str, Any], rate: float, resampled: bool, start_s: float | None, end_s: float | None) -> int:
     start = start_s or 0.0
     if resampled or start_s is not None:
         frames = math.ceil(max(probe["duration_s"] - start, 0.0) * rate - _EPS)
@@ -96,9 +108,13 @@ def expected_frames(probe: dict[str, Any], rate: float, resampled: bool, start_s
         frames = probe["num_frames"]
     if end_s is not None:
         frames = min(frames, math.ceil((end_s - start) * rate - _EPS))
-    if max_frames is not None:
-        frames = min(frames, max_frames)
-    return max(frames, 0)
+    return frames
+
+
+def _sequence_frames(count: int, rate: float, start_s: float | None, end_s: float | None) -> int:
+    """The frames of a sequence (never resampled; frame k shot at k / rate) shown from ``start_s`` until ``end_s``."""
+    end = count if end_s is None else min(count, frame_at(end_s, rate))
+    return end - frame_at(start_s or 0.0, rate)
 
 
 def count_clips(frames: int, settings: ClipSettings) -> int:

@@ -24,11 +24,11 @@ import torch
 
 from ..errors import OneVAEError
 from ..io.fit import Geometry, aspect_text, fit_size
-from ..io.frame_files import is_frame_sequence
+from ..io.frame_files import frame_at
 from ..io.video import VideoReadWarning, iter_video_windows, probe_video, tensor_to_frames
 from ..pipeline import FitOptions, output_fps, read_fps
 from .plan import ClipSettings, SegmentPlan, clip_start, count_clips, expected_frames
-from .sources import FRAME_PATTERNS_REFUSED, Segment
+from .sources import Segment
 
 
 @dataclass
@@ -89,13 +89,10 @@ def _reason(error: BaseException, tmp: Path, segment: Segment) -> str:
 def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
     """Probe a segment and count its clips (ids are given later, by :func:`onevae.corpus.plan.number_clips`)."""
     plan = SegmentPlan(segment)
-    if not segment.member and is_frame_sequence(segment.path):
-        plan.error = f"{segment.label}: {FRAME_PATTERNS_REFUSED}"
-        return plan
     try:
         with segment_file(segment) as path:
             try:
-                info = probe_video(path)
+                info = probe_video(path, sequence_fps=settings.fps)  # a frame sequence: --fps is its shot rate
             except OneVAEError as error:
                 plan.error = _reason(error, path, segment)
                 return plan
@@ -105,7 +102,8 @@ def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
     options = fit_options(settings)
     plan.probe = {"width": info.width, "height": info.height, "fps": info.fps, "num_frames": info.num_frames,
                   "duration_s": info.duration_s, "codec": info.codec, "is_image": info.is_image,
-                  "variable_frame_rate": info.variable_frame_rate, "sample_aspect_ratio": aspect_text(info.sample_aspect_ratio)}
+                  "is_frame_sequence": info.is_frame_sequence, "variable_frame_rate": info.variable_frame_rate,
+                  "sample_aspect_ratio": aspect_text(info.sample_aspect_ratio)}
     plan.rate = output_fps(info, options)
     try:
         geometry = fit_size(info.height, info.width, settings.spatial_factor, settings.size_mode, settings.short_side,
@@ -117,7 +115,7 @@ def plan_segment(segment: Segment, settings: ClipSettings) -> SegmentPlan:
     if segment.start_s is not None and not info.is_image and segment.start_s >= info.duration_s > 0:
         plan.error = f"{segment.label}: start {segment.start_s} s is at or after the end of the video ({info.duration_s:.3f} s)"
         return plan
-    resampled = read_fps(info, options) is not None
+    resampled = read_fps(info, options) is not None and not info.is_frame_sequence
     plan.frames = expected_frames(plan.probe, plan.rate, resampled, segment.start_s, segment.end_s, settings.max_frames)
     plan.num_clips = count_clips(plan.frames, settings)
     if plan.num_clips == 0:
@@ -181,6 +179,8 @@ def _frames_before_end(plan: SegmentPlan) -> int | None:
     segment = plan.segment
     if segment.end_s is None or plan.probe.get("is_image"):
         return None
+    if plan.probe.get("is_frame_sequence"):
+        return plan.frames  # exact
     return max(1, math.ceil((segment.end_s - (segment.start_s or 0.0)) * plan.rate - 1e-6))
 
 
@@ -195,9 +195,15 @@ class _Probe:
         return read_fps(self, fit_options(settings))  # type: ignore[arg-type]
 
 
+def _first_time(plan: SegmentPlan) -> float:
+    """When the segment's first frame read is shown: its start, or for a frame sequence the first frame at or after it."""
+    start = plan.segment.start_s or 0.0
+    return frame_at(start, plan.rate) / plan.rate if plan.probe.get("is_frame_sequence") else start
+
+
 def _clip_meta(plan: SegmentPlan, first: int, frames: int, geometry: Geometry) -> dict[str, Any]:
     segment = plan.segment
-    offset = segment.start_s or 0.0
+    offset = _first_time(plan)
     return {
         "source": {"path": segment.path, "member": segment.member, "origin": segment.origin, "segment": segment.index,
                    **plan.probe},

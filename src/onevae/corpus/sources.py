@@ -4,11 +4,15 @@ or one manifest row's time range of a video), without opening any video.
 A SOURCE is a folder (its media files, recursively, sorted), a glob (``**`` recursive), a text list (``.txt``,
 ``.lst``, ``.list``: one path per line), a CSV/TSV or Parquet manifest (a path column, optional start/end times
 in seconds, any other columns carried into each clip's metadata), a webdataset ``.tar`` shard of videos (each
-sample's video member; the sample's ``.json`` object and ``.txt`` members are carried as columns), or a video.
-Relative paths in lists and manifests are relative to the list's folder. Numbered frames (``frames/%05d.png``, which
-the other commands read as a clip) are not read: refused here as a SOURCE, and as a list or manifest entry when
-planned (:data:`FRAME_PATTERNS_REFUSED`). The order of the segments is the order
-of the SOURCE arguments, then of the rows (folders and globs sorted), so it does not depend on the machine.
+sample's video member; the sample's ``.json`` object and ``.txt`` members are carried as columns), a video, or
+numbered frames (``frames/%05d.png``: one segment, as the other commands read it as one clip). A frame pattern whose
+folder part is a glob (``DAVIS/JPEGImages/480p/*/%05d.jpg``) is one segment per matching folder holding frames for
+it, sorted. Lists and manifests may name patterns too; their relative paths are relative to the list's folder.
+
+A folder stays a folder of files, each a clip: one whose images look like numbered frames (more than
+:data:`FRAME_HINT_COUNT`) is warned of once, with the pattern SOURCE that reads them as clips. The order of the
+segments is the order of the SOURCE arguments, then of the rows (folders and globs sorted), so it does not depend
+on the machine.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from typing import Any
 
 from ..data.video_dataset import LIST_EXTENSIONS, is_media_file
 from ..errors import InputError
-from ..io.frame_files import is_frame_sequence
+from ..io.frame_files import FIRST_NUMBERS, holds_frames, is_frame_sequence, looks_numbered, numbered
+from ..io.video import IMAGE_EXTENSIONS
 
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".parquet")
 SHARD_EXTENSIONS = (".tar",)
-FRAME_PATTERNS_REFUSED = ("numbered frames (a %d pattern) are not read by tokenize; make them a video first, e.g. "
-                          "ffmpeg -framerate 25 -i frames/%05d.png -c:v ffv1 clip.mkv")
+FRAME_HINT_COUNT = 100  # a folder SOURCE with more images named as numbered frames than this gets the pattern hint
 OUTPUT_MARKER = ".onevae-tokenize"  # the state folder of a tokenize output (onevae.corpus.state.STATE_DIR)
 
 
@@ -73,7 +77,7 @@ class Segment:
 def expand_sources(sources: list[str], columns: ManifestColumns = ManifestColumns()) -> list[Segment]:
     """Every segment of the SOURCE arguments, numbered in order; InputError when a SOURCE gives nothing."""
     if not sources:
-        raise InputError("give at least one SOURCE (a folder, glob, list, manifest, tar shard or video)")
+        raise InputError("give at least one SOURCE (a folder, glob, list, manifest, tar shard, video or frame pattern)")
     segments: list[Segment] = []
     for source in sources:
         found = list(_expand_one(source, columns))
@@ -103,12 +107,13 @@ def _warn_of_repeats(segments: list[Segment]) -> None:
 
 def _expand_one(source: str, columns: ManifestColumns) -> Iterator[Segment]:
     path = Path(source)
+    if is_frame_sequence(source):
+        yield from _frame_patterns(path)
+        return
     if glob.has_magic(source) and not path.exists():
         for match in sorted(glob.glob(source, recursive=True)):
             yield from _expand_path(Path(match), columns, from_glob=True)
         return
-    if is_frame_sequence(source):
-        raise InputError(f"SOURCE {source}: {FRAME_PATTERNS_REFUSED}")
     if not path.exists():
         raise InputError(f"SOURCE {source}: no such file or folder")
     yield from _expand_path(path, columns, from_glob=False)
@@ -117,7 +122,9 @@ def _expand_one(source: str, columns: ManifestColumns) -> Iterator[Segment]:
 def _expand_path(path: Path, columns: ManifestColumns, from_glob: bool) -> Iterator[Segment]:
     suffix = path.suffix.lower()
     if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        _hint_frame_folders(path, files)
+        for file in files:
             if is_media_file(file):
                 yield _segment(file)
             elif file.suffix.lower() in SHARD_EXTENSIONS and not (file.parent / OUTPUT_MARKER).exists():
@@ -130,6 +137,41 @@ def _expand_path(path: Path, columns: ManifestColumns, from_glob: bool) -> Itera
         yield from _shard_members(path)
     elif is_media_file(path) or not from_glob:
         yield _segment(path)  # not a known media extension: FFmpeg decides, failures go to errors.jsonl
+
+
+# ------------------------------------------------------------------------------------------ numbered frames
+def _frame_patterns(pattern: Path) -> Iterator[Segment]:
+    """A frame pattern: one segment; with glob magic in its folder part, one per matching folder that holds a file
+    the pattern prints (sorted). InputError when no folder does."""
+    folders = [Path(f) for f in sorted(glob.glob(str(pattern.parent), recursive=True))] \
+        if glob.has_magic(str(pattern.parent)) else [pattern.parent]
+    found = [folder / pattern.name for folder in folders if folder.is_dir() and holds_frames(folder / pattern.name)]
+    if not found:
+        raise InputError(f"SOURCE {pattern}: no file matches this frame pattern (e.g. {numbered(pattern, 1)})")
+    yield from (_segment(p) for p in found)
+
+
+def _hint_frame_folders(root: Path, files: list[Path]) -> None:
+    """One warning when a folder SOURCE holds more than FRAME_HINT_COUNT images that read as numbered frames (in
+    folders holding 2 or more files of one name pattern, one of them numbered 0..4, so the pattern reads them), each
+    then a one-image clip: the hint names the pattern SOURCE (the most common folder depth and name)."""
+    runs: dict[tuple[Path, str], list[int]] = {}
+    for file in files:
+        found = looks_numbered(file.name) if file.suffix.lower() in IMAGE_EXTENSIONS else None
+        if found is not None:
+            runs.setdefault((file.parent, found[0]), []).append(found[1])
+    frames: dict[tuple[int, str], int] = {}
+    for (folder, pattern), numbers in runs.items():
+        if len(numbers) >= 2 and min(numbers) in FIRST_NUMBERS:
+            key = (len(folder.relative_to(root).parts), pattern)
+            frames[key] = frames.get(key, 0) + len(numbers)
+    total = sum(frames.values())
+    if total <= FRAME_HINT_COUNT:
+        return
+    depth, pattern = max(frames, key=lambda key: (frames[key], key[1]))
+    hint = Path(root, *["*"] * depth, pattern)
+    warnings.warn(f"{root}: {total} images named as numbered frames are each tokenized as a one-frame clip; to read "
+                  f"each folder of frames as one clip, give a pattern: onevae tokenize \"{hint}\"", UserWarning, stacklevel=4)
 
 
 def _segment(path: Path, origin: str = "", **fields: Any) -> Segment:

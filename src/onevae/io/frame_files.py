@@ -6,10 +6,12 @@ writers and the reader, and which files such a pattern names when it is read as 
 * A pattern read as a clip names, as FFmpeg's image2 demuxer finds them, the files from the first existing number
   among 0 to 4 on, consecutive: a missing number ends the clip (:func:`find_frames`; :mod:`onevae.io.video`
   reads each file as it reads a still image).
+* A name ending in a number of 3 or more digits looks like a frame (:func:`looks_numbered`): for hints only.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from ..errors import InputError, OneVAEError
 
 _FRAME_NUMBER = re.compile(r"%(0?\d*)d")
 FIRST_NUMBERS = range(5)  # FFmpeg's image2 demuxer: the first frame is the first of the numbers 0..4 that exists
+_TIME_EPS = 1e-6  # seconds: times closer than this are equal
+_PADDED_NUMBER = re.compile(r"(.*?)(\d{3,})(\.[^.]+)")  # a name ending in a frame-like number: 00042.jpg
 
 
 def frame_pattern(path: str | os.PathLike, role: str = "output") -> str | None:
@@ -51,6 +55,28 @@ def is_frame_sequence(path: str | os.PathLike) -> bool:
         return frame_pattern(path, "input") is not None
     except OneVAEError:
         return False
+
+
+def holds_frames(pattern: str | os.PathLike) -> bool:
+    """Whether the pattern's folder holds any file the pattern prints (whatever its number); no file is opened."""
+    try:
+        return bool(_numbers_present(Path(pattern)))
+    except InputError:
+        return False
+
+
+def frame_at(seconds: float, fps: float) -> int:
+    """The first frame of a sequence shot at ``fps`` shown at or after ``seconds`` (frame k is at k / fps)."""
+    return max(0, math.ceil(seconds * fps - _TIME_EPS))
+
+
+def looks_numbered(name: str) -> tuple[str, int] | None:
+    """The pattern a file name looks like a frame of, and its number, when it ends in a number of 3 or more digits
+    (``00042.jpg`` -> ``("%05d.jpg", 42)``, ``img_0007.png`` -> ``("img_%04d.png", 7)``), else None. For hints."""
+    match = _PADDED_NUMBER.fullmatch(name)
+    if match is None or "%" in name:
+        return None
+    return f"{match.group(1)}%0{len(match.group(2))}d{match.group(3)}", int(match.group(2))
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ from av.video.reformatter import ColorRange
 
 from ..errors import InputError
 from .fit import Geometry, aspect_text
-from .frame_files import FrameFiles, find_frames, is_frame_sequence
+from .frame_files import FrameFiles, find_frames, frame_at, is_frame_sequence
 from .paths import PathLike, existing_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts")
@@ -529,7 +529,7 @@ def _sequence_frames(frames: FrameFiles, fps: float, start_s: float) -> Iterator
     Read with PIL as a still image is (not by FFmpeg's image2 demuxer): a frame of a sequence is then the very
     array that reading the file alone gives (EXIF orientation, 16-bit greys, JPEG's colour conversion)."""
     first_read: tuple[Path, tuple[int, ...]] | None = None
-    for index in range(math.ceil(start_s * fps - _TIME_EPS), frames.count):
+    for index in range(frame_at(start_s, fps), frames.count):
         path = frames.path(index)
         rgb = _image_to_rgb(_open_image(_check_input_file(path)))  # (H, W, 3) uint8
         if first_read is None:
