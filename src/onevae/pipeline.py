@@ -367,7 +367,6 @@ def decode_to_video(model: OneVAE, grids: Grids | list[torch.Tensor], meta: Toke
     names another model (``meta.model_fingerprint``, when recorded) are refused: ``fingerprint`` is the model's,
     computed when not given."""
     out = Path(out)
-    check_output(out, lossless=lossless, frames=meta.frames)
     if meta.model_fingerprint:
         from .model_dir import model_fingerprint
 
@@ -494,7 +493,7 @@ def reconstruct_file(
 
     path, out = Path(path), (Path(out) if out is not None else None)
     info = probe_video(path, sequence_fps=options.fps)
-    if out is not None:
+    if out is not None:  # open_writer checks it again below; here before the planning and the progress bar start
         check_output(out, lossless=lossless, frames=_expected_frames(info, options))
     geometry = plan_geometry(model, info, options)
     paths = ["tokens", "latents"] if model.config.discrete else ["latents"]

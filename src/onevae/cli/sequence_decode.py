@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import OneVAEError
 from ..io.atomic import output_directory
-from ..io.outputs import checked_output, written_names
+from ..io.outputs import checked_output, video_suffix, written_names
 from ..io.paths import directory_output
 
 SEQUENCE_SUFFIXES = (".npy", ".pt", ".pth")
@@ -64,8 +64,7 @@ def _outputs(output: str, directory: Path | None, batch: int, source: str, lossl
     """The files to write: ``-o`` itself for one clip, else clip-NNNNN.mp4 (.mkv when lossless) in ``directory``."""
     if directory is None:
         return [checked_output(output, source, lossless)]
-    suffix = ".mkv" if lossless else ".mp4"
-    return [checked_output(directory / f"clip-{i:05d}{suffix}", source, lossless) for i in range(batch)]
+    return [checked_output(directory / f"clip-{i:05d}{video_suffix(lossless)}", source, lossless) for i in range(batch)]
 
 
 def run_decode_sequence(args: argparse.Namespace, load_model: Callable[[argparse.Namespace], Any]) -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OneVAEError
 from ..io.atomic import output_directory
-from ..io.outputs import checked_output, written_names
+from ..io.outputs import checked_output, video_suffix, written_names
 from ..io.paths import directory_output
 
 if TYPE_CHECKING:  # torch is imported when a command runs, not when the parser is built
@@ -64,7 +64,7 @@ def _decode_clips(args: argparse.Namespace, source: Path, keys: list[str] | None
     from ..model_dir import model_fingerprint
     from ..pipeline import decode_to_video
 
-    suffix = ".mkv" if args.lossless else ".mp4"
+    suffix = video_suffix(args.lossless)
     first_out = checked_output(args.output, source, args.lossless) if directory is None else None
     clips = read_clips(source, keys, latents=True)  # unknown keys are refused here, before the model loads
     first = next(clips)

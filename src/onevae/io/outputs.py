@@ -62,6 +62,12 @@ def check_output(path: PathLike, lossless: bool = False, frames: int | None = No
                           "video (.mp4, .mkv)")
 
 
+def video_suffix(lossless: bool = False) -> str:
+    """The suffix of the videos a command names itself (each clip of a batch in a folder): .mkv when lossless
+    (FFV1), else .mp4."""
+    return LOSSLESS_VIDEO_OUTPUTS[0] if lossless else ".mp4"
+
+
 def checked_output(output: PathLike, source: PathLike, lossless: bool = False) -> Path:
     """``output`` as a name a writer can fill, in a writable directory, that is not the input ``source``: what a
     command checks before any work."""
